@@ -1,0 +1,140 @@
+/* dns/request.c - following aliases on the client's behalf.
+ *
+ * A handler that learns the answer lies under another name (an ExternalName's target, a
+ * search-path candidate) rewrites the question and lets the chain go on; at the end the
+ * reply is spliced back together under the client's question. The query buffer is free by
+ * then, so the splice is built there and copied back: no allocation. */
+#include "dns/request.h"
+
+#include <string.h>
+
+/* Appends src's records to out, expanding the pointer 0xc00c to the name it stood for. */
+static int append_prefix(struct dns_rewrite *rw, const struct dns_name *current,
+                         const uint8_t *src, size_t len, uint16_t count, bool first)
+{
+    struct dns_cursor out;
+    dns_cursor_init(&out, rw->prefix, sizeof(rw->prefix));
+    out.pos = rw->prefix_len;
+    for (size_t i = 0; i < len;) {
+        bool ptr = i + 1 < len && dns_wire_get_u16(src + i) == DNS_QUESTION_PTR;
+        if (!ptr) {
+            /* An uncompressed owner, then the fixed fields and data. */
+            size_t n = i;
+            while (n < len && src[n] != 0)
+                n += (size_t)src[n] + 1;
+            n++;
+            if (n + 10 > len)
+                return -1;
+            size_t end = n + 10 + dns_wire_get_u16(src + n + 8);
+            dns_cursor_put(&out, src + i, end - i);
+            i = end;
+            continue;
+        }
+        /* The first rewrite keeps 0xc00c: in the final reply it is the client's question. */
+        if (first)
+            dns_cursor_put(&out, src + i, 2);
+        else
+            dns_cursor_put(&out, current->wire, current->len);
+        if (i + 12 > len)
+            return -1;
+        size_t end = i + 12 + dns_wire_get_u16(src + i + 10);
+        dns_cursor_put(&out, src + i + 2, end - i - 2);
+        i = end;
+    }
+    if (out.err || out.pos > UINT16_MAX)
+        return -1;
+    rw->prefix_len = (uint16_t)out.pos;
+    rw->prefix_count = (uint16_t)(rw->prefix_count + count);
+    return 0;
+}
+
+int dns_request_rewrite(struct dns_request *req, const struct dns_name *target,
+                        const uint8_t *prefix, size_t prefix_len, uint16_t prefix_count)
+{
+    struct dns_rewrite *rw = &req->rewrite;
+    bool first = !(req->flags & DNS_REQ_REWRITTEN);
+    if (first) {
+        rw->q = req->q;
+        rw->question_len = (uint16_t)(req->q.question_end - DNS_HEADER_SIZE);
+        memcpy(rw->question, req->pkt + DNS_HEADER_SIZE, rw->question_len);
+        rw->prefix_len = 0;
+        rw->prefix_count = 0;
+    }
+    if (append_prefix(rw, &req->q.qname, prefix, prefix_len, prefix_count, first) < 0)
+        return -1;
+    /* The query becomes header + the target's question: what a client asking for target
+     * would have sent, so the cache and the forwarder need to know nothing of this. */
+    uint8_t *p = req->pkt + DNS_HEADER_SIZE;
+    memcpy(p, target->wire, target->len);
+    dns_wire_put_u16(p + target->len, req->q.qtype);
+    dns_wire_put_u16(p + target->len + 2, req->q.qclass);
+    dns_wire_reply_counts(req->pkt, 0, 0, 0);
+    req->q.qname = *target;
+    req->q.question_end = (uint16_t)(DNS_HEADER_SIZE + target->len + 4);
+    req->pkt_len = req->q.question_end;
+    req->flags |= DNS_REQ_REWRITTEN;
+    return 0;
+}
+
+void dns_request_cancel_rewrite(struct dns_request *req)
+{
+    if (!(req->flags & DNS_REQ_REWRITTEN))
+        return;
+    struct dns_rewrite *rw = &req->rewrite;
+    memcpy(req->pkt + DNS_HEADER_SIZE, rw->question, rw->question_len);
+    req->q = rw->q;
+    req->pkt_len = req->q.question_end;
+    req->flags &= ~(uint32_t)DNS_REQ_REWRITTEN;
+}
+
+/* Copies count records from in to out with names expanded. The OPT record comes along as
+ * it is: the reply was made for this client, so it has one exactly when the client did. */
+static void copy_section(struct dns_cursor *out, struct dns_cursor *in, uint16_t count)
+{
+    for (uint16_t i = 0; i < count && !in->err && !out->err; i++) {
+        uint16_t type;
+        dns_wire_copy_rr(out, in, &type);
+    }
+}
+
+void dns_request_restore(struct dns_request *req)
+{
+    struct dns_rewrite *rw = &req->rewrite;
+    const uint8_t *old = req->ans;
+    size_t old_len = req->ans_len;
+    dns_request_cancel_rewrite(req);
+    if (old_len < DNS_HEADER_SIZE)
+        return;
+    /* The splice is written over the query buffer, which nobody reads any more; its question
+     * stays the client's, so error replies made from req->pkt remain right. */
+    struct dns_cursor out, in;
+    dns_cursor_init(&out, req->pkt, DNS_MAX_MSG);
+    dns_cursor_put(&out, old, 4); /* ID and flags as answered */
+    dns_cursor_put_u16(&out, 1);
+    out.pos = DNS_HEADER_SIZE;
+    dns_cursor_put(&out, rw->question, rw->question_len);
+    dns_cursor_put(&out, rw->prefix, rw->prefix_len);
+    dns_cursor_init(&in, old, old_len);
+    in.pos = DNS_HEADER_SIZE;
+    uint16_t qd = dns_wire_get_u16(old + 4);
+    for (uint16_t i = 0; i < qd && !in.err; i++) {
+        struct dns_name skip;
+        dns_cursor_name(&in, &skip, false);
+        dns_cursor_skip(&in, 4);
+    }
+    uint16_t an = dns_wire_get_u16(old + 6);
+    uint16_t ns = dns_wire_get_u16(old + 8);
+    uint16_t ar = dns_wire_get_u16(old + 10);
+    copy_section(&out, &in, an);
+    copy_section(&out, &in, ns);
+    copy_section(&out, &in, ar);
+    if (in.err || out.err) {
+        /* A reply we cannot take apart: better an honest failure than half an answer. */
+        req->ans_len = dns_wire_error_reply(req->ans, req->ans_cap, &req->q, req->pkt,
+                                            DNS_RCODE_SERVFAIL, 0, -1);
+        return;
+    }
+    dns_wire_reply_counts(req->pkt, (uint16_t)(rw->prefix_count + an), ns, ar);
+    memcpy(req->ans, req->pkt, out.pos);
+    req->ans_len = out.pos;
+}

@@ -1,0 +1,550 @@
+/* resolver/cache.c - a bounded, sharded answer cache.
+ *
+ * Each shard owns a fixed slice of the entry table (the slices add up to cfg.size exactly), a
+ * bucket index over it and a CLOCK hand; its mutex guards all three and its counters. An entry
+ * owns one malloc'd blob: the scrubbed reply without OPT (ID 0, TTLs already capped), the
+ * offsets of its TTL fields and the lower-cased key name. A hit copies the blob into the
+ * request's buffer and patches it; nothing is allocated on a hit.
+ *
+ * Invariant: the number of entries never exceeds cfg.size; an insert into a full shard frees
+ * exactly one entry first. What is stored passed resolver_scrub_check() and was rewritten by
+ * resolver_scrub_rewrite(), so it holds only the question's chain and, if negative, its SOA. */
+#include "resolver/cache.h"
+
+#include <ctype.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "dns/log.h"
+#include "resolver/forward.h"
+#include "resolver/scrub.h"
+#include "resolver/siphash.h"
+
+#define MAX_SHARDS 64
+#define MIN_PER_SHARD 64 /* small caches use fewer shards, so the bound stays exact and useful */
+#define STALE_TTL 30     /* RFC 8767 §4 */
+#define STALE_HOLD_MS 30000 /* RFC 8767 §4: retry a failed refresh at most every 30 s */
+#define MAX_TTL_OFFSETS (DNS_MAX_MSG / 11)
+#define NO_ENTRY UINT32_MAX
+#define OPT_ROOM 32 /* our OPT with an EDE option */
+
+struct entry {
+    uint8_t *blob; /* NULL: the slot is free */
+    uint64_t hash;
+    uint64_t inserted_ms;
+    uint64_t expire_ms;
+    uint64_t stale_until_ms; /* equal to expire_ms when it may not be served stale */
+    uint64_t stale_hold_ms;  /* after a failed refresh, answer stale without asking until then */
+    uint32_t next;           /* bucket chain */
+    uint16_t len;            /* of the reply */
+    uint16_t n_ttl;
+    uint16_t qtype, qclass;
+    uint8_t qname_len;
+    bool dnssec_ok;
+    bool referenced; /* CLOCK: hit since the hand last passed */
+    int8_t ede;      /* for a cached SERVFAIL: the EDE it carried */
+};
+
+struct shard {
+    uv_mutex_t lock;
+    struct entry *entries;
+    uint32_t cap, used;
+    uint32_t *buckets;
+    uint32_t mask;
+    uint32_t hand;
+    uint64_t hits, misses, inserts, evictions, served_stale;
+};
+
+struct resolver_cache {
+    struct resolver_cache_config cfg;
+    struct resolver_siphash_key key;
+    struct shard *shards;
+    unsigned n_shards;
+    atomic_size_t entries;
+};
+
+struct key {
+    const struct dns_name *qname;
+    uint16_t qtype, qclass;
+    bool dnssec_ok;
+    uint64_t hash;
+};
+
+void resolver_cache_config_default(struct resolver_cache_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->size = 10000;
+    cfg->max_ttl = 3600;
+    cfg->min_ttl = 0;
+    cfg->serve_stale_s = 0;
+    cfg->servfail_ttl = 5;
+    cfg->forward_name = RESOLVER_FORWARD_NAME;
+}
+
+static uint64_t now_ms(const struct resolver_cache *cache)
+{
+    return cache->cfg.now_ms ? cache->cfg.now_ms() : uv_hrtime() / 1000000u;
+}
+
+/* Setup. */
+
+static unsigned pow2_at_most(unsigned n)
+{
+    unsigned v = 1;
+    while (v * 2 <= n)
+        v *= 2;
+    return v;
+}
+
+static int shard_init(struct shard *s, uint32_t cap)
+{
+    uint32_t nb = 1;
+    while (nb < cap * 2)
+        nb *= 2;
+    s->cap = cap;
+    s->entries = calloc(cap, sizeof(*s->entries));
+    s->buckets = malloc(nb * sizeof(*s->buckets));
+    if (!s->entries || !s->buckets || uv_mutex_init(&s->lock) != 0) {
+        free(s->entries);
+        free(s->buckets);
+        s->entries = NULL;
+        s->buckets = NULL;
+        return UV_ENOMEM;
+    }
+    s->mask = nb - 1;
+    for (uint32_t i = 0; i < nb; i++)
+        s->buckets[i] = NO_ENTRY;
+    return 0;
+}
+
+int resolver_cache_new(struct resolver_cache **out, const struct resolver_cache_config *cfg)
+{
+    *out = NULL;
+    if (cfg->size == 0 || cfg->size > UINT32_MAX / 4 || cfg->min_ttl > cfg->max_ttl)
+        return UV_EINVAL;
+    struct resolver_cache *cache = calloc(1, sizeof(*cache));
+    if (!cache)
+        return UV_ENOMEM;
+    cache->cfg = *cfg;
+    if (!cache->cfg.forward_name)
+        cache->cfg.forward_name = RESOLVER_FORWARD_NAME;
+    unsigned n = (unsigned)(cfg->size / MIN_PER_SHARD);
+    cache->n_shards = pow2_at_most(n < 1 ? 1 : n > MAX_SHARDS ? MAX_SHARDS : n);
+    cache->shards = calloc(cache->n_shards, sizeof(*cache->shards));
+    int rc = cache->shards ? resolver_siphash_key_random(&cache->key) : UV_ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < cache->n_shards; i++) {
+        /* The slices add up to cfg.size exactly: the first ones take the remainder. */
+        size_t cap = cfg->size / cache->n_shards + (i < cfg->size % cache->n_shards ? 1 : 0);
+        rc = shard_init(&cache->shards[i], (uint32_t)cap);
+        if (rc != 0)
+            cache->n_shards = i; /* free() tears down the ones made */
+    }
+    if (rc != 0) {
+        resolver_cache_free(cache);
+        return rc;
+    }
+    *out = cache;
+    return 0;
+}
+
+void resolver_cache_free(struct resolver_cache *cache)
+{
+    if (!cache)
+        return;
+    for (unsigned i = 0; cache->shards && i < cache->n_shards; i++) {
+        struct shard *s = &cache->shards[i];
+        for (uint32_t k = 0; k < s->cap; k++)
+            free(s->entries[k].blob);
+        free(s->entries);
+        free(s->buckets);
+        uv_mutex_destroy(&s->lock);
+    }
+    free(cache->shards);
+    free(cache);
+}
+
+/* Lookup. */
+
+static void key_init(const struct resolver_cache *cache, const struct dns_request *req,
+                     struct key *k)
+{
+    uint8_t buf[DNS_MAX_NAME + 5];
+    const struct dns_query *q = &req->q;
+    k->qname = &q->qname;
+    k->qtype = q->qtype;
+    k->qclass = q->qclass;
+    k->dnssec_ok = q->has_edns && (q->edns_flags & DNS_EDNS_DO);
+    memcpy(buf, q->qname.wire, q->qname.len);
+    dns_wire_put_u16(buf + q->qname.len, q->qtype);
+    dns_wire_put_u16(buf + q->qname.len + 2, q->qclass);
+    buf[q->qname.len + 4] = k->dnssec_ok;
+    k->hash = resolver_siphash13(&cache->key, buf, (size_t)q->qname.len + 5);
+}
+
+static struct shard *shard_of(struct resolver_cache *cache, uint64_t hash)
+{
+    return &cache->shards[(hash >> 58) & (cache->n_shards - 1)];
+}
+
+static const uint8_t *entry_name(const struct entry *e)
+{
+    return e->blob + e->len + (size_t)e->n_ttl * 2;
+}
+
+static const uint8_t *entry_ttl_offsets(const struct entry *e)
+{
+    return e->blob + e->len;
+}
+
+static uint32_t shard_find(const struct shard *s, const struct key *k)
+{
+    for (uint32_t i = s->buckets[k->hash & s->mask]; i != NO_ENTRY; i = s->entries[i].next) {
+        const struct entry *e = &s->entries[i];
+        if (e->hash == k->hash && e->qtype == k->qtype && e->qclass == k->qclass &&
+            e->dnssec_ok == k->dnssec_ok && e->qname_len == k->qname->len &&
+            memcmp(entry_name(e), k->qname->wire, e->qname_len) == 0)
+            return i;
+    }
+    return NO_ENTRY;
+}
+
+/* Copies entry e into req->ans for this client: its ID, flags and question case, each TTL
+ * minus the age (or STALE_TTL), its OPT with the entry's EDE or the one given. */
+static bool render(const struct entry *e, struct dns_request *req, uint64_t now, bool stale)
+{
+    const struct dns_query *q = &req->q;
+    size_t qlen = (size_t)q->question_end - DNS_HEADER_SIZE;
+    if ((size_t)e->qname_len + 4 != qlen || (size_t)e->len + OPT_ROOM > req->ans_cap)
+        return false;
+    memcpy(req->ans, e->blob, e->len);
+    dns_wire_put_u16(req->ans, q->id);
+    uint16_t stored = dns_wire_get_u16(e->blob + 2);
+    bool want_ad = (q->flags & DNS_FLAG_AD) || (q->has_edns && (q->edns_flags & DNS_EDNS_DO));
+    uint16_t flags = (uint16_t)(DNS_FLAG_QR | DNS_FLAG_RA | (q->flags & (DNS_FLAG_RD | DNS_FLAG_CD)) |
+                                ((stored & DNS_FLAG_AD) && want_ad ? DNS_FLAG_AD : 0) |
+                                DNS_RCODE(stored));
+    dns_wire_put_u16(req->ans + 2, flags);
+    memcpy(req->ans + DNS_HEADER_SIZE, req->pkt + DNS_HEADER_SIZE, qlen);
+    uint32_t age = (uint32_t)((now - e->inserted_ms) / 1000);
+    const uint8_t *offs = entry_ttl_offsets(e);
+    for (uint16_t i = 0; i < e->n_ttl; i++) {
+        uint8_t *t = req->ans + dns_wire_get_u16(offs + 2 * i);
+        uint32_t ttl = dns_wire_get_u32(t);
+        dns_wire_put_u32(t, stale ? STALE_TTL : ttl > age ? ttl - age : 0);
+    }
+    size_t n = e->len;
+    if (q->has_edns) {
+        struct dns_cursor c;
+        dns_cursor_init(&c, req->ans, req->ans_cap);
+        c.pos = n;
+        dns_wire_put_opt(&c, q, DNS_RCODE(stored), stale ? RESOLVER_EDE_STALE_ANSWER : e->ede);
+        if (c.err)
+            return false;
+        n = c.pos;
+        dns_wire_put_u16(req->ans + 10, 1);
+    }
+    req->ans_len = n;
+    return true;
+}
+
+enum dns_verdict resolver_cache_serve(void *self, struct dns_request *req)
+{
+    struct resolver_cache *cache = self;
+    struct key k;
+    if (!req->q.has_question)
+        return DNS_NEXT;
+    key_init(cache, req, &k);
+    struct shard *s = shard_of(cache, k.hash);
+    uint64_t now = now_ms(cache);
+    bool hit = false;
+    uv_mutex_lock(&s->lock);
+    uint32_t i = shard_find(s, &k);
+    struct entry *e = i != NO_ENTRY ? &s->entries[i] : NULL;
+    if (e && now < e->expire_ms && render(e, req, now, false)) {
+        e->referenced = true;
+        s->hits++;
+        hit = true;
+    } else if (e && now < e->stale_hold_ms && now < e->stale_until_ms &&
+               render(e, req, now, true)) {
+        /* The last refresh failed moments ago: answer stale at once instead of making every
+         * client wait for the upstream deadline again. */
+        s->served_stale++;
+        hit = true;
+    } else {
+        s->misses++;
+    }
+    uv_mutex_unlock(&s->lock);
+    return hit ? DNS_DONE : DNS_NEXT;
+}
+
+/* Insertion. */
+
+static void bucket_unlink(struct shard *s, uint32_t i)
+{
+    uint32_t *pp = &s->buckets[s->entries[i].hash & s->mask];
+    while (*pp != NO_ENTRY && *pp != i)
+        pp = &s->entries[*pp].next;
+    if (*pp == i)
+        *pp = s->entries[i].next;
+}
+
+/* A slot for a new entry: an unused one while the shard fills, then CLOCK's victim. Entries
+ * past any use (expired beyond the stale window) go first; a referenced entry gets a second
+ * chance; after two sweeps the hand takes whatever it points at. */
+static uint32_t shard_take_slot(struct resolver_cache *cache, struct shard *s, uint64_t now)
+{
+    if (s->used < s->cap) {
+        atomic_fetch_add(&cache->entries, 1);
+        return s->used++;
+    }
+    for (uint32_t steps = 0;; steps++) {
+        uint32_t i = s->hand;
+        struct entry *e = &s->entries[i];
+        s->hand = (s->hand + 1) % s->cap;
+        bool dead = now >= e->stale_until_ms;
+        if (e->referenced && !dead && steps < 2 * s->cap) {
+            e->referenced = false;
+            continue;
+        }
+        bucket_unlink(s, i);
+        free(e->blob);
+        e->blob = NULL;
+        s->evictions++;
+        return i;
+    }
+}
+
+struct stored {
+    const uint8_t *reply;
+    size_t len;
+    const uint16_t *ttl_off;
+    size_t n_ttl;
+    uint32_t lifetime; /* seconds */
+    bool stale_ok;
+    int ede;
+};
+
+static void insert(struct resolver_cache *cache, const struct key *k, const struct stored *st,
+                   uint64_t now)
+{
+    size_t size = st->len + st->n_ttl * 2 + k->qname->len;
+    uint8_t *blob = malloc(size);
+    if (!blob)
+        return; /* a cache may forget; the answer still goes out */
+    memcpy(blob, st->reply, st->len);
+    for (size_t i = 0; i < st->n_ttl; i++)
+        dns_wire_put_u16(blob + st->len + 2 * i, st->ttl_off[i]);
+    memcpy(blob + st->len + st->n_ttl * 2, k->qname->wire, k->qname->len);
+    struct shard *s = shard_of(cache, k->hash);
+    uv_mutex_lock(&s->lock);
+    uint32_t i = shard_find(s, k);
+    if (i != NO_ENTRY) {
+        free(s->entries[i].blob);
+    } else {
+        i = shard_take_slot(cache, s, now);
+        s->entries[i].hash = k->hash;
+        s->entries[i].next = s->buckets[k->hash & s->mask];
+        s->buckets[k->hash & s->mask] = i;
+    }
+    struct entry *e = &s->entries[i];
+    e->blob = blob;
+    e->len = (uint16_t)st->len;
+    e->n_ttl = (uint16_t)st->n_ttl;
+    e->qtype = k->qtype;
+    e->qclass = k->qclass;
+    e->qname_len = k->qname->len;
+    e->dnssec_ok = k->dnssec_ok;
+    e->referenced = false;
+    e->ede = (int8_t)st->ede;
+    e->inserted_ms = now;
+    e->expire_ms = now + (uint64_t)st->lifetime * 1000;
+    e->stale_until_ms = e->expire_ms + (st->stale_ok ? (uint64_t)cache->cfg.serve_stale_s * 1000 : 0);
+    e->stale_hold_ms = 0;
+    s->inserts++;
+    uv_mutex_unlock(&s->lock);
+    if (log_current_level >= LOG_LEVEL_DEBUG) {
+        char name[DNS_MAX_NAME * 4 + 2];
+        dns_name_to_text(k->qname, name, sizeof(name));
+        log_debug("cache", "insert name=%s type=%u do=%d ttl=%u rcode=%u entries=%zu", name,
+                  k->qtype, k->dnssec_ok, st->lifetime, DNS_RCODE(dns_wire_get_u16(st->reply + 2)),
+                  atomic_load(&cache->entries));
+    }
+}
+
+/* Caps every stored TTL to [min_ttl, max_ttl]; the entry lives as long as the lowest. */
+static uint32_t clamp_ttls(const struct resolver_cache *cache, uint8_t *reply,
+                           const uint16_t *offs, size_t n)
+{
+    uint32_t lifetime = UINT32_MAX;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t t = dns_wire_get_u32(reply + offs[i]);
+        if (t > cache->cfg.max_ttl)
+            t = cache->cfg.max_ttl;
+        if (t < cache->cfg.min_ttl)
+            t = cache->cfg.min_ttl;
+        dns_wire_put_u32(reply + offs[i], t);
+        if (t < lifetime)
+            lifetime = t;
+    }
+    return lifetime;
+}
+
+/* Scratch for one insert, per thread: a rewritten reply can be as large as the message. */
+static _Thread_local uint8_t scratch[DNS_MAX_MSG];
+static _Thread_local uint16_t scratch_ttl[MAX_TTL_OFFSETS];
+
+static void store_answer(struct resolver_cache *cache, struct dns_request *req,
+                         const struct key *k, uint64_t now)
+{
+    const struct dns_query *q = &req->q;
+    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass};
+    struct resolver_scrub_reply info;
+    /* The forwarder scrubbed already; checking again costs little and keeps this module
+     * honest about what it stores whoever answered. */
+    if (resolver_scrub_check(req->ans, req->ans_len, q->id, &sq, &info) != RESOLVER_SCRUB_OK)
+        return;
+    uint16_t flags = (uint16_t)(DNS_FLAG_QR | DNS_FLAG_RA | (info.flags & DNS_FLAG_AD) |
+                                DNS_RCODE(info.flags));
+    struct resolver_scrub_out out = {.buf = scratch,
+                                     .cap = sizeof(scratch) - OPT_ROOM,
+                                     .ttl_off = scratch_ttl,
+                                     .ttl_cap = MAX_TTL_OFFSETS};
+    size_t qlen = (size_t)q->question_end - DNS_HEADER_SIZE;
+    if (resolver_scrub_rewrite(req->ans, req->ans_len, &sq, req->pkt + DNS_HEADER_SIZE, qlen, 0,
+                               flags, &out) < 0)
+        return;
+    if (out.negative && !out.has_soa)
+        return; /* RFC 2308 §5: a negative answer without SOA is not cached */
+    uint32_t lifetime = clamp_ttls(cache, scratch, scratch_ttl, out.n_ttl);
+    if (out.n_ttl == 0 || lifetime == 0)
+        return;
+    struct stored st = {scratch, out.len, scratch_ttl, out.n_ttl, lifetime, true, -1};
+    insert(cache, k, &st, now);
+}
+
+/* The forwarder gave up. Serve the expired entry if it is young enough (RFC 8767), else
+ * remember the SERVFAIL for a few seconds (CoreDNS caches it 5 s) so a dead upstream does not
+ * cost every client the full deadline. */
+static void on_failure(struct resolver_cache *cache, struct dns_request *req, const struct key *k,
+                       uint64_t now)
+{
+    if (cache->cfg.serve_stale_s > 0) {
+        struct shard *s = shard_of(cache, k->hash);
+        bool served = false;
+        uv_mutex_lock(&s->lock);
+        uint32_t i = shard_find(s, k);
+        struct entry *e = i != NO_ENTRY ? &s->entries[i] : NULL;
+        if (e && now < e->stale_until_ms && render(e, req, now, true)) {
+            e->stale_hold_ms = now + STALE_HOLD_MS;
+            s->served_stale++;
+            served = true;
+        }
+        uv_mutex_unlock(&s->lock);
+        if (served)
+            return;
+    }
+    if (cache->cfg.servfail_ttl == 0)
+        return;
+    const struct dns_query *q = &req->q;
+    size_t qlen = (size_t)q->question_end - DNS_HEADER_SIZE;
+    memset(scratch, 0, DNS_HEADER_SIZE);
+    dns_wire_put_u16(scratch + 2, DNS_FLAG_QR | DNS_FLAG_RA | DNS_RCODE_SERVFAIL);
+    dns_wire_put_u16(scratch + 4, 1);
+    memcpy(scratch + DNS_HEADER_SIZE, req->pkt + DNS_HEADER_SIZE, qlen);
+    int ede = (req->flags & RESOLVER_FORWARD_REQ_TIMEOUT) ? RESOLVER_EDE_NO_REACHABLE_AUTHORITY
+                                                          : RESOLVER_EDE_NETWORK_ERROR;
+    uint32_t ttl = cache->cfg.servfail_ttl;
+    struct stored st = {scratch, DNS_HEADER_SIZE + qlen, NULL, 0, ttl, false, ede};
+    insert(cache, k, &st, now);
+}
+
+void resolver_cache_on_answer(void *self, struct dns_request *req)
+{
+    struct resolver_cache *cache = self;
+    if (!req->answered_by || strcmp(req->answered_by, cache->cfg.forward_name) != 0 ||
+        (req->flags & RESOLVER_FORWARD_REQ_LOCAL) || !req->q.has_question ||
+        req->ans_len < DNS_HEADER_SIZE)
+        return;
+    uint16_t flags = dns_wire_get_u16(req->ans + 2);
+    unsigned rcode = DNS_RCODE(flags);
+    if (flags & DNS_FLAG_TC)
+        return; /* RFC 2181 §9: a truncated reply is never cached */
+    struct key k;
+    key_init(cache, req, &k);
+    uint64_t now = now_ms(cache);
+    if (rcode == DNS_RCODE_SERVFAIL && (req->flags & RESOLVER_FORWARD_REQ_FAILED))
+        on_failure(cache, req, &k, now);
+    else if (rcode == DNS_RCODE_NOERROR || rcode == DNS_RCODE_NXDOMAIN)
+        store_answer(cache, req, &k, now);
+}
+
+void resolver_cache_stats(struct resolver_cache *cache, struct resolver_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < cache->n_shards; i++) {
+        struct shard *s = &cache->shards[i];
+        uv_mutex_lock(&s->lock);
+        out->hits += s->hits;
+        out->misses += s->misses;
+        out->inserts += s->inserts;
+        out->evictions += s->evictions;
+        out->served_stale += s->served_stale;
+        out->entries += s->used;
+        out->capacity += s->cap;
+        uv_mutex_unlock(&s->lock);
+    }
+}
+
+int resolver_cache_parse_duration(const char *text, uint32_t *seconds)
+{
+    const uint64_t limit = 30u * 86400u;
+    uint64_t total = 0;
+    const char *p = text;
+    bool had_unit = false;
+    if (!*p)
+        return -1;
+    while (*p) {
+        uint64_t v = 0;
+        if (!isdigit((unsigned char)*p))
+            return -1;
+        while (isdigit((unsigned char)*p)) {
+            v = v * 10 + (uint64_t)(*p++ - '0');
+            if (v > limit)
+                return -1;
+        }
+        uint64_t unit = 0;
+        switch (*p) {
+        case 's':
+            unit = 1;
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 'h':
+            unit = 3600;
+            break;
+        case 'd':
+            unit = 86400;
+            break;
+        case '\0':
+            if (had_unit)
+                return -1; /* a bare number is seconds, but only on its own ("1h30" is not) */
+            unit = 1;
+            break;
+        default:
+            return -1;
+        }
+        if (*p) {
+            p++;
+            had_unit = true;
+        }
+        total += v * unit;
+        if (total > limit)
+            return -1;
+    }
+    *seconds = (uint32_t)total;
+    return 0;
+}

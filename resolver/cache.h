@@ -1,0 +1,57 @@
+/* resolver/cache.h - the answer cache in front of the forwarder, shared by all workers.
+ *
+ * Stores what the forwarder answered (positive, NXDOMAIN and NODATA with their SOA, and our
+ * own SERVFAIL briefly), scrubbed to the question's chain, keyed by (name, type, class, DO)
+ * with a keyed hash; a fixed number of entries, evicted by CLOCK. A hit is a copy and a few
+ * patches (ID, question case, TTLs minus the age), under the lock of one of up to 64 shards. */
+#ifndef RESOLVER_CACHE_H
+#define RESOLVER_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dns/chain.h"
+
+struct resolver_cache_config {
+    size_t size;            /* entries, the hard bound (--cache-size); default 10000 */
+    uint32_t max_ttl;       /* TTLs are capped to this (--cache-max-ttl); default 3600 */
+    uint32_t min_ttl;       /* ... and raised to this (--cache-min-ttl); default 0 */
+    uint32_t serve_stale_s; /* keep expired entries this long for RFC 8767 (--serve-stale); 0 */
+    uint32_t servfail_ttl;  /* how long our own SERVFAIL is cached; default 5, 0 = never */
+    const char *forward_name; /* on_answer stores replies of this handler; "forward" */
+    uint64_t (*now_ms)(void); /* a monotonic clock in ms; NULL: uv_hrtime(). For tests. */
+};
+
+void resolver_cache_config_default(struct resolver_cache_config *cfg);
+
+struct resolver_cache_stats {
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t inserts;
+    uint64_t evictions; /* entries dropped to make room for others */
+    uint64_t served_stale;
+    size_t entries;
+    size_t capacity;
+};
+
+struct resolver_cache;
+
+/* Allocates the whole table; keeps a copy of cfg (forward_name must outlive the cache). */
+int resolver_cache_new(struct resolver_cache **out, const struct resolver_cache_config *cfg);
+/* NULL is a no-op. */
+void resolver_cache_free(struct resolver_cache *cache);
+
+/* The handler: answers fresh hits (DNS_DONE), passes the rest (DNS_NEXT). Thread-safe. */
+enum dns_verdict resolver_cache_serve(void *self, struct dns_request *req);
+/* The on_answer hook: stores what forward_name answered; when that is a SERVFAIL because no
+ * upstream answered and serve_stale_s allows, replaces it with the stale entry (TTL 30,
+ * EDE 3 Stale Answer). Thread-safe. */
+void resolver_cache_on_answer(void *self, struct dns_request *req);
+
+void resolver_cache_stats(struct resolver_cache *cache, struct resolver_cache_stats *out);
+
+/* "90", "90s", "30m", "1h", "2d", "1h30m" -> seconds (at most 30 days). 0 or -1. */
+int resolver_cache_parse_duration(const char *text, uint32_t *seconds);
+
+#endif

@@ -1,0 +1,177 @@
+/* resolver/search.c - short names and the ndots:5 walk, answered on the server.
+ *
+ * Invariant: a rewrite happens only toward a name that exists (or, for the walk's last step,
+ * toward the name the client would have asked last), so a client never sees an answer it
+ * could not have reached through its own search list. A walk that ends in NXDOMAIN or
+ * SERVFAIL is answered as the plain authoritative NXDOMAIN for the asked name, and the
+ * client walks on by itself. */
+#include "resolver/search.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void resolver_search_config_default(struct resolver_search_config *cfg)
+{
+    cfg->cluster_domain = "local";
+    cfg->ttl = 5;
+    cfg->namespace_name = "default";
+    cfg->expand = true;
+    cfg->autopath = true;
+    cfg->upstream = false;
+}
+
+int resolver_search_init(struct resolver_search *search, const struct resolver_search_config *cfg,
+                         resolver_search_exists_fn exists, resolver_search_client_ns_fn client_ns,
+                         resolver_search_answer_fn answer, void *ctx)
+{
+    char text[DNS_MAX_NAME * 4];
+    memset(search, 0, sizeof(*search));
+    search->cfg = *cfg;
+    search->exists = exists;
+    search->client_ns = client_ns;
+    search->answer = answer;
+    search->ctx = ctx;
+    snprintf(text, sizeof(text), "svc.%s", cfg->cluster_domain);
+    if (dns_name_from_text(&search->zone, cfg->cluster_domain) < 0 ||
+        dns_name_from_text(&search->svc_zone, text) < 0)
+        return -1;
+    struct dns_name ns;
+    if (dns_name_from_text(&ns, cfg->namespace_name) < 0 || dns_name_labels(&ns) != 1)
+        return -1;
+    memcpy(search->default_ns, ns.wire, (size_t)ns.wire[0] + 1);
+    return 0;
+}
+
+/* Sends the query on to target, with "asked CNAME target" in front of the final answer. */
+static int follow(const struct resolver_search *search, struct dns_request *req,
+                  const struct dns_name *target)
+{
+    uint8_t rr[12 + DNS_MAX_NAME];
+    dns_wire_put_u16(rr, DNS_QUESTION_PTR);
+    dns_wire_put_u16(rr + 2, DNS_TYPE_CNAME);
+    dns_wire_put_u16(rr + 4, DNS_CLASS_IN);
+    dns_wire_put_u32(rr + 6, search->cfg.ttl);
+    dns_wire_put_u16(rr + 10, target->len);
+    memcpy(rr + 12, target->wire, target->len);
+    return dns_request_rewrite(req, target, rr, 12 + (size_t)target->len, 1);
+}
+
+/* out = prefix + label (one wire label, may be NULL) + suffix. */
+static int join(struct dns_name *out, const struct dns_name *prefix, const uint8_t *label,
+                const struct dns_name *suffix)
+{
+    struct dns_name tail = *suffix;
+    if (label) {
+        struct dns_name l = {.len = (uint8_t)(label[0] + 2)};
+        memcpy(l.wire, label, (size_t)label[0] + 1);
+        l.wire[label[0] + 1] = 0;
+        if (dns_name_concat(&tail, &l, suffix) < 0)
+            return -1;
+    }
+    return dns_name_concat(out, prefix, &tail);
+}
+
+/* "echo" or "echo.ns" as asked: <q>.<ns>.svc.Z, <q>.svc.Z, <q>.Z, the first with records. */
+static enum dns_verdict expand_short(struct resolver_search *search, struct dns_request *req,
+                                     const uint8_t *ns)
+{
+    const struct dns_name *q = &req->q.qname;
+    unsigned labels = dns_name_labels(q);
+    if (labels == 0 || labels > 2)
+        return DNS_NEXT;
+    struct dns_name candidates[3];
+    if (join(&candidates[0], q, ns, &search->svc_zone) < 0 ||
+        join(&candidates[1], q, NULL, &search->svc_zone) < 0 ||
+        join(&candidates[2], q, NULL, &search->zone) < 0)
+        return DNS_NEXT;
+    for (int i = 0; i < 3; i++) {
+        if (search->exists(search->ctx, &candidates[i]) == RESOLVER_SEARCH_RECORDS) {
+            if (follow(search, req, &candidates[i]) == 0)
+                search->stats.expanded++;
+            return DNS_NEXT;
+        }
+    }
+    return DNS_NEXT;
+}
+
+/* X.<ns>.svc.Z from a client in ns: the first of X.svc.Z, X.Z and X that exists. */
+static enum dns_verdict autopath(struct resolver_search *search, struct dns_request *req,
+                                 const uint8_t *ns)
+{
+    const struct dns_name *q = &req->q.qname;
+    struct dns_name first; /* <ns>.svc.Z */
+    struct dns_name root = {.len = 1};
+    if (join(&first, &root, ns, &search->svc_zone) < 0 || q->len <= first.len ||
+        !dns_name_is_subdomain(q, &first))
+        return DNS_NEXT;
+    if (search->exists(search->ctx, q) != RESOLVER_SEARCH_ABSENT)
+        return DNS_NEXT; /* a cluster name: the plain answer is the walk's answer */
+    struct dns_name x = {.len = (uint8_t)(q->len - first.len + 1)};
+    memcpy(x.wire, q->wire, x.len - 1u);
+    x.wire[x.len - 1] = 0;
+    struct dns_name candidates[2];
+    if (join(&candidates[0], &x, NULL, &search->svc_zone) < 0 ||
+        join(&candidates[1], &x, NULL, &search->zone) < 0)
+        return DNS_NEXT;
+    for (int i = 0; i < 2; i++) {
+        /* A name that exists ends the client's walk even without records (NODATA). */
+        if (search->exists(search->ctx, &candidates[i]) != RESOLVER_SEARCH_ABSENT) {
+            if (follow(search, req, &candidates[i]) == 0)
+                search->stats.autopath++;
+            return DNS_NEXT;
+        }
+    }
+    if (!search->cfg.upstream)
+        return DNS_NEXT; /* nothing outside can exist: the plain NXDOMAIN is the answer */
+    if (follow(search, req, &x) == 0) {
+        req->flags |= DNS_REQ_AUTOPATH;
+        search->stats.autopath++;
+    }
+    return DNS_NEXT;
+}
+
+enum dns_verdict resolver_search_serve(void *self, struct dns_request *req)
+{
+    struct resolver_search *search = self;
+    if (req->q.qclass != DNS_CLASS_IN || (req->flags & DNS_REQ_REWRITTEN))
+        return DNS_NEXT;
+    uint8_t ns[DNS_MAX_LABEL + 1];
+    bool known = search->client_ns && search->client_ns(search->ctx, &req->peer, ns);
+    if (!dns_name_is_subdomain(&req->q.qname, &search->zone)) {
+        if (!search->cfg.expand)
+            return DNS_NEXT;
+        return expand_short(search, req, known ? ns : search->default_ns);
+    }
+    /* Autopath needs to know where the client's walk started: only a Pod's address tells. */
+    if (!search->cfg.autopath || !known)
+        return DNS_NEXT;
+    return autopath(search, req, ns);
+}
+
+void resolver_search_on_answer(void *self, struct dns_request *req)
+{
+    struct resolver_search *search = self;
+    if (!(req->flags & DNS_REQ_AUTOPATH) || req->ans_len < DNS_HEADER_SIZE)
+        return;
+    unsigned rcode = DNS_RCODE(dns_wire_get_u16(req->ans + 2));
+    if (rcode != DNS_RCODE_NXDOMAIN && rcode != DNS_RCODE_SERVFAIL)
+        return;
+    /* The walk found nothing (or could not ask): answer as if we never walked, so the client
+     * sees the authoritative NXDOMAIN of the asked name and goes on by itself. */
+    dns_request_cancel_rewrite(req);
+    req->flags &= ~(uint32_t)DNS_REQ_AUTOPATH;
+    search->answer(search->ctx, req);
+    search->stats.autopath_nxdomain++;
+}
+
+int resolver_search_resolv_conf(const char *cluster_domain, const char *ns,
+                                const char *nameserver, char *out, size_t cap)
+{
+    int n = snprintf(out, cap,
+                     "# resolv.conf for a pod in namespace %s, resolving through svcdns\n"
+                     "search %s.svc.%s svc.%s %s\n"
+                     "nameserver %s\n"
+                     "options ndots:5\n",
+                     ns, ns, cluster_domain, cluster_domain, cluster_domain, nameserver);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}

@@ -1,0 +1,111 @@
+"""Fixtures of the svcdns end-to-end suite.
+
+Run by tests/CMakeLists.txt as `/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e`
+with SVCDNS_BIN (the binary) and SVCDNS_SOURCE (the repo root) in the environment.
+Every server listens on 127.0.0.1 (and ::1) on a free port and is stopped with SIGTERM by the
+fixture that started it; a failing test shows the stderr of the servers it used."""
+
+import pytest
+
+import svcdns_e2e as e2e
+
+BULK_BIG = 120  # endpoints of bulk/big: far over 1232 octets of A records
+BULK_MID = 60   # endpoints of bulk/mid: over 512 octets, under 1232
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (kept in the run)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    e2e.CURRENT_TEST["nodeid"] = item.nodeid
+    yield
+    e2e.CURRENT_TEST["nodeid"] = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    servers = []
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, e2e.Server) and value not in servers:
+            servers.append(value)
+    for srv in e2e.ALL_SERVERS:
+        if srv.nodeid == item.nodeid and srv not in servers:
+            servers.append(srv)
+    for srv in servers:
+        state = "running" if srv.alive() else f"exited {srv.proc.returncode if srv.proc else '-'}"
+        rep.sections.append((f"svcdns stderr [{state}] {srv.describe()}",
+                             srv.stderr(limit=8000)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # the servers' stderr went into failure reports already; remove the temp files
+    for srv in e2e.ALL_SERVERS:
+        if srv.alive():
+            srv.kill()
+        srv.remove_logs()
+
+
+def bulk_manifest(n_big=BULK_BIG, n_mid=BULK_MID):
+    """Namespace bulk: headless `big` with n_big ready endpoints 10.244.100.x and headless
+    `mid` with n_mid endpoints 10.244.101.x."""
+    docs = []
+    for name, n, third in (("big", n_big, 100), ("mid", n_mid, 101)):
+        docs.append(f"""apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: bulk
+spec:
+  clusterIP: None
+  ports:
+    - name: http
+      protocol: TCP
+      port: 80
+""")
+        eps = "".join(f"""  - addresses: ["10.244.{third}.{i}"]
+    conditions:
+      ready: true
+""" for i in range(1, n + 1))
+        docs.append(f"""apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-generated
+  namespace: bulk
+  labels:
+    kubernetes.io/service-name: {name}
+addressType: IPv4
+ports:
+  - name: http
+    protocol: TCP
+    port: 8080
+endpoints:
+{eps}""")
+    return "---\n".join(docs)
+
+
+@pytest.fixture(scope="session")
+def bulk_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bulk") / "bulk.yaml"
+    path.write_text(bulk_manifest())
+    return path
+
+
+@pytest.fixture(scope="session")
+def cluster_manifests(bulk_file):
+    return [e2e.CLUSTER_DATA, bulk_file]
+
+
+@pytest.fixture(scope="module")
+def server(cluster_manifests):
+    """The cluster data on 127.0.0.1 (and [::1] when available), defaults otherwise
+    (--ttl 5, --pods insecure), one per test module."""
+    srv = e2e.Server(cluster_manifests, v6=e2e.have_ipv6_loopback(), label="cluster")
+    srv.start()
+    yield srv
+    srv.stop()

@@ -1,0 +1,284 @@
+"""The command line (operations.md A1): --check, --dump, --help, --version, usage errors,
+--config with flags winning, broken manifests and a listen address in use."""
+
+import ipaddress
+import re
+import socket
+import time
+
+import dns.rcode
+import pytest
+
+import svcdns_e2e as e2e
+from svcdns_e2e import assert_answer, records, run_cli, zone_lines
+
+EXAMPLES = e2e.SOURCE / "examples"
+BROKEN = e2e.DATA / "broken"
+CIDR_ARGS = [a for c in e2e.SERVICE_CIDRS for a in ("--service-cidr", c)]
+
+# file -> the exact (line, col) of its error. Lines and columns are 1-based, at the start of
+# the offending token: libyaml's problem mark for syntax errors, the value's scalar otherwise.
+BROKEN_FILES = {
+    "invalid-yaml.yaml": (8, 1),    # a tab in the indentation of `- name: http`
+    "invalid-json.json": (4, 3),    # missing ',' before "metadata"
+    "bad-ip.yaml": (8, 14),         # clusterIP: 10.96.0.256
+    "bad-name.yaml": (5, 9),        # name: Foo_Bar
+}
+# The second `twin` Service: at its object (the document's mapping) or at its metadata.name;
+# the message must name the first definition at the same kind of position.
+DUP_FILE = "dup-service.yaml"
+DUP_POSITIONS = {(13, 1): (2, 1), (16, 9): (5, 9)}
+
+
+def error_line(stderr, path, line, col):
+    pat = re.compile(r"^%s:%d:%d: error: \S.*$" % (re.escape(str(path)), line, col), re.M)
+    return pat.search(stderr)
+
+
+def services_count(text, n):
+    return re.search(r"\b%d services?\b" % n, text) is not None
+
+
+# --- --check ------------------------------------------------------------------------------
+
+
+def test_check_examples():
+    p = run_cli(["--check", "--manifests", str(EXAMPLES)] + e2e.upstream_args())
+    assert p.returncode == 0, p.stderr
+    # echo (defined twice, the later wins) and gihyo
+    assert services_count(p.stdout, 2), f"no '2 services' in the summary:\n{p.stdout}"
+
+
+def test_check_kubectl_list():
+    p = run_cli(["--check", "--manifests", str(e2e.DATA / "kubectl-list.yaml")]
+                + e2e.upstream_args())
+    assert p.returncode == 0, p.stderr
+    assert services_count(p.stdout, 3), f"no '3 services' in the summary:\n{p.stdout}"
+
+
+def test_check_cluster_data():
+    p = run_cli(["--check", "--manifests", str(e2e.CLUSTER_DATA)] + CIDR_ARGS
+                + e2e.upstream_args())
+    assert p.returncode == 0, p.stderr
+    # default.yaml: 8 services, infra.json: 1
+    assert services_count(p.stdout, 9), f"no '9 services' in the summary:\n{p.stdout}"
+
+
+def test_check_does_not_need_listen_or_bind():
+    # a --listen address that is in use does not matter to --check: it binds nothing
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        p = run_cli(["--check", "--manifests", str(e2e.CLUSTER_DATA), "--listen",
+                     f"127.0.0.1:{port}"] + CIDR_ARGS + e2e.upstream_args())
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES))
+def test_check_broken_manifest(name):
+    path = BROKEN / name
+    line, col = BROKEN_FILES[name]
+    p = run_cli(["--check", "--manifests", str(path)] + CIDR_ARGS + e2e.upstream_args())
+    assert p.returncode == 1, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    assert error_line(p.stderr, path, line, col), \
+        f"no '{path}:{line}:{col}: error: ...' line on stderr:\n{p.stderr}"
+
+
+def check_dup_error(stderr, path):
+    for (line, col), (first_line, _) in DUP_POSITIONS.items():
+        m = error_line(stderr, path, line, col)
+        if m:
+            # the first definition, by line at least (FILE:LINE or FILE:LINE:COL)
+            assert re.search(r"%s:%d\b" % (re.escape(str(path)), first_line), m.group(0)), \
+                f"the error does not name the first definition ({path}:{first_line}): " \
+                f"{m.group(0)}"
+            return
+    raise AssertionError(f"no '{path}:13:1: error:' (or :16:9:) line on stderr:\n{stderr}")
+
+
+def test_check_duplicate_service_in_one_file():
+    path = BROKEN / DUP_FILE
+    p = run_cli(["--check", "--manifests", str(path)] + CIDR_ARGS + e2e.upstream_args())
+    assert p.returncode == 1, f"exit {p.returncode}\n{p.stdout}\n{p.stderr}"
+    check_dup_error(p.stderr, path)
+
+
+# --- starting with a broken manifest ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES) + [DUP_FILE])
+def test_start_with_broken_manifest_fails(name):
+    path = BROKEN / name
+    srv = e2e.Server([path]).spawn()
+    answered = False
+    try:
+        deadline = time.monotonic() + 10
+        while srv.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                e2e.send_query(e2e.make_query("local.", "SOA"), srv.port, timeout=0.1)
+                answered = True
+            except Exception:  # noqa: BLE001
+                pass
+        rc = srv.proc.poll()
+    finally:
+        srv.kill()
+    assert rc == 1, f"exit status {rc} (expected 1)\n{srv.stderr()}"
+    assert not answered, "svcdns answered queries although a manifest is broken"
+    if name == DUP_FILE:
+        check_dup_error(srv.stderr(), path)
+    else:
+        line, col = BROKEN_FILES[name]
+        assert error_line(srv.stderr(), path, line, col), srv.stderr()
+
+
+# --- --dump -------------------------------------------------------------------------------
+
+
+def dump(manifests, extra=()):
+    args = ["--dump"]
+    for m in manifests:
+        args += ["--manifests", str(m)]
+    p = run_cli(args + list(extra) + e2e.upstream_args())
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def find_rr(lines, name, rtype, rdata=None):
+    """Lines whose fields are: name ttl IN type rdata..."""
+    out = []
+    for f in lines:
+        if len(f) >= 5 and f[0].lower() == name and f[2] == "IN" and f[3] == rtype:
+            if rdata is None or " ".join(f[4:]) == rdata:
+                out.append(f)
+    return out
+
+
+def test_dump_cluster_data():
+    lines = zone_lines(dump([e2e.CLUSTER_DATA], CIDR_ARGS))
+    assert find_rr(lines, "echo.default.svc.local.", "A", "10.96.100.10"), lines
+    rr = find_rr(lines, "echo.default.svc.local.", "A", "10.96.100.10")[0]
+    assert rr[1] == "5"
+    assert find_rr(lines, "dual.default.svc.local.", "AAAA", "fd00:10:96::20")
+    assert find_rr(lines, "_http._tcp.echo.default.svc.local.", "SRV",
+                   "0 100 80 echo.default.svc.local.")
+    assert find_rr(lines, "gihyo.default.svc.local.", "CNAME", "gihyo.jp.")
+    assert sorted(" ".join(f[4:]) for f in find_rr(lines, "headless.default.svc.local.", "A")) \
+        == ["10.244.2.1", "10.244.2.2", "10.244.2.4"]
+    soa = find_rr(lines, "local.", "SOA")
+    assert len(soa) == 1, lines
+    f = soa[0]
+    assert f[4:6] == ["ns.dns.local.", "hostmaster.local."], f
+    assert f[7:] == ["7200", "1800", "86400", "5"], f
+
+
+def test_dump_ttl_flag():
+    lines = zone_lines(dump([e2e.CLUSTER_DATA], CIDR_ARGS + ["--ttl", "42"]))
+    rr = find_rr(lines, "echo.default.svc.local.", "A", "10.96.100.10")
+    assert rr and rr[0][1] == "42", rr
+
+
+def test_dump_examples_matches_server():
+    out1 = dump([EXAMPLES])
+    assert out1 == dump([EXAMPLES]), "--dump is not deterministic"
+    rrs = find_rr(zone_lines(out1), "echo.default.svc.local.", "A")
+    assert len(rrs) == 1, out1
+    addr = rrs[0][4]
+    assert ipaddress.ip_address(addr) in ipaddress.ip_network("10.96.0.0/12")
+    with e2e.Server([EXAMPLES], service_cidrs=None) as srv:
+        assert_answer(srv.query("echo.default.svc.local.", "A"), "A", [addr])
+
+
+# --- --help, --version, usage -------------------------------------------------------------
+
+
+HELP_FLAGS = ["--manifests", "--listen", "--cluster-domain", "--service-cidr", "--ttl", "--pods",
+              "--workers", "--config", "--check", "--dump", "--log-level", "--help",
+              "--version"]
+
+
+def test_help():
+    p = run_cli(["--help"])
+    assert p.returncode == 0, p.stderr
+    missing = [f for f in HELP_FLAGS if not re.search(re.escape(f) + r"(?![\w-])", p.stdout)]
+    assert not missing, f"--help does not mention {missing}:\n{p.stdout}"
+
+
+def test_version():
+    p = run_cli(["--version"])
+    assert p.returncode == 0, p.stderr
+    assert "svcdns" in p.stdout, p.stdout
+    assert re.search(r"\b\d+\.\d+(\.\d+)?\b", p.stdout), p.stdout
+
+
+@pytest.mark.parametrize("args", [["--no-such-flag"], ["--manifests", str(EXAMPLES), "--bogus"]])
+def test_unknown_flag(args):
+    p = run_cli(args)
+    assert p.returncode == 2, f"exit {p.returncode}\n{p.stderr}"
+    assert "--help" in p.stderr, p.stderr
+
+
+# --- --config -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "svcdns.yaml"
+    path.write_text("# svcdns configuration: long option names as keys\n"
+                    "cluster-domain: cluster.local\n"
+                    f"manifests: [{e2e.CLUSTER_DATA}]\n"
+                    "ttl: 7\n")
+    return path
+
+
+def test_config_file(config_file):
+    srv = e2e.Server([], cluster_domain=None, poll_zone="cluster.local",
+                     extra_args=["--config", str(config_file)])
+    with srv:
+        qname = "echo.default.svc.cluster.local."
+        assert_answer(srv.query(qname, "A"), "A", ["10.96.100.10"], ttl=7)
+        assert srv.query("echo.default.svc.local.", "A").rcode() == dns.rcode.REFUSED
+
+
+def test_config_flags_win(config_file):
+    # flags before and after --config both beat the file
+    srv = e2e.Server([], cluster_domain=None, poll_zone="local",
+                     extra_args=["--ttl", "9", "--config", str(config_file),
+                                 "--cluster-domain", "local"])
+    with srv:
+        assert_answer(srv.query("echo.default.svc.local.", "A"), "A", ["10.96.100.10"], ttl=9)
+        # cluster.local is now a name inside local., not a zone of its own
+        r = srv.query("echo.default.svc.cluster.local.", "A")
+        assert r.rcode() == dns.rcode.NXDOMAIN, r
+        soa = records(srv.query("local.", "SOA").answer, "SOA")
+        assert soa and soa[0][2].minimum == 9
+
+
+def test_config_check(config_file):
+    p = run_cli(["--check", "--config", str(config_file)] + CIDR_ARGS + e2e.upstream_args())
+    assert p.returncode == 0, p.stderr
+    assert services_count(p.stdout, 9), p.stdout
+
+
+# --- listen address in use -------------------------------------------------------------------
+
+
+def test_listen_address_in_use():
+    srv = e2e.Server([e2e.CLUSTER_DATA])
+    port = srv.port
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        udp.bind(("127.0.0.1", port))
+        tcp.bind(("127.0.0.1", port))
+        tcp.listen(1)
+        srv.spawn()
+        try:
+            rc = srv.proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001
+            rc = None
+        srv.kill()
+    finally:
+        udp.close()
+        tcp.close()
+    assert rc == 1, f"exit status {rc} (expected 1)\n{srv.stderr()}"
+    assert f"127.0.0.1:{port}" in srv.stderr(), srv.stderr()

@@ -1,0 +1,601 @@
+"""Forwarding and caching end to end: svcdns in front of a real NSD upstream, and in front of
+fake_upstream.py, which misbehaves on command (the first label of the name).
+
+What is checked: answers relayed with the client's ID and case, RA set and AA clear; NXDOMAIN
+and NODATA with the upstream's SOA; a large answer truncated over UDP and whole over TCP; an
+ExternalName followed upstream; SERVFAIL with an Extended DNS Error inside 2.5 s for every
+upstream fault, or the second upstream's answer; TC retried over TCP; FORMERR to EDNS retried
+without; no spoofed reply accepted; source ports and IDs random; the cache (one upstream query
+per name, TTL countdown, the entry bound, serve-stale); --max-concurrent; the loop check."""
+
+import os
+import pathlib
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+import svcdns_e2e as e2e
+from fake_upstream import FakeUpstream
+
+NSD = shutil.which("nsd") or "/usr/sbin/nsd"
+EDE_STALE, EDE_NO_REACHABLE, EDE_NETWORK = 3, 22, 23
+
+pytestmark = pytest.mark.skipif("--upstream" not in e2e.help_text(),
+                                reason="this svcdns has no --upstream flag yet (forwarding "
+                                       "is not wired into dns/main.c)")
+
+
+# ----------------------------------------------------------------------------------------
+# Upstreams
+
+
+ZONE = """$ORIGIN example.test.
+$TTL 300
+@       3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 1800 86400 60
+@       IN NS   ns
+ns      IN A    192.0.2.53
+www     IN A    192.0.2.80
+www     IN AAAA 2001:db8::80
+www     IN MX   10 mail.example.test.
+www     IN TXT  "hello from nsd"
+mail    IN A    192.0.2.25
+alias   IN CNAME www
+"""
+
+
+def nsd_conf(d, port):
+    return f"""server:
+  ip-address: 127.0.0.1@{port}
+  do-ip6: no
+  server-count: 1
+  reuseport: no
+  username: ""
+  chroot: ""
+  zonesdir: "{d}"
+  pidfile: "{d}/nsd.pid"
+  database: ""
+  zonelistfile: "{d}/zone.list"
+  xfrdfile: "{d}/xfrd.state"
+  xfrdir: "{d}"
+  logfile: "{d}/nsd.log"
+  verbosity: 0
+  hide-version: yes
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+  tcp-count: 100
+remote-control:
+  control-enable: no
+zone:
+  name: example.test
+  zonefile: example.test.zone
+"""
+
+
+class Nsd:
+    """NSD 4 on 127.0.0.1 serving example.test, as a real upstream."""
+
+    def __init__(self, tmp):
+        self.dir = pathlib.Path(tmp)
+        self.port = e2e.free_port()
+        zone = ZONE + "".join(f"big     IN A    10.1.{i // 250}.{i % 250 + 1}\n"
+                              for i in range(100))
+        (self.dir / "example.test.zone").write_text(zone)
+        (self.dir / "nsd.conf").write_text(nsd_conf(self.dir, self.port))
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([NSD, "-d", "-c", str(self.dir / "nsd.conf")],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "stderr", "wb"))
+        deadline = time.monotonic() + 10
+        q = dns.message.make_query("example.test.", "SOA")
+        while True:
+            try:
+                dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.2)
+                return self
+            except Exception:  # noqa: BLE001 - not up yet
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    log = (self.dir / "nsd.log").read_text() if (self.dir / "nsd.log").exists() \
+                        else ""
+                    raise RuntimeError(f"nsd did not start: {log}"
+                                       f"{(self.dir / 'stderr').read_text()}")
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def nsd(tmp_path_factory):
+    if not os.path.exists(NSD):
+        pytest.skip("nsd is not installed (apt-get install nsd)")
+    n = Nsd(tmp_path_factory.mktemp("nsd")).start()
+    yield n
+    n.stop()
+
+
+@pytest.fixture
+def fake():
+    up = FakeUpstream().start()
+    yield up
+    up.stop()
+
+
+EXT_MANIFEST = """apiVersion: v1
+kind: Service
+metadata:
+  name: ext
+  namespace: default
+spec:
+  type: ExternalName
+  externalName: www.example.test
+"""
+
+
+@pytest.fixture(scope="module")
+def ext_manifest(tmp_path_factory):
+    p = tmp_path_factory.mktemp("ext") / "ext.yaml"
+    p.write_text(EXT_MANIFEST)
+    return p
+
+
+def forwarder(upstreams, *extra, manifests=(), workers=1):
+    """A svcdns that forwards to these upstreams (ADDR:PORT strings)."""
+    args = []
+    for u in upstreams:
+        args += ["--upstream", u]
+    return e2e.Server([e2e.CLUSTER_DATA, *manifests], upstream=False, workers=workers,
+                      extra_args=args + list(extra), label="forward")
+
+
+@pytest.fixture(scope="module")
+def via_nsd(nsd, ext_manifest):
+    srv = forwarder([nsd.addr], manifests=[ext_manifest]).start()
+    yield srv
+    srv.stop()
+
+
+# ----------------------------------------------------------------------------------------
+# Helpers
+
+
+def ede_codes(resp):
+    return [o.code for o in resp.options if isinstance(o, dns.edns.EDEOption)]
+
+
+def texts(resp, rdtype):
+    return e2e.rr_texts(resp.answer, rdtype)
+
+
+def query(port, name, rdtype="A", tcp=False, timeout=4.0, use_edns=0, want_dnssec=False,
+          qid=None):
+    msg = dns.message.make_query(name, rdtype, use_edns=use_edns, want_dnssec=want_dnssec)
+    if qid is not None:
+        msg.id = qid
+    start = time.monotonic()
+    if tcp:
+        resp = dns.query.tcp(msg, "127.0.0.1", port=port, timeout=timeout)
+    else:
+        resp = dns.query.udp(msg, "127.0.0.1", port=port, timeout=timeout, ignore_trailing=True)
+    return resp, time.monotonic() - start
+
+
+def parallel(fn, items):
+    """Runs fn(item) for every item at once; returns the results in order."""
+    out = [None] * len(items)
+    errors = []
+
+    def run(i, item):
+        try:
+            out[i] = fn(item)
+        except Exception as e:  # noqa: BLE001
+            errors.append((item, e))
+    threads = [threading.Thread(target=run, args=(i, it)) for i, it in enumerate(items)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    return out
+
+
+def burst(port, names, rdtype="A", timeout=5.0):
+    """Sends one UDP query per name from one socket, all at once; returns {name: reply}."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        ids = {}
+        for i, name in enumerate(names):
+            m = dns.message.make_query(name, rdtype, use_edns=0)
+            m.id = i + 1
+            ids[m.id] = name
+            s.sendto(m.to_wire(), ("127.0.0.1", port))
+        out = {}
+        deadline = time.monotonic() + timeout
+        while len(out) < len(names) and time.monotonic() < deadline:
+            try:
+                data = s.recv(65535)
+            except socket.timeout:
+                break
+            r = dns.message.from_wire(data)
+            out[ids[r.id]] = r
+        return out
+
+
+# ----------------------------------------------------------------------------------------
+# A real upstream: NSD
+
+
+@pytest.mark.parametrize("rdtype,want", [
+    ("A", ["192.0.2.80"]),
+    ("AAAA", ["2001:db8::80"]),
+    ("MX", ["10 mail.example.test."]),
+    ("TXT", ['"hello from nsd"']),
+])
+def test_forwards_record_types(via_nsd, rdtype, want):
+    resp, _ = query(via_nsd.port, "WwW.Example.TEST.", rdtype, use_edns=0, qid=0x4242)
+    assert resp.rcode() == dns.rcode.NOERROR, resp
+    assert resp.id == 0x4242
+    assert resp.flags & dns.flags.RA and not resp.flags & dns.flags.AA, resp
+    assert resp.question[0].name.to_text() == "WwW.Example.TEST."
+    assert texts(resp, rdtype) == want, resp
+    assert resp.edns == 0 and resp.payload == 1232
+
+
+def test_no_opt_for_a_client_without_edns(via_nsd):
+    resp, _ = query(via_nsd.port, "www.example.test.", "A", use_edns=False)
+    assert resp.edns < 0, resp
+    assert texts(resp, "A") == ["192.0.2.80"]
+
+
+def test_follows_upstream_cname(via_nsd):
+    resp, _ = query(via_nsd.port, "alias.example.test.", "A")
+    assert [rr.rdtype for rr in resp.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A], resp
+    assert texts(resp, "A") == ["192.0.2.80"]
+
+
+def test_nxdomain_relayed_with_upstream_soa(via_nsd):
+    resp, _ = query(via_nsd.port, "nosuch.example.test.", "A")
+    assert resp.rcode() == dns.rcode.NXDOMAIN, resp
+    assert not resp.answer
+    soa = e2e.records(resp.authority, "SOA")
+    assert len(soa) == 1 and soa[0][0] == "example.test.", resp
+    assert soa[0][1] <= 60  # min(SOA TTL 3600, MINIMUM 60), RFC 2308
+    assert not resp.flags & dns.flags.AA
+
+
+def test_nodata_relayed_with_upstream_soa(via_nsd):
+    resp, _ = query(via_nsd.port, "mail.example.test.", "TXT")
+    assert resp.rcode() == dns.rcode.NOERROR and not resp.answer, resp
+    soa = e2e.records(resp.authority, "SOA")
+    assert len(soa) == 1 and soa[0][0] == "example.test.", resp
+
+
+def test_large_answer_truncated_over_udp_whole_over_tcp(via_nsd):
+    resp, _ = query(via_nsd.port, "big.example.test.", "A", use_edns=0)
+    assert resp.flags & dns.flags.TC, "100 A records cannot fit 1232 octets of UDP"
+    assert not resp.answer
+    resp, _ = query(via_nsd.port, "big.example.test.", "A", tcp=True)
+    assert not resp.flags & dns.flags.TC
+    assert len(texts(resp, "A")) == 100, resp
+
+
+def test_external_name_followed_upstream(via_nsd):
+    resp, _ = query(via_nsd.port, "ext.default.svc.local.", "A")
+    assert resp.rcode() == dns.rcode.NOERROR, resp
+    cname = e2e.records(resp.answer, "CNAME")
+    assert cname and cname[0][2].target.to_text() == "www.example.test.", resp
+    if not e2e.records(resp.answer, "A"):
+        pytest.skip("the kubernetes handler answers the ExternalName CNAME alone: following "
+                    "its target upstream (CNAME chase through cache/forward) is not wired yet")
+    assert resp.answer[0].rdtype == dns.rdatatype.CNAME, "the CNAME comes first"
+    assert texts(resp, "A") == ["192.0.2.80"], resp
+
+
+def test_cluster_names_do_not_reach_upstream(via_nsd):
+    resp, _ = query(via_nsd.port, "nosuch.default.svc.local.", "A")
+    assert resp.rcode() == dns.rcode.NXDOMAIN and resp.flags & dns.flags.AA, resp
+
+
+# ----------------------------------------------------------------------------------------
+# Upstream faults, one upstream
+
+
+FAULTS = ["silent", "garbage", "short", "wrongid", "wrongq", "servfail", "refused", "slow",
+          "spoofnever"]
+
+
+def test_every_fault_gives_servfail_with_ede_in_time(fake):
+    with forwarder([fake.addr]) as srv:
+        names = [f"{f}-1.example.test." for f in FAULTS]
+        results = parallel(lambda n: query(srv.port, n, timeout=6), names)
+        for name, (resp, took) in zip(names, results):
+            assert resp.rcode() == dns.rcode.SERVFAIL, f"{name}: {resp}"
+            codes = ede_codes(resp)
+            assert codes and codes[0] in (EDE_NO_REACHABLE, EDE_NETWORK), f"{name}: {resp}"
+            assert took < 2.5, f"{name}: SERVFAIL after {took:.2f} s"
+        by_name = dict(zip(names, results))
+        assert ede_codes(by_name["silent-1.example.test."][0]) == [EDE_NO_REACHABLE]
+        assert ede_codes(by_name["servfail-1.example.test."][0]) == [EDE_NETWORK]
+        # Refused and SERVFAIL answers fail over at once; silence waits for the deadline.
+        assert by_name["servfail-1.example.test."][1] < 1.0
+
+
+def test_silent_upstream_servfail_latency(fake):
+    with forwarder([fake.addr]) as srv:
+        resp, took = query(srv.port, "silent-a.example.test.", timeout=6)
+        # Two 1 s tries (a new port and ID each) fill the 2 s request deadline.
+        assert resp.rcode() == dns.rcode.SERVFAIL
+        assert 1.8 <= took < 2.5, took
+        assert len(fake.queries("silent-a")) == 2
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_second_upstream_answers_when_first_fails(fault):
+    bad = FakeUpstream().start()
+    good = FakeUpstream(honor_labels=False).start()
+    try:
+        with forwarder([bad.addr, good.addr]) as srv:
+            resp, took = query(srv.port, f"{fault}-2.example.test.", timeout=6)
+            assert resp.rcode() == dns.rcode.NOERROR, resp
+            assert texts(resp, "A") == ["192.0.2.1"], resp
+            assert took < 2.5
+            assert good.queries(f"{fault}-2"), "the second upstream was never asked"
+    finally:
+        bad.stop()
+        good.stop()
+
+
+def test_tc_is_retried_over_tcp(fake):
+    with forwarder([fake.addr]) as srv:
+        resp, _ = query(srv.port, "tc-1.example.test.", tcp=True)
+        assert len(texts(resp, "A")) == 50, resp
+        assert [q["proto"] for q in fake.queries("tc-1")] == ["udp", "tcp"]
+
+
+def test_formerr_to_edns_is_retried_without_edns(fake):
+    with forwarder([fake.addr]) as srv:
+        resp, _ = query(srv.port, "formerr-edns-1.example.test.", use_edns=0)
+        assert resp.rcode() == dns.rcode.NOERROR and texts(resp, "A") == ["192.0.2.1"], resp
+        assert resp.edns == 0, "the client still gets its OPT"
+        assert [q["edns"] for q in fake.queries("formerr-edns-1")] == [True, False]
+        # Remembered: the next query goes without OPT straight away.
+        query(srv.port, "formerr-edns-2.example.test.")
+        assert [q["edns"] for q in fake.queries("formerr-edns-2")] == [False]
+
+
+def test_upstream_query_carries_our_edns(fake):
+    with forwarder([fake.addr]) as srv:
+        query(srv.port, "edns-a.example.test.", use_edns=False)
+        query(srv.port, "edns-b.example.test.", use_edns=0, want_dnssec=True)
+        a, = fake.queries("edns-a")
+        b, = fake.queries("edns-b")
+        assert a["edns"] and a["payload"] == 1232 and not a["do"]
+        assert b["edns"] and b["do"]
+        assert a["name"] == "edns-a.example.test."
+
+
+def test_no_spoofed_reply_accepted(fake):
+    with forwarder([fake.addr]) as srv:
+        resp, took = query(srv.port, "spoof-1.example.test.", timeout=6)
+        assert resp.rcode() == dns.rcode.NOERROR, resp
+        assert texts(resp, "A") == ["192.0.2.1"], f"a spoofed reply got through: {resp}"
+        assert "6.6.6.6" not in resp.to_text()
+        # Nothing of the spoofs was cached either.
+        resp, _ = query(srv.port, "spoof-1.example.test.")
+        assert texts(resp, "A") == ["192.0.2.1"]
+
+
+def test_source_ports_and_ids_are_random(fake):
+    with forwarder([fake.addr]) as srv:
+        names = [f"delay-{i}.example.test." for i in range(200)]
+        replies = burst(srv.port, names, timeout=8)
+        assert len(replies) == 200
+        log = fake.queries("delay-")
+        assert len(log) == 200
+        ports = {q["src_port"] for q in log}
+        ids = {q["id"] for q in log}
+        assert len(ports) >= 199, f"{len(ports)} distinct source ports in 200 queries"
+        assert len(ids) >= 199, f"{len(ids)} distinct IDs in 200 queries"
+        # Not a counter: consecutive queries' ports and IDs are not neighbours.
+        seq = [q["src_port"] for q in sorted(log, key=lambda q: q["t"])]
+        steps = sum(1 for a, b in zip(seq, seq[1:]) if abs(a - b) <= 2)
+        assert steps < 20, f"{steps} of 199 consecutive ports are neighbours"
+
+
+def test_max_concurrent_gives_refused(fake):
+    with forwarder([fake.addr], "--max-concurrent", "5") as srv:
+        names = [f"silent-{i}.example.test." for i in range(10)]
+        replies = burst(srv.port, names, timeout=5)
+        rcodes = sorted(dns.rcode.to_text(r.rcode()) for r in replies.values())
+        assert len(replies) == 10
+        assert rcodes.count("REFUSED") == 5, rcodes
+        assert rcodes.count("SERVFAIL") == 5, rcodes
+
+
+# ----------------------------------------------------------------------------------------
+# The cache
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_repeated_name_costs_one_upstream_query(fake, workers):
+    with forwarder([fake.addr], workers=workers) as srv:
+        for _ in range(6):
+            # New sockets: with two workers, SO_REUSEPORT spreads them over both.
+            resp, _ = query(srv.port, "cached.example.test.")
+            assert texts(resp, "A") == ["192.0.2.1"]
+        assert len(fake.queries("cached")) == 1
+
+
+def test_ttl_counts_down(fake):
+    with forwarder([fake.addr]) as srv:
+        first, _ = query(srv.port, "ttl100-count.example.test.")
+        assert first.answer[0].ttl == 100
+        time.sleep(2.2)
+        later, _ = query(srv.port, "ttl100-count.example.test.")
+        assert 96 <= later.answer[0].ttl <= 98, later
+        assert len(fake.queries("ttl100-count")) == 1
+
+
+def test_negative_answer_cached(fake):
+    with forwarder([fake.addr]) as srv:
+        for _ in range(3):
+            resp, _ = query(srv.port, "nxdomain-1.example.test.")
+            assert resp.rcode() == dns.rcode.NXDOMAIN
+            assert e2e.records(resp.authority, "SOA")[0][1] <= 60
+        assert len(fake.queries("nxdomain-1")) == 1
+
+
+def test_eviction_keeps_the_entry_bound(fake):
+    with forwarder([fake.addr], "--cache-size", "3", "--log-level", "debug") as srv:
+        names = [f"evict-{i}.example.test." for i in range(10)]
+        for _ in range(2):
+            for n in names:
+                resp, _ = query(srv.port, n)
+                assert texts(resp, "A") == ["192.0.2.1"]
+        # At most 3 of the 10 survive the first round, so at least 7 are asked again.
+        assert len(fake.queries("evict-")) >= 17
+        entries = [int(m) for m in re.findall(r"module=cache insert .*entries=(\d+)",
+                                              srv.stderr(limit=10 ** 7))]
+        assert entries and max(entries) <= 3, entries
+
+
+def test_serve_stale_when_upstream_dies():
+    up = FakeUpstream().start()
+    try:
+        with forwarder([up.addr], "--serve-stale", "1h") as srv:
+            resp, _ = query(srv.port, "ttl2-stale.example.test.")
+            assert texts(resp, "A") == ["192.0.2.1"]
+            up.stop()
+            time.sleep(3)
+            resp, took = query(srv.port, "ttl2-stale.example.test.", timeout=6)
+            assert resp.rcode() == dns.rcode.NOERROR, resp
+            assert texts(resp, "A") == ["192.0.2.1"]
+            assert resp.answer[0].ttl == 30
+            assert ede_codes(resp) == [EDE_STALE], resp
+            assert took < 2.5
+            # A name never seen gets SERVFAIL.
+            resp, _ = query(srv.port, "never-seen.example.test.", timeout=6)
+            assert resp.rcode() == dns.rcode.SERVFAIL
+    finally:
+        up.stop()
+
+
+# ----------------------------------------------------------------------------------------
+# Loops
+
+
+class LoopForwarder:
+    """A forwarder that sends every query to svcdns, as a node's stub resolver would when
+    svcdns's resolv.conf points at it. Counts what it relays."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.target = None
+        self.relayed = 0
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self, target_port):
+        self.target = target_port
+        self.thread.start()
+        return self
+
+    def relay(self, data, src):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(3)
+            s.sendto(data, ("127.0.0.1", self.target))
+            try:
+                reply = s.recv(65535)
+            except OSError:
+                return
+        try:
+            self.sock.sendto(reply, src)
+        except OSError:
+            pass
+
+    def run(self):
+        self.sock.settimeout(0.2)
+        while not self.stopped:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.relayed += 1
+            threading.Thread(target=self.relay, args=(data, src), daemon=True).start()
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def wait_for(pred, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def test_loop_through_another_forwarder_is_detected():
+    port = e2e.free_port()
+    loop = LoopForwarder().start(port)
+    srv = forwarder([f"127.0.0.1:{loop.port}"])
+    srv.port = port
+    try:
+        srv.start()
+        assert wait_for(lambda: "forwarding loop" in srv.stderr(), 5), srv.stderr()
+        line = next(l for l in srv.stderr().splitlines() if "forwarding loop" in l)
+        assert f"127.0.0.1:{loop.port}" in line
+        assert "resolvConf" in line and "--upstream" in line
+        # The looping upstream is no longer used: an outside name fails fast, and nothing
+        # keeps bouncing between the two servers.
+        resp, took = query(port, "anything.example.test.", timeout=4)
+        assert resp.rcode() == dns.rcode.SERVFAIL and took < 0.5, resp
+        before = loop.relayed
+        time.sleep(1.5)
+        assert loop.relayed == before, "queries keep looping"
+        assert before <= 10, f"{before} queries relayed: traffic amplification"
+    finally:
+        srv.stop()
+        loop.stop()
+
+
+def test_own_address_as_upstream_is_refused():
+    port = e2e.free_port()
+    srv = forwarder([f"127.0.0.1:{port}"])
+    srv.port = port
+    with srv:
+        assert wait_for(lambda: "own listen address" in srv.stderr()
+                        or "forwarding loop" in srv.stderr(), 5), srv.stderr()
+        resp, took = query(port, "anything.example.test.", timeout=4)
+        assert resp.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED) and took < 0.5, resp

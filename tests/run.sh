@@ -1,0 +1,31 @@
+#!/bin/sh
+# Runs every test: installs what is missing, checks layout and formatting, then builds twice
+# (plain, and ASan+UBSan) and runs the unit and end-to-end tests in both.
+set -eu
+cd "$(dirname "$0")/.."
+sh deploy/install-deps.sh --tests
+
+# The dependency graph points one way: dns/ knows nothing of zones/ or resolver/ but in main.c.
+if grep -n '#include "\(zones\|resolver\)/' dns/*.c dns/*.h | grep -v '^dns/main.c:'; then
+    echo "tests/run.sh: dns/ must not include zones/ or resolver/ headers (only dns/main.c)" >&2
+    exit 1
+fi
+if grep -n '#include "zones/' resolver/*.c resolver/*.h; then
+    echo "tests/run.sh: resolver/ reaches zone data only through main.c's callbacks" >&2
+    exit 1
+fi
+files=$(git ls-files '*.c' '*.h' 2>/dev/null || find dns zones resolver tests -name '*.[ch]')
+clang-format --dry-run --Werror $files
+
+status=0
+for variant in plain asan; do
+    dir=build-test-$variant
+    flags="-DCMAKE_BUILD_TYPE=RelWithDebInfo"
+    [ "$variant" = asan ] && flags="-DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON"
+    echo "== $variant build" >&2
+    cmake -S . -B "$dir" -G Ninja $flags >/dev/null
+    cmake --build "$dir"
+    echo "== $variant tests" >&2
+    (cd "$dir" && ctest --output-on-failure --timeout 1800) || status=1
+done
+exit $status

@@ -1,0 +1,360 @@
+/* tests/zones/test_answer.c - the record table of DESIGN.md section 3, answered from a store
+ * built from manifests. Expected records are zone text, compared after ldns parses the reply. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "tests/support/support.h"
+#include "zones/answer.h"
+#include "zones/manifest.h"
+#include "zones/store.h"
+
+static const char manifests[] =
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: web, namespace: prod}\n"
+    "spec:\n"
+    "  clusterIPs: [10.96.0.20, 'fd00:10:96::20']\n"
+    "  ports: [{name: http, port: 80}, {name: dns, port: 53, protocol: UDP}]\n"
+    "---\n"
+    "apiVersion: discovery.k8s.io/v1\n"
+    "kind: EndpointSlice\n"
+    "metadata: {name: web-x, namespace: prod, labels: {kubernetes.io/service-name: web}}\n"
+    "addressType: IPv4\n"
+    "ports: [{name: http, port: 8080}]\n"
+    "endpoints:\n"
+    "  - addresses: [10.244.1.7]\n"
+    "    hostname: web-0\n"
+    "  - addresses: [10.244.1.8]\n"
+    "  - addresses: [10.244.1.9]\n"
+    "    conditions: {ready: false}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: db, namespace: prod}\n"
+    "spec: {clusterIP: None, ports: [{name: pg, port: 5432}]}\n"
+    "---\n"
+    "apiVersion: discovery.k8s.io/v1\n"
+    "kind: EndpointSlice\n"
+    "metadata: {name: db-x, namespace: prod, labels: {kubernetes.io/service-name: db}}\n"
+    "addressType: IPv4\n"
+    "ports: [{name: pg, port: 5433}]\n"
+    "endpoints:\n"
+    "  - addresses: [10.244.2.1]\n"
+    "    hostname: db-0\n"
+    "  - addresses: [10.244.2.2]\n"
+    "    conditions: {ready: true}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: idle, namespace: prod}\n"
+    "spec: {clusterIP: None}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: ext, namespace: prod}\n"
+    "spec: {type: ExternalName, externalName: example.com}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: alias, namespace: prod}\n"
+    "spec: {type: ExternalName, externalName: web.prod.svc.local}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: loop-a, namespace: prod}\n"
+    "spec: {type: ExternalName, externalName: loop-b.prod.svc.local}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: loop-b, namespace: prod}\n"
+    "spec: {type: ExternalName, externalName: loop-a.prod.svc.local}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Namespace\n"
+    "metadata: {name: empty}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: Pod\n"
+    "metadata: {name: p, namespace: prod}\n"
+    "status: {podIP: 10.244.3.3}\n";
+
+static struct zones_objects objs;
+static struct zones_store *store;
+
+static void build(enum zones_pods_mode pods)
+{
+    zones_objects_init(&objs);
+    ck_assert_uint_eq(zones_manifest_load_buffer(&objs, "test.yaml", manifests, strlen(manifests)),
+                      0);
+    struct zones_cidr cidrs[2];
+    ck_assert_int_eq(zones_cidr_parse("10.96.0.0/12", &cidrs[0]), 0);
+    ck_assert_int_eq(zones_cidr_parse("fd00:10:96::/112", &cidrs[1]), 0);
+    zones_objects_assign_ips(&objs, cidrs, 2);
+    ck_assert_uint_eq(objs.n_diags, 0);
+    struct zones_store_config cfg;
+    zones_store_config_default(&cfg);
+    cfg.pods = pods;
+    ck_assert_int_eq(zones_store_build(&store, &objs, &cfg), 0);
+}
+
+static void setup(void)
+{
+    build(ZONES_PODS_INSECURE);
+}
+
+static void teardown(void)
+{
+    zones_store_free(store);
+    zones_objects_free(&objs);
+}
+
+/* Answers name/type and returns the parsed reply. */
+static ldns_pkt *ask(const char *name, uint16_t type)
+{
+    static uint8_t pkt[DNS_MAX_MSG], out[DNS_MAX_MSG];
+    size_t len = support_query_wire(pkt, sizeof(pkt), name, type, DNS_CLASS_IN, 7, 1232);
+    struct dns_query q;
+    ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
+    struct zones_answer_config cfg = {0};
+    size_t n = 0;
+    enum zones_answer_result r = zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL);
+    ck_assert_int_eq(r, ZONES_ANSWER_DONE);
+    return support_pkt_from_wire(out, n);
+}
+
+struct answer_case {
+    const char *name;
+    uint16_t type;
+    int rcode;
+    const char *answer;     /* sorted zone lines; NULL: empty answer */
+    const char *additional; /* checked when not NULL (without the OPT) */
+};
+
+static const struct answer_case cases[] = {
+    {"web.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR, "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20", NULL},
+    {"WEB.Prod.svc.local.", DNS_TYPE_AAAA, LDNS_RCODE_NOERROR,
+     "WEB.Prod.svc.local.\t5\tIN\tAAAA\tfd00:10:96::20", NULL},
+    {"web.prod.svc.local.", DNS_TYPE_TXT, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"web-0.web.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "web-0.web.prod.svc.local.\t5\tIN\tA\t10.244.1.7", NULL},
+    {"10-244-1-8.web.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "10-244-1-8.web.prod.svc.local.\t5\tIN\tA\t10.244.1.8", NULL},
+    {"10-244-1-9.web.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"_http._tcp.web.prod.svc.local.", DNS_TYPE_SRV, LDNS_RCODE_NOERROR,
+     "_http._tcp.web.prod.svc.local.\t5\tIN\tSRV\t0 100 80 web.prod.svc.local.",
+     "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20\nweb.prod.svc.local.\t5\tIN\tAAAA\tfd00:10:96::20"},
+    {"_dns._udp.web.prod.svc.local.", DNS_TYPE_SRV, LDNS_RCODE_NOERROR,
+     "_dns._udp.web.prod.svc.local.\t5\tIN\tSRV\t0 100 53 web.prod.svc.local.", NULL},
+    {"_tcp.web.prod.svc.local.", DNS_TYPE_SRV, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"_nope._tcp.web.prod.svc.local.", DNS_TYPE_SRV, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"web.prod.svc.local.", DNS_TYPE_SRV, LDNS_RCODE_NOERROR,
+     "web.prod.svc.local.\t5\tIN\tSRV\t0 50 53 web.prod.svc.local.\n"
+     "web.prod.svc.local.\t5\tIN\tSRV\t0 50 80 web.prod.svc.local.",
+     NULL},
+    {"db.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "db.prod.svc.local.\t5\tIN\tA\t10.244.2.1\ndb.prod.svc.local.\t5\tIN\tA\t10.244.2.2", NULL},
+    {"_pg._tcp.db.prod.svc.local.", DNS_TYPE_SRV, LDNS_RCODE_NOERROR,
+     "_pg._tcp.db.prod.svc.local.\t5\tIN\tSRV\t0 50 5433 10-244-2-2.db.prod.svc.local.\n"
+     "_pg._tcp.db.prod.svc.local.\t5\tIN\tSRV\t0 50 5433 db-0.db.prod.svc.local.",
+     "10-244-2-2.db.prod.svc.local.\t5\tIN\tA\t10.244.2.2\n"
+     "db-0.db.prod.svc.local.\t5\tIN\tA\t10.244.2.1"},
+    {"idle.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"ext.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "ext.prod.svc.local.\t5\tIN\tCNAME\texample.com.", NULL},
+    {"ext.prod.svc.local.", DNS_TYPE_MX, LDNS_RCODE_NOERROR,
+     "ext.prod.svc.local.\t5\tIN\tCNAME\texample.com.", NULL},
+    {"x.ext.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"alias.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "alias.prod.svc.local.\t5\tIN\tCNAME\tweb.prod.svc.local.\n"
+     "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20",
+     NULL},
+    {"loop-a.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "loop-a.prod.svc.local.\t5\tIN\tCNAME\tloop-b.prod.svc.local.\n"
+     "loop-b.prod.svc.local.\t5\tIN\tCNAME\tloop-a.prod.svc.local.",
+     NULL},
+    {"20.0.96.10.in-addr.arpa.", DNS_TYPE_PTR, LDNS_RCODE_NOERROR,
+     "20.0.96.10.in-addr.arpa.\t5\tIN\tPTR\tweb.prod.svc.local.", NULL},
+    {"7.1.244.10.in-addr.arpa.", DNS_TYPE_PTR, LDNS_RCODE_NOERROR,
+     "7.1.244.10.in-addr.arpa.\t5\tIN\tPTR\tweb-0.web.prod.svc.local.", NULL},
+    {"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.", DNS_TYPE_PTR,
+     LDNS_RCODE_NOERROR,
+     "0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.\t5\tIN\tPTR\tweb.prod.svc.local.",
+     NULL},
+    {"9.9.9.9.in-addr.arpa.", DNS_TYPE_PTR, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"10-244-3-3.prod.pod.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "10-244-3-3.prod.pod.local.\t5\tIN\tA\t10.244.3.3", NULL},
+    {"1-2-3-4.empty.pod.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "1-2-3-4.empty.pod.local.\t5\tIN\tA\t1.2.3.4", NULL},
+    {"1-2-3-4.empty.pod.local.", DNS_TYPE_AAAA, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"fd00--7.empty.pod.local.", DNS_TYPE_AAAA, LDNS_RCODE_NOERROR,
+     "fd00--7.empty.pod.local.\t5\tIN\tAAAA\tfd00::7", NULL},
+    {"1-2-3.empty.pod.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"300-1-1-1.empty.pod.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"1-2-3-4.nowhere.pod.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"dns-version.local.", DNS_TYPE_TXT, LDNS_RCODE_NOERROR,
+     "dns-version.local.\t28800\tIN\tTXT\t\"1.1.0\"", NULL},
+    {"local.", DNS_TYPE_NS, LDNS_RCODE_NOERROR, "local.\t5\tIN\tNS\tns.dns.local.", NULL},
+    {"svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"pod.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"empty.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"nowhere.svc.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"a.nowhere.svc.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"nope.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+    {"x.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+};
+
+START_TEST(answers_the_record_table)
+{
+    const struct answer_case *c = &cases[_i];
+    ldns_pkt *reply = ask(c->name, c->type);
+    ck_assert_msg((int)ldns_pkt_get_rcode(reply) == c->rcode, "%s: rcode %d", c->name,
+                  ldns_pkt_get_rcode(reply));
+    ck_assert_msg(ldns_pkt_aa(reply), "%s: AA", c->name);
+    char *answer = support_section_text(reply, LDNS_SECTION_ANSWER);
+    ck_assert_msg(strcmp(answer, c->answer ? c->answer : "") == 0, "%s: got\n%s", c->name, answer);
+    if (!c->answer) {
+        /* Every negative answer carries the SOA of its zone. */
+        char *auth = support_section_text(reply, LDNS_SECTION_AUTHORITY);
+        ck_assert_msg(strstr(auth, "\tSOA\t") != NULL, "%s: no SOA in\n%s", c->name, auth);
+        free(auth);
+    }
+    if (c->additional) {
+        char *additional = support_section_text(reply, LDNS_SECTION_ADDITIONAL);
+        ck_assert_msg(strcmp(additional, c->additional) == 0, "%s: additional\n%s", c->name,
+                      additional);
+        free(additional);
+    }
+    free(answer);
+    ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(negative_answers_carry_the_apex_soa)
+{
+    ldns_pkt *reply = ask("nope.prod.svc.local.", DNS_TYPE_A);
+    ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_authority(reply), 0);
+    char *owner = ldns_rdf2str(ldns_rr_owner(soa));
+    ck_assert_str_eq(owner, "local.");
+    ck_assert_uint_eq(ldns_rr_ttl(soa), 5);
+    char *mname = ldns_rdf2str(ldns_rr_rdf(soa, 0));
+    ck_assert_str_eq(mname, "ns.dns.local.");
+    free(owner);
+    free(mname);
+    ldns_pkt_free(reply);
+    reply = ask("9.9.9.9.in-addr.arpa.", DNS_TYPE_PTR);
+    owner = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_authority(reply), 0)));
+    ck_assert_str_eq(owner, "in-addr.arpa.");
+    free(owner);
+    ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(names_outside_our_zones_are_not_ours)
+{
+    static uint8_t pkt[512], out[512];
+    size_t len = support_query_wire(pkt, sizeof(pkt), "example.com.", DNS_TYPE_A, 1, 7, 0);
+    struct dns_query q;
+    dns_wire_parse_query(&q, pkt, len);
+    struct zones_answer_config cfg = {0};
+    size_t n;
+    ck_assert_int_eq(zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL),
+                     ZONES_ANSWER_NOT_OURS);
+    /* With a forwarder, reverse names without a cluster address go to it. */
+    cfg.fallthrough_reverse = true;
+    len = support_query_wire(pkt, sizeof(pkt), "9.9.9.9.in-addr.arpa.", DNS_TYPE_PTR, 1, 7, 0);
+    dns_wire_parse_query(&q, pkt, len);
+    ck_assert_int_eq(zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL),
+                     ZONES_ANSWER_NOT_OURS);
+}
+END_TEST
+
+START_TEST(external_names_leaving_the_cluster_are_chased)
+{
+    static uint8_t pkt[512], out[512];
+    size_t len = support_query_wire(pkt, sizeof(pkt), "ext.prod.svc.local.", DNS_TYPE_A, 1, 7, 0);
+    struct dns_query q;
+    dns_wire_parse_query(&q, pkt, len);
+    struct zones_answer_config cfg = {0};
+    const struct zones_entry *chase = NULL;
+    size_t n;
+    zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, &chase);
+    ck_assert_ptr_nonnull(chase);
+    ck_assert_mem_eq(store->bytes + chase->chase_off, "\7example\3com", 13);
+}
+END_TEST
+
+START_TEST(verified_pods_need_a_pod_with_that_address)
+{
+    teardown();
+    build(ZONES_PODS_VERIFIED);
+    ldns_pkt *reply = ask("10-244-3-3.prod.pod.local.", DNS_TYPE_A);
+    ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+    ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+    ldns_pkt_free(reply);
+    reply = ask("1-2-3-4.prod.pod.local.", DNS_TYPE_A);
+    ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NXDOMAIN);
+    ldns_pkt_free(reply);
+    teardown();
+    build(ZONES_PODS_DISABLED);
+    reply = ask("10-244-3-3.prod.pod.local.", DNS_TYPE_A);
+    ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NXDOMAIN);
+    ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(pod_addresses_map_to_their_namespace)
+{
+    struct zones_ip ip;
+    zones_ip_parse("10.244.3.3", &ip);
+    const uint8_t *ns = zones_store_pod_namespace(store, &ip);
+    ck_assert_ptr_nonnull(ns);
+    ck_assert_mem_eq(ns, "\4prod", 5);
+    zones_ip_parse("10.244.3.4", &ip);
+    ck_assert_ptr_null(zones_store_pod_namespace(store, &ip));
+}
+END_TEST
+
+START_TEST(any_returns_every_rrset)
+{
+    ldns_pkt *reply = ask("web.prod.svc.local.", DNS_TYPE_ANY);
+    ck_assert_uint_eq(ldns_pkt_ancount(reply), 4); /* A, AAAA and two SRV */
+    ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(dump_prints_each_record_once)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    ck_assert_int_eq(zones_store_dump(store, f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20\n"));
+    ck_assert_ptr_nonnull(strstr(text, "alias.prod.svc.local.\t5\tIN\tCNAME\tweb.prod.svc.local.\n"));
+    const char *a = strstr(text, "\nweb.prod.svc.local.\t5\tIN\tA\t");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_null(strstr(a + 1, "\nweb.prod.svc.local.\t5\tIN\tA\t"));
+    free(text);
+}
+END_TEST
+
+Suite *answer_suite(void); /* for tests/zones/main.c */
+Suite *answer_suite(void)
+{
+    Suite *s = suite_create("answer");
+    TCase *tc = tcase_create("records");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, answers_the_record_table, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+    tcase_add_test(tc, negative_answers_carry_the_apex_soa);
+    tcase_add_test(tc, names_outside_our_zones_are_not_ours);
+    tcase_add_test(tc, external_names_leaving_the_cluster_are_chased);
+    tcase_add_test(tc, verified_pods_need_a_pod_with_that_address);
+    tcase_add_test(tc, pod_addresses_map_to_their_namespace);
+    tcase_add_test(tc, any_returns_every_rrset);
+    tcase_add_test(tc, dump_prints_each_record_once);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,519 @@
+/* tests/zones/test_objects.c - zones/objects.c: IPs and CIDRs, the object container, and
+ * ClusterIP assignment and validation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "zones/manifest.h"
+#include "zones/objects.h"
+
+/* ---- helpers ---- */
+
+static struct zones_cidr cidr(const char *text)
+{
+    struct zones_cidr c;
+    ck_assert_msg(zones_cidr_parse(text, &c) == 0, "cannot parse %s", text);
+    return c;
+}
+
+static struct zones_ip ip(const char *text)
+{
+    struct zones_ip out;
+    ck_assert_msg(zones_ip_parse(text, &out) == 0, "cannot parse %s", text);
+    return out;
+}
+
+static const char *ip_text(const struct zones_ip *addr)
+{
+    static char text[4][64];
+    static int next;
+    next = (next + 1) % 4;
+    return zones_ip_format(addr, text[next], sizeof(text[next]));
+}
+
+/* A Service manifest: name, namespace and an optional clusterIP line. */
+static void add_service(struct zones_objects *objs, const char *file, const char *ns,
+                        const char *name, const char *spec)
+{
+    char text[512];
+    snprintf(text, sizeof(text),
+             "apiVersion: v1\nkind: Service\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n"
+             "  ports: [{port: 80}]\n%s",
+             name, ns, spec != NULL ? spec : "");
+    ck_assert_uint_eq(zones_manifest_load_buffer(objs, file, text, strlen(text)), 0);
+}
+
+static const struct zones_service *find_service(const struct zones_objects *objs, const char *ns,
+                                                const char *name)
+{
+    for (size_t i = 0; i < objs->n_services; i++) {
+        if (strcmp(objs->services[i].ns, ns) == 0 && strcmp(objs->services[i].name, name) == 0)
+            return &objs->services[i];
+    }
+    ck_abort_msg("no Service %s/%s", ns, name);
+    return NULL;
+}
+
+static const char *assigned(const struct zones_objects *objs, const char *ns, const char *name)
+{
+    const struct zones_service *svc = find_service(objs, ns, name);
+    ck_assert_uint_eq(svc->n_ips, 1);
+    ck_assert(svc->ips_assigned);
+    return ip_text(&svc->ips[0]);
+}
+
+static void assert_no_diags(const struct zones_objects *objs)
+{
+    for (size_t i = 0; i < objs->n_diags; i++)
+        ck_abort_msg("unexpected error %s:%u:%u: %s", objs->diags[i].where.file,
+                     objs->diags[i].where.line, objs->diags[i].where.col, objs->diags[i].message);
+}
+
+static const struct zones_cidr *default_cidrs(void)
+{
+    static struct zones_cidr cidrs[2];
+    cidrs[0] = cidr("10.96.0.0/12");
+    cidrs[1] = cidr("fd00::/108");
+    return cidrs;
+}
+
+/* ---- IPs and CIDRs ---- */
+
+START_TEST(parses_and_formats_ips)
+{
+    struct zones_ip a = ip("10.96.0.10");
+    ck_assert_uint_eq(a.family, 4);
+    ck_assert_uint_eq(a.addr[0], 10);
+    ck_assert_uint_eq(a.addr[3], 10);
+    ck_assert_str_eq(ip_text(&a), "10.96.0.10");
+    struct zones_ip b = ip("FD00:0:0::0A");
+    ck_assert_uint_eq(b.family, 6);
+    ck_assert_str_eq(ip_text(&b), "fd00::a");
+    ck_assert_str_eq(ip_text(&(struct zones_ip){.family = 0}), "?");
+}
+END_TEST
+
+static const char *const bad_ips[] = {"10.0.0.256", "::g",     "1.2.3",        " 1.2.3.4",
+                                      "1.2.3.4 ",   "",        "fe80::1%eth0", "10.0.0.1/32",
+                                      "None",       "01.2.3.4"};
+
+START_TEST(rejects_bad_ips)
+{
+    struct zones_ip out;
+    ck_assert_msg(zones_ip_parse(bad_ips[_i], &out) == -1, "accepted %s", bad_ips[_i]);
+}
+END_TEST
+
+START_TEST(parses_ipv4_cidr)
+{
+    struct zones_cidr c = cidr("10.96.0.0/12");
+    ck_assert_uint_eq(c.prefix, 12);
+    ck_assert_str_eq(ip_text(&c.base), "10.96.0.0");
+    ck_assert(zones_cidr_contains(&c, &(struct zones_ip){0}) == false);
+    struct zones_ip inside = ip("10.111.255.255");
+    struct zones_ip below = ip("10.95.255.255");
+    struct zones_ip above = ip("10.112.0.0");
+    struct zones_ip six = ip("::ffff:10.96.0.1");
+    ck_assert(zones_cidr_contains(&c, &inside));
+    ck_assert(!zones_cidr_contains(&c, &below));
+    ck_assert(!zones_cidr_contains(&c, &above));
+    ck_assert(!zones_cidr_contains(&c, &six));
+    /* Host bits are cleared, as net.ParseCIDR does. */
+    struct zones_cidr host = cidr("10.96.7.9/12");
+    ck_assert_str_eq(ip_text(&host.base), "10.96.0.0");
+    struct zones_cidr all = cidr("0.0.0.0/0");
+    ck_assert(zones_cidr_contains(&all, &below));
+    struct zones_cidr one = cidr("192.0.2.7/32");
+    struct zones_ip same = ip("192.0.2.7");
+    struct zones_ip next = ip("192.0.2.8");
+    ck_assert(zones_cidr_contains(&one, &same));
+    ck_assert(!zones_cidr_contains(&one, &next));
+}
+END_TEST
+
+START_TEST(parses_ipv6_cidr)
+{
+    struct zones_cidr c = cidr("fd00:10:96::/108");
+    ck_assert_uint_eq(c.prefix, 108);
+    ck_assert_uint_eq(c.base.family, 6);
+    struct zones_ip inside = ip("fd00:10:96::f:ffff");
+    struct zones_ip outside = ip("fd00:10:96::10:0");
+    struct zones_ip four = ip("10.96.0.1");
+    ck_assert(zones_cidr_contains(&c, &inside));
+    ck_assert(!zones_cidr_contains(&c, &outside));
+    ck_assert(!zones_cidr_contains(&c, &four));
+    struct zones_cidr odd = cidr("fd00::ffff/117");
+    ck_assert_str_eq(ip_text(&odd.base), "fd00::f800");
+}
+END_TEST
+
+static const char *const bad_cidrs[] = {
+    "10.96.0.0",    "10.96.0.0/",     "10.96.0.0/33",  "10.96.0.0/1a",
+    "10.96.0.0/-1", "fd00::/129",     "x/8",           "",
+    "/12",          "10.96.0.0/12/1", "10.96.0.0/ 12", "fd00::/00000128",
+    "300.0.0.0/8"};
+
+START_TEST(rejects_bad_cidrs)
+{
+    struct zones_cidr out;
+    ck_assert_msg(zones_cidr_parse(bad_cidrs[_i], &out) == -1, "accepted %s", bad_cidrs[_i]);
+}
+END_TEST
+
+/* ---- the container ---- */
+
+START_TEST(rolls_back_to_a_checkpoint)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    for (int i = 0; i < 5; i++)
+        zones_objects_add_service(&objs)->name = strdup("kept");
+    struct zones_objects_mark mark = zones_objects_checkpoint(&objs);
+    for (int i = 0; i < 20; i++) {
+        struct zones_service *svc = zones_objects_add_service(&objs);
+        svc->name = strdup("dropped");
+        svc->ips = calloc(1, sizeof(*svc->ips));
+        svc->n_ips = 1;
+        zones_objects_add_pod(&objs)->labels = calloc(1, sizeof(struct zones_label));
+        zones_objects_add_slice(&objs)->service = strdup("x");
+        zones_objects_add_namespace(&objs)->name = strdup("ns");
+        objs.n_skipped++;
+    }
+    zones_objects_rollback(&objs, &mark);
+    ck_assert_uint_eq(objs.n_services, 5);
+    ck_assert_uint_eq(objs.n_pods + objs.n_slices + objs.n_namespaces + objs.n_skipped, 0);
+    /* Adding after a rollback reuses the array. */
+    for (int i = 0; i < 40; i++)
+        zones_objects_add_service(&objs);
+    ck_assert_str_eq(objs.services[4].name, "kept");
+    ck_assert_ptr_null(objs.services[5].name);
+    zones_objects_free(&objs);
+    ck_assert_uint_eq(objs.n_services, 0);
+    zones_objects_free(&objs); /* freeing twice is harmless */
+}
+END_TEST
+
+START_TEST(keeps_its_own_copy_of_error_file_names)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    char file[32] = "first.yaml";
+    struct zones_where where = {.file = file, .line = 3, .col = 4};
+    zones_objects_error(&objs, &where, "bad %s at %d", "thing", 7);
+    strcpy(file, "overwritten");
+    ck_assert_str_eq(objs.diags[0].where.file, "first.yaml");
+    ck_assert_str_eq(objs.diags[0].message, "bad thing at 7");
+    ck_assert_uint_eq(objs.diags[0].where.line, 3);
+    const char *interned = zones_objects_intern_file(&objs, "x.yaml");
+    where.file = interned;
+    zones_objects_error(&objs, &where, "again");
+    ck_assert_ptr_eq(objs.diags[1].where.file, interned);
+    zones_objects_free(&objs);
+}
+END_TEST
+
+/* ---- assignment ---- */
+
+START_TEST(assigns_stable_documented_addresses)
+{
+    /* FNV-1a 64 of "namespace/name" modulo the usable range, from the range's third address:
+     * pinned here so a change of hash shows up as a failing test, not as moved Services. */
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "echo", NULL);
+    add_service(&objs, "a.yaml", "shop", "web", NULL);
+    add_service(&objs, "a.yaml", "default", "gihyo", NULL);
+    zones_objects_assign_ips(&objs, default_cidrs(), 2);
+    assert_no_diags(&objs);
+    ck_assert_str_eq(assigned(&objs, "default", "echo"), "10.97.137.21");
+    ck_assert_str_eq(assigned(&objs, "shop", "web"), "10.106.103.112");
+    ck_assert_str_eq(assigned(&objs, "default", "gihyo"), "10.107.140.255");
+    zones_objects_free(&objs);
+
+    struct zones_cidr six = cidr("fd00::/108");
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "echo", NULL);
+    zones_objects_assign_ips(&objs, &six, 1);
+    ck_assert_str_eq(assigned(&objs, "default", "echo"), "fd00::e:2dd6");
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(assignment_is_independent_of_load_order)
+{
+    static const char *const names[] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta"};
+    struct zones_objects forward;
+    struct zones_objects backward;
+    zones_objects_init(&forward);
+    zones_objects_init(&backward);
+    for (int i = 0; i < 6; i++) {
+        add_service(&forward, "f.yaml", "default", names[i], NULL);
+        add_service(&backward, "b.yaml", "default", names[5 - i], NULL);
+    }
+    /* A narrow range forces collisions, so probing order matters too. */
+    struct zones_cidr narrow = cidr("10.0.0.0/29");
+    zones_objects_assign_ips(&forward, &narrow, 1);
+    zones_objects_assign_ips(&backward, &narrow, 1);
+    ck_assert_uint_eq(forward.n_diags, 1); /* 5 usable addresses for 6 Services */
+    ck_assert_uint_eq(backward.n_diags, 1);
+    for (int i = 0; i < 6; i++) {
+        const struct zones_service *f = find_service(&forward, "default", names[i]);
+        const struct zones_service *b = find_service(&backward, "default", names[i]);
+        ck_assert_uint_eq(f->n_ips, b->n_ips);
+        if (f->n_ips == 1)
+            ck_assert_str_eq(ip_text(&f->ips[0]), ip_text(&b->ips[0]));
+    }
+    zones_objects_free(&forward);
+    zones_objects_free(&backward);
+}
+END_TEST
+
+START_TEST(assigns_distinct_addresses_inside_the_cidr)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    char name[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "svc-%d", i);
+        add_service(&objs, "many.yaml", i % 2 ? "odd" : "even", name, NULL);
+    }
+    struct zones_cidr c = cidr("10.96.0.0/22"); /* 1021 usable: many collisions */
+    zones_objects_assign_ips(&objs, &c, 1);
+    assert_no_diags(&objs);
+    char *seen = calloc(1024, 1);
+    for (size_t i = 0; i < objs.n_services; i++) {
+        const struct zones_service *svc = &objs.services[i];
+        ck_assert_uint_eq(svc->n_ips, 1);
+        ck_assert(zones_cidr_contains(&c, &svc->ips[0]));
+        unsigned offset = (unsigned)(svc->ips[0].addr[2] & 3) << 8 | svc->ips[0].addr[3];
+        ck_assert_msg(offset >= 2 && offset <= 1022, "got %s", ip_text(&svc->ips[0]));
+        ck_assert_msg(!seen[offset], "%s given twice", ip_text(&svc->ips[0]));
+        seen[offset] = 1;
+    }
+    free(seen);
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(skips_network_first_host_and_broadcast)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "only", NULL);
+    struct zones_cidr c = cidr("192.0.2.0/30"); /* .0 network, .1 first host, .3 broadcast */
+    zones_objects_assign_ips(&objs, &c, 1);
+    assert_no_diags(&objs);
+    ck_assert_str_eq(assigned(&objs, "default", "only"), "192.0.2.2");
+    add_service(&objs, "a.yaml", "default", "more", NULL);
+    objs.services[0].n_ips = 0;
+    objs.services[0].ips_assigned = false;
+    free(objs.services[0].ips);
+    objs.services[0].ips = NULL;
+    zones_objects_assign_ips(&objs, &c, 1);
+    ck_assert_uint_eq(objs.n_diags, 1);
+    ck_assert(strstr(objs.diags[0].message, "no free address left in --service-cidr "
+                                            "192.0.2.0/30") != NULL);
+    zones_objects_free(&objs);
+
+    /* IPv6 has no broadcast: a /126 leaves ::2 and ::3. */
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "a", NULL);
+    add_service(&objs, "a.yaml", "default", "b", NULL);
+    struct zones_cidr six = cidr("fd00::/126");
+    zones_objects_assign_ips(&objs, &six, 1);
+    assert_no_diags(&objs);
+    const char *a = assigned(&objs, "default", "a");
+    const char *b = assigned(&objs, "default", "b");
+    ck_assert(strcmp(a, b) != 0);
+    ck_assert(strcmp(a, "fd00::2") == 0 || strcmp(a, "fd00::3") == 0);
+    ck_assert(strcmp(b, "fd00::2") == 0 || strcmp(b, "fd00::3") == 0);
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(never_assigns_a_stated_address)
+{
+    /* echo would get 10.97.137.21; another Service states exactly that, so echo moves on. */
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "echo", NULL);
+    add_service(&objs, "b.yaml", "zzz", "squatter", "  clusterIP: 10.97.137.21\n");
+    zones_objects_assign_ips(&objs, default_cidrs(), 2);
+    assert_no_diags(&objs);
+    ck_assert_str_eq(assigned(&objs, "default", "echo"), "10.97.137.22");
+    const struct zones_service *squatter = find_service(&objs, "zzz", "squatter");
+    ck_assert(!squatter->ips_assigned);
+    ck_assert_str_eq(ip_text(&squatter->ips[0]), "10.97.137.21");
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(prefers_the_first_ipv4_cidr)
+{
+    struct zones_cidr cidrs[3] = {cidr("fd00::/108"), cidr("10.96.0.0/12"), cidr("10.0.0.0/8")};
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "echo", NULL);
+    zones_objects_assign_ips(&objs, cidrs, 3);
+    ck_assert_str_eq(assigned(&objs, "default", "echo"), "10.97.137.21");
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(assigns_nothing_to_headless_or_external_services)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "headless", "  clusterIP: None\n");
+    add_service(&objs, "a.yaml", "default", "ext",
+                "  type: ExternalName\n  externalName: example.com\n");
+    zones_objects_assign_ips(&objs, default_cidrs(), 2);
+    assert_no_diags(&objs);
+    for (size_t i = 0; i < objs.n_services; i++) {
+        ck_assert_uint_eq(objs.services[i].n_ips, 0);
+        ck_assert(!objs.services[i].ips_assigned);
+    }
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(without_a_cidr_assigns_and_checks_nothing)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "echo", NULL);
+    add_service(&objs, "a.yaml", "default", "far", "  clusterIP: 192.0.2.1\n");
+    zones_objects_assign_ips(&objs, NULL, 0);
+    assert_no_diags(&objs);
+    ck_assert_uint_eq(find_service(&objs, "default", "echo")->n_ips, 0);
+    zones_objects_free(&objs);
+}
+END_TEST
+
+/* ---- validation ---- */
+
+START_TEST(reports_duplicate_service_at_the_second_naming_the_first)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "one.yaml", "shop", "web", NULL);
+    add_service(&objs, "one.yaml", "shop", "other", NULL);
+    add_service(&objs, "one.yaml", "shop", "web", "  clusterIP: 10.96.5.5\n");
+    zones_objects_assign_ips(&objs, default_cidrs(), 2);
+    ck_assert_uint_eq(objs.n_diags, 1);
+    const struct zones_diag *d = &objs.diags[0];
+    ck_assert_str_eq(d->where.file, "one.yaml");
+    ck_assert_uint_eq(d->where.line, 4);
+    ck_assert_uint_eq(d->where.col, 9);
+    ck_assert_msg(strstr(d->message, "Service shop/web is defined twice in this file, first at "
+                                     "one.yaml:4:9") != NULL,
+                  "%s", d->message);
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(a_later_file_replaces_a_service_as_kubectl_apply_would)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "one.yaml", "shop", "web", "  clusterIP: 10.96.4.4\n");
+    add_service(&objs, "one.yaml", "shop", "other", NULL);
+    add_service(&objs, "two.yaml", "shop", "web", "  clusterIP: 10.96.5.5\n");
+    zones_objects_assign_ips(&objs, default_cidrs(), 2);
+    assert_no_diags(&objs);
+    ck_assert_uint_eq(objs.n_warnings, 1);
+    ck_assert_str_eq(objs.warnings[0].where.file, "two.yaml");
+    ck_assert_msg(strstr(objs.warnings[0].message,
+                         "Service shop/web replaces its definition at one.yaml:4:9") != NULL,
+                  "%s", objs.warnings[0].message);
+    ck_assert_uint_eq(objs.n_services, 2);
+    const struct zones_service *web = find_service(&objs, "shop", "web");
+    ck_assert_uint_eq(web->n_ips, 1);
+    char ip[64];
+    ck_assert_str_eq(zones_ip_format(&web->ips[0], ip, sizeof(ip)), "10.96.5.5");
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(reports_cluster_ip_outside_every_cidr)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "default", "inside", "  clusterIP: 10.96.0.10\n");
+    add_service(&objs, "a.yaml", "default", "six", "  clusterIPs: [10.96.0.11, 'fd00::b']\n");
+    add_service(&objs, "b.yaml", "default", "outside", "  clusterIP: 192.168.0.10\n");
+    add_service(&objs, "c.yaml", "default", "six-out", "  clusterIPs: [10.96.0.12, 'fd01::c']\n");
+    zones_objects_assign_ips(&objs, default_cidrs(), 2);
+    ck_assert_uint_eq(objs.n_diags, 2);
+    const struct zones_diag *d = &objs.diags[0];
+    ck_assert_str_eq(d->where.file, "b.yaml");
+    ck_assert_uint_eq(d->where.line, 8);
+    ck_assert_uint_eq(d->where.col, 14);
+    ck_assert_msg(strstr(d->message, "clusterIP 192.168.0.10 of Service default/outside is "
+                                     "outside every --service-cidr (10.96.0.0/12, fd00::/108); "
+                                     "add a --service-cidr that covers it") != NULL,
+                  "%s", d->message);
+    ck_assert_str_eq(objs.diags[1].where.file, "c.yaml");
+    ck_assert(strstr(objs.diags[1].message, "fd01::c") != NULL);
+    zones_objects_free(&objs);
+}
+END_TEST
+
+START_TEST(reports_two_services_stating_the_same_address)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    add_service(&objs, "a.yaml", "shop", "first", "  clusterIP: 10.96.0.10\n");
+    add_service(&objs, "b.yaml", "alpha", "second", "  clusterIP: 10.96.0.10\n");
+    add_service(&objs, "b.yaml", "alpha", "third", "  clusterIP: 10.96.0.11\n");
+    zones_objects_assign_ips(&objs, default_cidrs(), 2);
+    ck_assert_uint_eq(objs.n_diags, 1);
+    const struct zones_diag *d = &objs.diags[0];
+    ck_assert_str_eq(d->where.file, "b.yaml");
+    ck_assert_uint_eq(d->where.line, 8);
+    ck_assert_msg(strstr(d->message, "clusterIP 10.96.0.10 of Service alpha/second is also "
+                                     "stated by Service shop/first at a.yaml:4") != NULL,
+                  "%s", d->message);
+    zones_objects_free(&objs);
+}
+END_TEST
+
+Suite *objects_suite(void); /* for tests/zones/main.c */
+Suite *objects_suite(void)
+{
+    Suite *s = suite_create("objects");
+    TCase *addresses = tcase_create("addresses");
+    tcase_add_test(addresses, parses_and_formats_ips);
+    tcase_add_loop_test(addresses, rejects_bad_ips, 0, (int)(sizeof(bad_ips) / sizeof(bad_ips[0])));
+    tcase_add_test(addresses, parses_ipv4_cidr);
+    tcase_add_test(addresses, parses_ipv6_cidr);
+    tcase_add_loop_test(addresses, rejects_bad_cidrs, 0,
+                        (int)(sizeof(bad_cidrs) / sizeof(bad_cidrs[0])));
+    suite_add_tcase(s, addresses);
+
+    TCase *container = tcase_create("container");
+    tcase_add_test(container, rolls_back_to_a_checkpoint);
+    tcase_add_test(container, keeps_its_own_copy_of_error_file_names);
+    suite_add_tcase(s, container);
+
+    TCase *assign = tcase_create("assign");
+    tcase_add_test(assign, assigns_stable_documented_addresses);
+    tcase_add_test(assign, assignment_is_independent_of_load_order);
+    tcase_add_test(assign, assigns_distinct_addresses_inside_the_cidr);
+    tcase_add_test(assign, skips_network_first_host_and_broadcast);
+    tcase_add_test(assign, never_assigns_a_stated_address);
+    tcase_add_test(assign, prefers_the_first_ipv4_cidr);
+    tcase_add_test(assign, assigns_nothing_to_headless_or_external_services);
+    tcase_add_test(assign, without_a_cidr_assigns_and_checks_nothing);
+    suite_add_tcase(s, assign);
+
+    TCase *checks = tcase_create("checks");
+    tcase_add_test(checks, reports_duplicate_service_at_the_second_naming_the_first);
+    tcase_add_test(checks, a_later_file_replaces_a_service_as_kubectl_apply_would);
+    tcase_add_test(checks, reports_cluster_ip_outside_every_cidr);
+    tcase_add_test(checks, reports_two_services_stating_the_same_address);
+    suite_add_tcase(s, checks);
+    return s;
+}

@@ -1,0 +1,625 @@
+/* zones/objects.c - the object container, IP and CIDR helpers, and ClusterIP assignment.
+ *
+ * Owns every string and array the objects point to. The invariant that matters is in
+ * zones_objects_assign_ips(): an assigned address depends only on the Service's namespace and
+ * name and on the addresses other Services state, never on load order or on a random seed. */
+#include "zones/objects.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns/log.h"
+
+#define FNV_OFFSET_BASIS 0xcbf29ce484222325U
+#define FNV_PRIME 0x100000001b3U
+
+static void *xrealloc(void *ptr, size_t size)
+{
+    void *p = realloc(ptr, size);
+    if (p == NULL) {
+        log_error("zones", "msg=\"out of memory\" bytes=%zu", size);
+        abort();
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t len = strlen(s) + 1;
+    return memcpy(xrealloc(NULL, len), s, len);
+}
+
+/* Appends one zeroed element. The capacity is implied by n (the next power of two, at least
+ * 4), so the public structs need no capacity fields and a rollback that lowers n stays valid. */
+static void *append(void *array, size_t *n, size_t size)
+{
+    if (*n == 0 || (*n >= 4 && (*n & (*n - 1)) == 0))
+        array = xrealloc(array, (*n == 0 ? 4 : *n * 2) * size);
+    char *slot = (char *)array + *n * size;
+    memset(slot, 0, size);
+    (*n)++;
+    return array;
+}
+
+void zones_objects_init(struct zones_objects *objs)
+{
+    memset(objs, 0, sizeof(*objs));
+}
+
+static void free_labels(struct zones_label *labels, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(labels[i].key);
+        free(labels[i].value);
+    }
+    free(labels);
+}
+
+static void free_ports(struct zones_port *ports, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(ports[i].name);
+        free(ports[i].protocol);
+    }
+    free(ports);
+}
+
+static void free_service(struct zones_service *svc)
+{
+    free(svc->name);
+    free(svc->ns);
+    free(svc->ips);
+    free(svc->external_name);
+    free_ports(svc->ports, svc->n_ports);
+    free_labels(svc->selector, svc->n_selector);
+}
+
+static void free_slice(struct zones_slice *slice)
+{
+    free(slice->name);
+    free(slice->ns);
+    free(slice->service);
+    for (size_t i = 0; i < slice->n_endpoints; i++) {
+        free(slice->endpoints[i].ips);
+        free(slice->endpoints[i].hostname);
+    }
+    free(slice->endpoints);
+    free_ports(slice->ports, slice->n_ports);
+}
+
+static void free_pod(struct zones_pod *pod)
+{
+    free(pod->name);
+    free(pod->ns);
+    free(pod->ips);
+    free(pod->hostname);
+    free(pod->subdomain);
+    free_labels(pod->labels, pod->n_labels);
+}
+
+void zones_objects_rollback(struct zones_objects *objs, const struct zones_objects_mark *mark)
+{
+    while (objs->n_services > mark->n_services)
+        free_service(&objs->services[--objs->n_services]);
+    while (objs->n_slices > mark->n_slices)
+        free_slice(&objs->slices[--objs->n_slices]);
+    while (objs->n_pods > mark->n_pods)
+        free_pod(&objs->pods[--objs->n_pods]);
+    while (objs->n_namespaces > mark->n_namespaces)
+        free(objs->namespaces[--objs->n_namespaces].name);
+    objs->n_skipped = mark->n_skipped;
+}
+
+struct zones_objects_mark zones_objects_checkpoint(const struct zones_objects *objs)
+{
+    struct zones_objects_mark mark = {
+        .n_services = objs->n_services,
+        .n_slices = objs->n_slices,
+        .n_pods = objs->n_pods,
+        .n_namespaces = objs->n_namespaces,
+        .n_skipped = objs->n_skipped,
+    };
+    return mark;
+}
+
+void zones_objects_free(struct zones_objects *objs)
+{
+    struct zones_objects_mark empty = {0};
+    zones_objects_rollback(objs, &empty);
+    free(objs->services);
+    free(objs->slices);
+    free(objs->pods);
+    free(objs->namespaces);
+    for (size_t i = 0; i < objs->n_files; i++)
+        free(objs->files[i]);
+    free(objs->files);
+    for (size_t i = 0; i < objs->n_diags; i++)
+        free(objs->diags[i].message);
+    free(objs->diags);
+    for (size_t i = 0; i < objs->n_warnings; i++)
+        free(objs->warnings[i].message);
+    free(objs->warnings);
+    zones_objects_init(objs);
+}
+
+struct zones_service *zones_objects_add_service(struct zones_objects *objs)
+{
+    objs->services = append(objs->services, &objs->n_services, sizeof(objs->services[0]));
+    return &objs->services[objs->n_services - 1];
+}
+
+struct zones_slice *zones_objects_add_slice(struct zones_objects *objs)
+{
+    objs->slices = append(objs->slices, &objs->n_slices, sizeof(objs->slices[0]));
+    return &objs->slices[objs->n_slices - 1];
+}
+
+struct zones_pod *zones_objects_add_pod(struct zones_objects *objs)
+{
+    objs->pods = append(objs->pods, &objs->n_pods, sizeof(objs->pods[0]));
+    return &objs->pods[objs->n_pods - 1];
+}
+
+struct zones_namespace *zones_objects_add_namespace(struct zones_objects *objs)
+{
+    objs->namespaces = append(objs->namespaces, &objs->n_namespaces, sizeof(objs->namespaces[0]));
+    return &objs->namespaces[objs->n_namespaces - 1];
+}
+
+/* Only the latest file is compared: a loader interns each file once, and a directory of many
+ * files must not cost a quadratic search. A repeated name merely costs a second copy. */
+const char *zones_objects_intern_file(struct zones_objects *objs, const char *name)
+{
+    if (objs->n_files > 0 && strcmp(objs->files[objs->n_files - 1], name) == 0)
+        return objs->files[objs->n_files - 1];
+    objs->files = append(objs->files, &objs->n_files, sizeof(objs->files[0]));
+    objs->files[objs->n_files - 1] = xstrdup(name);
+    return objs->files[objs->n_files - 1];
+}
+
+/* A diag must not point at a caller's buffer, so a file name that is not already one of ours
+ * is interned here. */
+static const char *own_file(struct zones_objects *objs, const char *file)
+{
+    if (file == NULL)
+        return NULL;
+    for (size_t i = objs->n_files; i > 0; i--) {
+        if (objs->files[i - 1] == file)
+            return file;
+    }
+    return zones_objects_intern_file(objs, file);
+}
+
+static void add_diag(struct zones_objects *objs, struct zones_diag **list, size_t *n,
+                     const struct zones_where *where, const char *fmt, va_list ap)
+{
+    /* The NOLINTs: clang-analyzer 14 reports va_list as uninitialized when it inlines a
+     * variadic function into its caller; it is started by the caller. */
+    va_list again;
+    va_copy(again, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    if (len < 0)
+        len = 0;
+    char *message = xrealloc(NULL, (size_t)len + 1);
+    vsnprintf(message, (size_t)len + 1, fmt, again); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    va_end(again);
+
+    *list = append(*list, n, sizeof((*list)[0]));
+    struct zones_diag *diag = &(*list)[*n - 1];
+    diag->where = *where;
+    diag->where.file = own_file(objs, where->file);
+    diag->message = message;
+}
+
+void zones_objects_error(struct zones_objects *objs, const struct zones_where *where,
+                         const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_diag(objs, &objs->diags, &objs->n_diags, where, fmt, ap);
+    va_end(ap);
+}
+
+void zones_objects_warn(struct zones_objects *objs, const struct zones_where *where,
+                        const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_diag(objs, &objs->warnings, &objs->n_warnings, where, fmt, ap);
+    va_end(ap);
+}
+
+int zones_ip_parse(const char *text, struct zones_ip *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, text, out->addr) == 1) {
+        out->family = 4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, out->addr) == 1) {
+        out->family = 6;
+        return 0;
+    }
+    memset(out, 0, sizeof(*out));
+    return -1;
+}
+
+char *zones_ip_format(const struct zones_ip *ip, char *out, size_t cap)
+{
+    int af = ip->family == 4 ? AF_INET : AF_INET6;
+    if (cap == 0)
+        return out;
+    if ((ip->family != 4 && ip->family != 6) ||
+        inet_ntop(af, ip->addr, out, (socklen_t)cap) == NULL)
+        snprintf(out, cap, "?");
+    return out;
+}
+
+static unsigned family_bits(uint8_t family)
+{
+    return family == 4 ? 32 : 128;
+}
+
+int zones_cidr_parse(const char *text, struct zones_cidr *out)
+{
+    const char *slash = strchr(text, '/');
+    char addr[INET6_ADDRSTRLEN];
+    if (slash == NULL || (size_t)(slash - text) >= sizeof(addr))
+        return -1;
+    memcpy(addr, text, (size_t)(slash - text));
+    addr[slash - text] = '\0';
+    struct zones_cidr cidr;
+    if (zones_ip_parse(addr, &cidr.base) != 0)
+        return -1;
+    const char *p = slash + 1;
+    unsigned prefix = 0;
+    size_t digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 4; p++, digits++)
+        prefix = prefix * 10 + (unsigned)(*p - '0');
+    if (digits == 0 || *p != '\0' || prefix > family_bits(cidr.base.family))
+        return -1;
+    cidr.prefix = (uint8_t)prefix;
+    for (unsigned bit = prefix; bit < family_bits(cidr.base.family); bit++)
+        cidr.base.addr[bit / 8] &= (uint8_t) ~(0x80U >> (bit % 8));
+    *out = cidr;
+    return 0;
+}
+
+bool zones_cidr_contains(const struct zones_cidr *cidr, const struct zones_ip *ip)
+{
+    if (cidr->base.family != ip->family)
+        return false;
+    unsigned full = cidr->prefix / 8;
+    if (memcmp(cidr->base.addr, ip->addr, full) != 0)
+        return false;
+    unsigned rest = cidr->prefix % 8;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xffU << (8 - rest));
+    return (cidr->base.addr[full] & mask) == (ip->addr[full] & mask);
+}
+
+/* ---- ClusterIP validation and assignment ---- */
+
+static uint64_t fnv1a(uint64_t hash, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++) {
+        hash ^= p[i];
+        hash *= FNV_PRIME;
+    }
+    return hash;
+}
+
+static bool ip_equal(const struct zones_ip *a, const struct zones_ip *b)
+{
+    return a->family == b->family && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+/* An open-addressing set of addresses taken so far; sized once, never full. */
+struct ip_set {
+    struct zones_ip *slots; /* family 0: empty */
+    size_t mask;
+    size_t n;
+};
+
+static void ip_set_init(struct ip_set *set, size_t expected)
+{
+    size_t size = 16;
+    while (size < expected * 2)
+        size *= 2;
+    set->slots = xrealloc(NULL, size * sizeof(set->slots[0]));
+    memset(set->slots, 0, size * sizeof(set->slots[0]));
+    set->mask = size - 1;
+    set->n = 0;
+}
+
+/* Returns true when ip was already in the set. */
+static bool ip_set_add(struct ip_set *set, const struct zones_ip *ip)
+{
+    size_t i = (size_t)fnv1a(FNV_OFFSET_BASIS, ip, sizeof(*ip)) & set->mask;
+    while (set->slots[i].family != 0) {
+        if (ip_equal(&set->slots[i], ip))
+            return true;
+        i = (i + 1) & set->mask;
+    }
+    set->slots[i] = *ip;
+    set->n++;
+    return false;
+}
+
+static int compare_services(const void *a, const void *b)
+{
+    const struct zones_service *x = *(const struct zones_service *const *)a;
+    const struct zones_service *y = *(const struct zones_service *const *)b;
+    int c = strcmp(x->ns, y->ns);
+    if (c == 0)
+        c = strcmp(x->name, y->name);
+    if (c == 0)
+        c = x < y ? -1 : x > y; /* load order among duplicates: the first one stays first */
+    return c;
+}
+
+static bool same_service(const struct zones_service *a, const struct zones_service *b)
+{
+    return strcmp(a->ns, b->ns) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+static const char *file_name(const struct zones_where *where)
+{
+    return where->file != NULL ? where->file : "?";
+}
+
+static bool same_file(const struct zones_where *a, const struct zones_where *b)
+{
+    return a->file == b->file || (a->file && b->file && strcmp(a->file, b->file) == 0);
+}
+
+/* A Service defined again in a later file replaces the earlier one, as a second kubectl
+ * apply would update it: the tutorial's simple-service.yaml and simple-node-port-service.yaml
+ * are one Service applied twice. In a single file, a second definition is a mistake. */
+static void check_duplicates(struct zones_objects *objs, struct zones_service **sorted, size_t n,
+                             bool *replaced)
+{
+    for (size_t i = 1; i < n; i++) {
+        const struct zones_service *a = sorted[i - 1];
+        const struct zones_service *b = sorted[i];
+        if (!same_service(a, b))
+            continue;
+        if (same_file(&a->where, &b->where)) {
+            zones_objects_error(objs, &b->where,
+                                "Service %s/%s is defined twice in this file, first at %s:%u:%u; "
+                                "keep one of them or rename this one",
+                                a->ns, a->name, file_name(&a->where), a->where.line,
+                                a->where.col);
+            continue;
+        }
+        zones_objects_warn(objs, &b->where,
+                           "Service %s/%s replaces its definition at %s:%u:%u, as a second "
+                           "kubectl apply would; remove one of them to silence this",
+                           a->ns, a->name, file_name(&a->where), a->where.line, a->where.col);
+        replaced[a - objs->services] = true;
+    }
+}
+
+/* Drops the replaced definitions, keeping load order. */
+static void drop_replaced(struct zones_objects *objs, const bool *replaced)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < objs->n_services; i++) {
+        if (replaced[i])
+            free_service(&objs->services[i]);
+        else
+            objs->services[w++] = objs->services[i];
+    }
+    objs->n_services = w;
+}
+
+/* "10.96.0.0/12, fd00::/108" for messages; long lists are cut with "...". */
+static void format_cidrs(const struct zones_cidr *cidrs, size_t n_cidrs, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n_cidrs; i++) {
+        char ip[INET6_ADDRSTRLEN];
+        zones_ip_format(&cidrs[i].base, ip, sizeof(ip));
+        int w = snprintf(out + used, cap - used, "%s%s/%u", i > 0 ? ", " : "", ip, cidrs[i].prefix);
+        if (w < 0 || (size_t)w >= cap - used) {
+            snprintf(out + (used < cap - 4 ? used : cap - 4), 4, "...");
+            return;
+        }
+        used += (size_t)w;
+    }
+}
+
+static void check_in_cidrs(struct zones_objects *objs, const struct zones_service *svc,
+                           const struct zones_cidr *cidrs, size_t n_cidrs)
+{
+    for (size_t i = 0; i < svc->n_ips; i++) {
+        bool inside = false;
+        for (size_t c = 0; c < n_cidrs && !inside; c++)
+            inside = zones_cidr_contains(&cidrs[c], &svc->ips[i]);
+        if (inside)
+            continue;
+        char ip[INET6_ADDRSTRLEN];
+        char list[256];
+        format_cidrs(cidrs, n_cidrs, list, sizeof(list));
+        zones_objects_error(objs, &svc->ips_where,
+                            "clusterIP %s of Service %s/%s is outside every --service-cidr (%s); "
+                            "add a --service-cidr that covers it, or remove the clusterIP to "
+                            "have one assigned",
+                            zones_ip_format(&svc->ips[i], ip, sizeof(ip)), svc->ns, svc->name,
+                            list);
+    }
+}
+
+struct stated_ip {
+    struct zones_ip ip;
+    const struct zones_service *svc;
+};
+
+static int compare_stated(const void *a, const void *b)
+{
+    const struct stated_ip *x = a;
+    const struct stated_ip *y = b;
+    int c = memcmp(&x->ip, &y->ip, sizeof(x->ip));
+    if (c == 0)
+        c = x->svc < y->svc ? -1 : x->svc > y->svc;
+    return c;
+}
+
+/* Reports addresses stated by two different Services, at the later one in load order. */
+static void check_clashes(struct zones_objects *objs, struct stated_ip *stated, size_t n)
+{
+    qsort(stated, n, sizeof(stated[0]), compare_stated);
+    size_t first = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (!ip_equal(&stated[first].ip, &stated[i].ip)) {
+            first = i;
+            continue;
+        }
+        const struct zones_service *a = stated[first].svc;
+        const struct zones_service *b = stated[i].svc;
+        if (same_service(a, b))
+            continue; /* a duplicate Service, already reported as such */
+        char ip[INET6_ADDRSTRLEN];
+        zones_objects_error(objs, &b->ips_where,
+                            "clusterIP %s of Service %s/%s is also stated by Service %s/%s at "
+                            "%s:%u; give each Service its own address, or remove one to have "
+                            "it assigned",
+                            zones_ip_format(&stated[i].ip, ip, sizeof(ip)), b->ns, b->name, a->ns,
+                            a->name, file_name(&a->where), a->where.line);
+    }
+}
+
+static bool needs_address(const struct zones_service *svc)
+{
+    return svc->kind == ZONES_SVC_CLUSTER_IP && svc->n_ips == 0;
+}
+
+/* The range assignment draws from: offsets [2, 2 + count) from the CIDR base. */
+struct pool {
+    const struct zones_cidr *cidr;
+    uint64_t count;
+};
+
+static const struct zones_cidr *pick_cidr(const struct zones_cidr *cidrs, size_t n_cidrs)
+{
+    for (size_t i = 0; i < n_cidrs; i++) {
+        if (cidrs[i].base.family == 4)
+            return &cidrs[i];
+    }
+    for (size_t i = 0; i < n_cidrs; i++) {
+        if (cidrs[i].base.family == 6)
+            return &cidrs[i];
+    }
+    return NULL;
+}
+
+/* IPv4 loses the network address, the first host and the broadcast; IPv6 has no broadcast. */
+static struct pool make_pool(const struct zones_cidr *cidr)
+{
+    struct pool pool = {.cidr = cidr, .count = 0};
+    unsigned host_bits = family_bits(cidr->base.family) - cidr->prefix;
+    unsigned reserved = cidr->base.family == 4 ? 3 : 2;
+    if (host_bits >= 64)
+        pool.count = UINT64_MAX - 1;
+    else if ((UINT64_C(1) << host_bits) > reserved)
+        pool.count = (UINT64_C(1) << host_bits) - reserved;
+    return pool;
+}
+
+static struct zones_ip pool_address(const struct pool *pool, uint64_t offset)
+{
+    struct zones_ip ip = pool->cidr->base;
+    unsigned last = ip.family == 4 ? 3 : 15;
+    for (unsigned i = 0; i < 8 && i <= last; i++)
+        ip.addr[last - i] |= (uint8_t)(offset >> (8 * i));
+    return ip;
+}
+
+static void assign_one(struct zones_objects *objs, struct zones_service *svc,
+                       const struct pool *pool, struct ip_set *taken)
+{
+    uint64_t hash = fnv1a(FNV_OFFSET_BASIS, svc->ns, strlen(svc->ns));
+    hash = fnv1a(hash, "/", 1);
+    hash = fnv1a(hash, svc->name, strlen(svc->name));
+    /* Among taken->n + 1 candidates at least one is free, so the probe is short even in a
+     * huge IPv6 range; only a range smaller than that can be full. */
+    uint64_t tries = pool->count < taken->n + 1 ? pool->count : taken->n + 1;
+    uint64_t offset = pool->count > 0 ? hash % pool->count : 0;
+    for (uint64_t t = 0; t < tries; t++, offset = offset + 1 == pool->count ? 0 : offset + 1) {
+        struct zones_ip ip = pool_address(pool, 2 + offset);
+        if (ip_set_add(taken, &ip))
+            continue;
+        svc->ips = xrealloc(NULL, sizeof(svc->ips[0]));
+        svc->ips[0] = ip;
+        svc->n_ips = 1;
+        svc->ips_assigned = true;
+        return;
+    }
+    char base[INET6_ADDRSTRLEN];
+    zones_objects_error(objs, &svc->where,
+                        "no free address left in --service-cidr %s/%u for Service %s/%s; use a "
+                        "larger --service-cidr",
+                        zones_ip_format(&pool->cidr->base, base, sizeof(base)), pool->cidr->prefix,
+                        svc->ns, svc->name);
+}
+
+void zones_objects_assign_ips(struct zones_objects *objs, const struct zones_cidr *cidrs,
+                              size_t n_cidrs)
+{
+    size_t n = objs->n_services;
+    if (n == 0)
+        return;
+    struct zones_service **sorted = xrealloc(NULL, n * sizeof(struct zones_service *));
+    size_t n_stated = 0;
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = &objs->services[i];
+        n_stated += objs->services[i].n_ips;
+    }
+    qsort(sorted, n, sizeof(struct zones_service *), compare_services);
+    bool *replaced = xrealloc(NULL, n * sizeof(bool));
+    memset(replaced, 0, n * sizeof(bool));
+    check_duplicates(objs, sorted, n, replaced);
+    drop_replaced(objs, replaced);
+    free(replaced);
+    n = objs->n_services;
+    n_stated = 0;
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = &objs->services[i];
+        n_stated += objs->services[i].n_ips;
+    }
+    qsort(sorted, n, sizeof(struct zones_service *), compare_services);
+
+    struct stated_ip *stated = xrealloc(NULL, (n_stated + 1) * sizeof(stated[0]));
+    struct ip_set taken;
+    ip_set_init(&taken, n_stated + n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct zones_service *svc = &objs->services[i];
+        if (n_cidrs > 0)
+            check_in_cidrs(objs, svc, cidrs, n_cidrs);
+        for (size_t j = 0; j < svc->n_ips; j++) {
+            stated[k].ip = svc->ips[j];
+            stated[k++].svc = svc;
+            ip_set_add(&taken, &svc->ips[j]);
+        }
+    }
+    check_clashes(objs, stated, k);
+    free(stated);
+
+    const struct zones_cidr *cidr = pick_cidr(cidrs, n_cidrs);
+    if (cidr != NULL) {
+        struct pool pool = make_pool(cidr);
+        for (size_t i = 0; i < n; i++) {
+            if (needs_address(sorted[i]))
+                assign_one(objs, sorted[i], &pool, &taken);
+        }
+    }
+    free(taken.slots);
+    free(sorted);
+}

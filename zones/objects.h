@@ -1,0 +1,171 @@
+/* zones/objects.h - the Kubernetes objects svcdns serves from, independent of their source.
+ *
+ * Manifest files fill a zones_objects today; a Kubernetes API watch may fill one later. The
+ * store (zones/store.c) turns a complete zones_objects into an immutable snapshot. Strings
+ * are owned by the objects (malloc'd) and freed with zones_objects_free(). Names are stored
+ * lower-cased. Every object remembers where it came from, for error messages. */
+#ifndef ZONES_OBJECTS_H
+#define ZONES_OBJECTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct zones_where {
+    const char *file; /* interned in zones_objects.files; "-" for stdin */
+    unsigned line;    /* 1-based */
+    unsigned col;     /* 1-based */
+};
+
+struct zones_ip {
+    uint8_t family; /* 4 or 6 */
+    uint8_t addr[16];
+};
+
+struct zones_label {
+    char *key;
+    char *value;
+};
+
+struct zones_port {
+    char *name;     /* lower-cased; NULL when unnamed */
+    char *protocol; /* "tcp", "udp" or "sctp"; default "tcp" */
+    uint16_t port;  /* Service: spec.ports[].port; EndpointSlice/Endpoints: the endpoint port */
+};
+
+enum zones_service_kind {
+    ZONES_SVC_CLUSTER_IP, /* ClusterIP, NodePort, LoadBalancer */
+    ZONES_SVC_HEADLESS,   /* clusterIP: None */
+    ZONES_SVC_EXTERNAL_NAME,
+};
+
+struct zones_service {
+    char *name;
+    char *ns;
+    enum zones_service_kind kind;
+    struct zones_ip *ips; /* spec.clusterIPs (or clusterIP); n_ips 0: to be assigned */
+    size_t n_ips;
+    bool ips_assigned;       /* set by zones_objects_assign_ips() for the ones it gave */
+    char *external_name;     /* ExternalName only, lower-cased, no trailing dot */
+    struct zones_port *ports;
+    size_t n_ports;
+    struct zones_label *selector; /* spec.selector */
+    size_t n_selector;
+    struct zones_where where;
+    struct zones_where ips_where; /* spec.clusterIPs or spec.clusterIP; where when absent */
+};
+
+struct zones_endpoint {
+    struct zones_ip *ips; /* EndpointSlice: addresses; Endpoints: the one ip */
+    size_t n_ips;
+    char *hostname; /* lower-cased; NULL when absent */
+    bool ready;     /* conditions.ready; absent counts as ready. Endpoints: addresses vs
+                       notReadyAddresses */
+};
+
+/* A discovery.k8s.io/v1 EndpointSlice, or one subset of a v1 Endpoints object. */
+struct zones_slice {
+    char *name;
+    char *ns;
+    char *service; /* label kubernetes.io/service-name, or the Endpoints object's name */
+    struct zones_endpoint *endpoints;
+    size_t n_endpoints;
+    struct zones_port *ports;
+    size_t n_ports;
+    struct zones_where where;
+};
+
+struct zones_pod {
+    char *name;
+    char *ns;
+    struct zones_ip *ips; /* status.podIPs, or status.podIP */
+    size_t n_ips;
+    char *hostname;  /* spec.hostname, lower-cased; NULL when absent */
+    char *subdomain; /* spec.subdomain, lower-cased; NULL when absent */
+    struct zones_label *labels; /* metadata.labels */
+    size_t n_labels;
+    bool ready; /* status.conditions type Ready; absent counts as ready */
+    struct zones_where where;
+};
+
+struct zones_namespace {
+    char *name;
+    struct zones_where where;
+};
+
+struct zones_diag {
+    struct zones_where where;
+    char *message; /* what is wrong and what to do, one line, no trailing period needed */
+};
+
+struct zones_objects {
+    struct zones_service *services;
+    size_t n_services;
+    struct zones_slice *slices;
+    size_t n_slices;
+    struct zones_pod *pods;
+    size_t n_pods;
+    struct zones_namespace *namespaces;
+    size_t n_namespaces;
+    size_t n_skipped; /* objects of other kinds (ReplicaSet, Deployment, ...) */
+    size_t n_files;
+    char **files; /* interned file names, for zones_where.file */
+    struct zones_diag *diags; /* every error found, in order */
+    size_t n_diags;
+    struct zones_diag *warnings; /* what was loaded anyway, but deserves a look */
+    size_t n_warnings;
+};
+
+void zones_objects_init(struct zones_objects *objs);
+void zones_objects_free(struct zones_objects *objs);
+
+/* Records an error (or a warning) at where; message is formatted like printf. */
+void zones_objects_error(struct zones_objects *objs, const struct zones_where *where,
+                         const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void zones_objects_warn(struct zones_objects *objs, const struct zones_where *where,
+                        const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* For sources (zones/manifest.c; later an API watch). add_* appends a zeroed object and
+ * returns it; the pointer is valid until the next add of that kind. intern_file returns a
+ * copy of name owned by objs, for zones_where.file. A source that finds a document broken
+ * drops what it added since a checkpoint; diags are kept. Allocation failure aborts: the
+ * loader's limits bound what a manifest can make us allocate. */
+struct zones_service *zones_objects_add_service(struct zones_objects *objs);
+struct zones_slice *zones_objects_add_slice(struct zones_objects *objs);
+struct zones_pod *zones_objects_add_pod(struct zones_objects *objs);
+struct zones_namespace *zones_objects_add_namespace(struct zones_objects *objs);
+const char *zones_objects_intern_file(struct zones_objects *objs, const char *name);
+
+struct zones_objects_mark {
+    size_t n_services, n_slices, n_pods, n_namespaces, n_skipped;
+};
+struct zones_objects_mark zones_objects_checkpoint(const struct zones_objects *objs);
+void zones_objects_rollback(struct zones_objects *objs, const struct zones_objects_mark *mark);
+
+/* A service CIDR, as given to --service-cidr. */
+struct zones_cidr {
+    struct zones_ip base;
+    uint8_t prefix;
+};
+/* "10.96.0.0/12" or "fd00::/108"; host bits are cleared, as net.ParseCIDR does. 0 or -1. */
+int zones_cidr_parse(const char *text, struct zones_cidr *out);
+bool zones_cidr_contains(const struct zones_cidr *cidr, const struct zones_ip *ip);
+int zones_ip_parse(const char *text, struct zones_ip *out); /* 0 or -1 */
+/* Formats like inet_ntop; returns out. cap >= 46. */
+char *zones_ip_format(const struct zones_ip *ip, char *out, size_t cap);
+
+/* Checks what needs all objects at once and gives Services without a clusterIP a stable
+ * address. A Service defined again in a later file replaces the earlier definition, as a
+ * second `kubectl apply` would, with a warning; defined twice in one file, it is an error.
+ * Also errors: clusterIPs outside every CIDR, two Services stating the same address. Errors go to objs->diags. An assigned address depends
+ * only on the Service's namespace and name and on the addresses other Services state, so the
+ * same manifests give the same addresses on every run and every machine: FNV-1a 64 of
+ * "namespace/name" picks an offset in the host range of the first IPv4 CIDR (else the first
+ * IPv6 one), skipping the network address, the first host (the `kubernetes` Service's in real
+ * clusters) and the IPv4 broadcast, and probing upward past taken addresses. Services are
+ * handled in (namespace, name) order. With no CIDR nothing is assigned and nothing is checked
+ * against a range. Call it once, after every source has loaded. */
+void zones_objects_assign_ips(struct zones_objects *objs, const struct zones_cidr *cidrs,
+                              size_t n_cidrs);
+
+#endif
