@@ -574,14 +574,12 @@ static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned worker)
         dns_chain_add(&wc->chain, &(struct dns_handler){"cache", resolver_cache_serve,
                                                         resolver_cache_on_answer, app->cache});
     if (app->forward_shared) {
-        if (resolver_forward_new(&wc->forward, loop, &app->forward_cfg, app->forward_shared) <
-            0) {
+        if (resolver_forward_new(&wc->forward, loop, &app->forward_cfg, app->forward_shared) < 0) {
             free(wc);
             return NULL;
         }
         dns_chain_add(&wc->chain, &(struct dns_handler){RESOLVER_FORWARD_NAME,
-                                                        resolver_forward_serve, NULL,
-                                                        wc->forward});
+                                                        resolver_forward_serve, NULL, wc->forward});
         wc->chain.recursion_available = true;
     }
     return &wc->chain;
@@ -675,8 +673,8 @@ static int setup_forwarding(struct app *app)
     app->answer_cfg.chase_outside = true;
     app->search_cfg.upstream = true;
     resolver_forward_format_addr(&fc->upstreams[0], text, sizeof(text));
-    log_info("main", "forwarding=on upstreams=%zu first=%s timeout_ms=%u cache_size=%zu",
-             kept, text, fc->timeout_ms, app->cache_cfg.size);
+    log_info("main", "forwarding=on upstreams=%zu first=%s timeout_ms=%u cache_size=%zu", kept,
+             text, fc->timeout_ms, app->cache_cfg.size);
     return 0;
 }
 
@@ -832,29 +830,54 @@ static int configure(struct app *app, int argc, char **argv)
     return 0;
 }
 
+/* The address part of ADDR[:PORT] for a nameserver line; warns when pods could not reach it,
+ * since resolv.conf cannot name a port. */
+static int nameserver_from_listen(const char *listen, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    if (dns_server_parse_addr(listen, 53, &ss) < 0)
+        return fail("--listen: \"%s\" is not ADDR:PORT", listen);
+    uint16_t port;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(sin6, out, cap);
+        port = ntohs(sin6->sin6_port);
+    } else {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(sin, out, cap);
+        port = ntohs(sin->sin_port);
+    }
+    if (strcmp(out, "0.0.0.0") == 0 || strcmp(out, "::") == 0)
+        return fail("--resolv-conf: svcdns listens on every address (%s); say which one pods "
+                    "reach it on with --nameserver ADDR", listen);
+    if (port != 53)
+        fprintf(stderr, "svcdns: warning: resolv.conf cannot name a port and pods ask port 53, "
+                        "but --listen %s uses port %u\n", listen, port);
+    return 0;
+}
+
 /* --resolv-conf: what a pod's /etc/resolv.conf should say to use this server. */
 static int print_resolv_conf(const struct app *app)
 {
     const struct options *o = &app->opt;
     char ns[64];
-    const char *nameserver = o->nameserver;
-    if (!nameserver) {
-        struct sockaddr_storage ss;
-        const char *listen = o->listen.n ? o->listen.items[0] : "127.0.0.1:53";
-        if (dns_server_parse_addr(listen, 53, &ss) < 0)
-            return fail("--listen: \"%s\" is not ADDR:PORT", listen), 1;
-        if (ss.ss_family == AF_INET6)
-            uv_ip6_name((const struct sockaddr_in6 *)&ss, ns, sizeof(ns));
-        else
-            uv_ip4_name((const struct sockaddr_in *)&ss, ns, sizeof(ns));
-        nameserver = ns;
+    if (o->nameserver) {
+        unsigned char addr[16];
+        if (uv_inet_pton(AF_INET, o->nameserver, addr) != 0 &&
+            uv_inet_pton(AF_INET6, o->nameserver, addr) != 0)
+            return fail("--nameserver: \"%s\" is not an IP address (resolv.conf takes no port)",
+                        o->nameserver), 1;
+        snprintf(ns, sizeof(ns), "%s", o->nameserver);
+    } else if (nameserver_from_listen(o->listen.n ? o->listen.items[0] : "127.0.0.1:53", ns,
+                                      sizeof(ns)) < 0) {
+        return 1;
     }
     struct dns_name n;
     if (dns_name_from_text(&n, o->resolv_conf) < 0 || dns_name_labels(&n) != 1)
         return fail("--resolv-conf: \"%s\" is not a namespace name", o->resolv_conf), 1;
     char text[1024];
-    if (resolver_search_resolv_conf(app->store_cfg.cluster_domain, o->resolv_conf, nameserver,
-                                    text, sizeof(text)) < 0)
+    if (resolver_search_resolv_conf(app->store_cfg.cluster_domain, o->resolv_conf, ns, text,
+                                    sizeof(text)) < 0)
         return fail("--resolv-conf: names too long"), 1;
     fputs(text, stdout);
     return 0;

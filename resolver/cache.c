@@ -24,8 +24,8 @@
 #include "resolver/siphash.h"
 
 #define MAX_SHARDS 64
-#define MIN_PER_SHARD 64 /* small caches use fewer shards, so the bound stays exact and useful */
-#define STALE_TTL 30     /* RFC 8767 §4 */
+#define MIN_PER_SHARD 64    /* small caches use fewer shards, so the bound stays exact and useful */
+#define STALE_TTL 30        /* RFC 8767 §4 */
 #define STALE_HOLD_MS 30000 /* RFC 8767 §4: retry a failed refresh at most every 30 s */
 #define MAX_TTL_OFFSETS (DNS_MAX_MSG / 11)
 #define NO_ENTRY UINT32_MAX
@@ -223,9 +223,9 @@ static bool render(const struct entry *e, struct dns_request *req, uint64_t now,
     dns_wire_put_u16(req->ans, q->id);
     uint16_t stored = dns_wire_get_u16(e->blob + 2);
     bool want_ad = (q->flags & DNS_FLAG_AD) || (q->has_edns && (q->edns_flags & DNS_EDNS_DO));
-    uint16_t flags = (uint16_t)(DNS_FLAG_QR | DNS_FLAG_RA | (q->flags & (DNS_FLAG_RD | DNS_FLAG_CD)) |
-                                ((stored & DNS_FLAG_AD) && want_ad ? DNS_FLAG_AD : 0) |
-                                DNS_RCODE(stored));
+    uint16_t flags =
+        (uint16_t)(DNS_FLAG_QR | DNS_FLAG_RA | (q->flags & (DNS_FLAG_RD | DNS_FLAG_CD)) |
+                   ((stored & DNS_FLAG_AD) && want_ad ? DNS_FLAG_AD : 0) | DNS_RCODE(stored));
     dns_wire_put_u16(req->ans + 2, flags);
     memcpy(req->ans + DNS_HEADER_SIZE, req->pkt + DNS_HEADER_SIZE, qlen);
     uint32_t age = (uint32_t)((now - e->inserted_ms) / 1000);
@@ -361,7 +361,8 @@ static void insert(struct resolver_cache *cache, const struct key *k, const stru
     e->ede = (int8_t)st->ede;
     e->inserted_ms = now;
     e->expire_ms = now + (uint64_t)st->lifetime * 1000;
-    e->stale_until_ms = e->expire_ms + (st->stale_ok ? (uint64_t)cache->cfg.serve_stale_s * 1000 : 0);
+    e->stale_until_ms =
+        e->expire_ms + (st->stale_ok ? (uint64_t)cache->cfg.serve_stale_s * 1000 : 0);
     e->stale_hold_ms = 0;
     s->inserts++;
     uv_mutex_unlock(&s->lock);
@@ -375,8 +376,8 @@ static void insert(struct resolver_cache *cache, const struct key *k, const stru
 }
 
 /* Caps every stored TTL to [min_ttl, max_ttl]; the entry lives as long as the lowest. */
-static uint32_t clamp_ttls(const struct resolver_cache *cache, uint8_t *reply,
-                           const uint16_t *offs, size_t n)
+static uint32_t clamp_ttls(const struct resolver_cache *cache, uint8_t *reply, const uint16_t *offs,
+                           size_t n)
 {
     uint32_t lifetime = UINT32_MAX;
     for (size_t i = 0; i < n; i++) {
@@ -396,8 +397,8 @@ static uint32_t clamp_ttls(const struct resolver_cache *cache, uint8_t *reply,
 static _Thread_local uint8_t scratch[DNS_MAX_MSG];
 static _Thread_local uint16_t scratch_ttl[MAX_TTL_OFFSETS];
 
-static void store_answer(struct resolver_cache *cache, struct dns_request *req,
-                         const struct key *k, uint64_t now)
+static void store_answer(struct resolver_cache *cache, struct dns_request *req, const struct key *k,
+                         uint64_t now)
 {
     const struct dns_query *q = &req->q;
     struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass};
@@ -406,8 +407,8 @@ static void store_answer(struct resolver_cache *cache, struct dns_request *req,
      * honest about what it stores whoever answered. */
     if (resolver_scrub_check(req->ans, req->ans_len, q->id, &sq, &info) != RESOLVER_SCRUB_OK)
         return;
-    uint16_t flags = (uint16_t)(DNS_FLAG_QR | DNS_FLAG_RA | (info.flags & DNS_FLAG_AD) |
-                                DNS_RCODE(info.flags));
+    uint16_t flags =
+        (uint16_t)(DNS_FLAG_QR | DNS_FLAG_RA | (info.flags & DNS_FLAG_AD) | DNS_RCODE(info.flags));
     struct resolver_scrub_out out = {.buf = scratch,
                                      .cap = sizeof(scratch) - OPT_ROOM,
                                      .ttl_off = scratch_ttl,

@@ -14,11 +14,11 @@
 #include "dns/chain.h"
 
 struct resolver_cache_config {
-    size_t size;            /* entries, the hard bound (--cache-size); default 10000 */
-    uint32_t max_ttl;       /* TTLs are capped to this (--cache-max-ttl); default 3600 */
-    uint32_t min_ttl;       /* ... and raised to this (--cache-min-ttl); default 0 */
-    uint32_t serve_stale_s; /* keep expired entries this long for RFC 8767 (--serve-stale); 0 */
-    uint32_t servfail_ttl;  /* how long our own SERVFAIL is cached; default 5, 0 = never */
+    size_t size;              /* entries, the hard bound (--cache-size); default 10000 */
+    uint32_t max_ttl;         /* TTLs are capped to this (--cache-max-ttl); default 3600 */
+    uint32_t min_ttl;         /* ... and raised to this (--cache-min-ttl); default 0 */
+    uint32_t serve_stale_s;   /* keep expired entries this long for RFC 8767 (--serve-stale); 0 */
+    uint32_t servfail_ttl;    /* how long our own SERVFAIL is cached; default 5, 0 = never */
     const char *forward_name; /* on_answer stores replies of this handler; "forward" */
     uint64_t (*now_ms)(void); /* a monotonic clock in ms; NULL: uv_hrtime(). For tests. */
 };

@@ -31,12 +31,12 @@
 #include "resolver/scrub.h"
 #include "resolver/siphash.h"
 
-#define RBUF_SIZE 65536    /* one UDP datagram or one TCP message from upstream */
-#define MIN_TRY_MS 50      /* no new try with less time than this left */
-#define QUERY_MAX 300      /* 2 (TCP length) + 12 + 255 + 4 + 11 (OPT) */
-#define ID_RING 1024       /* recent IDs not reused: birthday collisions within a burst */
-#define LOOP_ROUNDS 3      /* a loop probe coming back this many times marks a loop */
-#define PROBE_PENDINGS 2   /* per upstream: one health probe and one loop probe */
+#define RBUF_SIZE 65536  /* one UDP datagram or one TCP message from upstream */
+#define MIN_TRY_MS 50    /* no new try with less time than this left */
+#define QUERY_MAX 300    /* 2 (TCP length) + 12 + 255 + 4 + 11 (OPT) */
+#define ID_RING 1024     /* recent IDs not reused: birthday collisions within a burst */
+#define LOOP_ROUNDS 3    /* a loop probe coming back this many times marks a loop */
+#define PROBE_PENDINGS 2 /* per upstream: one health probe and one loop probe */
 #define LOOP_LABEL "svcdns-loop-check"
 
 struct upstream {
@@ -53,8 +53,8 @@ struct upstream {
 };
 
 struct counters {
-    atomic_uint_fast64_t requests, coalesced, timeouts, mismatches, malformed, refused,
-        tcp_retries, edns_fallbacks, upstream_down, loop_probes_seen;
+    atomic_uint_fast64_t requests, coalesced, timeouts, mismatches, malformed, refused, tcp_retries,
+        edns_fallbacks, upstream_down, loop_probes_seen;
     atomic_uint_fast64_t rcode[16];
 };
 
@@ -112,7 +112,7 @@ struct pending {
     uv_connect_t connect;
     uv_write_t write;
     uv_udp_send_t send;
-    bool udp_open, tcp_open; /* initialised and close callback not yet run */
+    bool udp_open, tcp_open;  /* initialised and close callback not yet run */
     uint8_t query[QUERY_MAX]; /* 2-byte length, then the message */
     size_t query_len;         /* of the message */
     uint8_t tcp_len[2];
@@ -147,8 +147,7 @@ struct resolver_forward {
 static void try_next(struct pending *p);
 static void try_failed(struct pending *p, enum outcome why);
 static void on_try_timeout(uv_timer_t *t);
-static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned up,
-                        unsigned round);
+static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned up, unsigned round);
 
 /* Config and addresses. */
 
@@ -535,7 +534,7 @@ static uint16_t new_id(struct resolver_forward *fwd)
     } while (fwd->id_used[id >> 3] & (1u << (id & 7)));
     if (fwd->id_count == ID_RING) {
         uint16_t old = fwd->id_ring[fwd->id_pos];
-        fwd->id_used[old >> 3] &= (uint8_t)~(1u << (old & 7));
+        fwd->id_used[old >> 3] &= (uint8_t) ~(1u << (old & 7));
     } else {
         fwd->id_count++;
     }
@@ -693,7 +692,8 @@ static void on_udp_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
 static void on_udp_sent(uv_udp_send_t *sr, int status)
 {
     struct pending *p = sr->data;
-    if (status < 0 && status != UV_ECANCELED && p->udp_open && !uv_is_closing((uv_handle_t *)&p->udp))
+    if (status < 0 && status != UV_ECANCELED && p->udp_open &&
+        !uv_is_closing((uv_handle_t *)&p->udp))
         try_failed(p, OUT_NETERR);
 }
 
@@ -860,7 +860,8 @@ static void resume_all(struct resolver_forward *fwd, struct waiter *ws)
 static void fail_all(struct pending *p)
 {
     int ede = p->all_silent ? RESOLVER_EDE_NO_REACHABLE_AUTHORITY : RESOLVER_EDE_NETWORK_ERROR;
-    uint32_t flags = RESOLVER_FORWARD_REQ_FAILED | (p->all_silent ? RESOLVER_FORWARD_REQ_TIMEOUT : 0);
+    uint32_t flags =
+        RESOLVER_FORWARD_REQ_FAILED | (p->all_silent ? RESOLVER_FORWARD_REQ_TIMEOUT : 0);
     for (struct waiter *w = p->waiters; w; w = w->next) {
         dns_chain_reply_error(w->req, DNS_RCODE_SERVFAIL, ede);
         w->req->flags |= flags;
@@ -997,8 +998,7 @@ static void edns_fallback(struct pending *p)
     struct upstream *u = &sh->up[p->up];
     count(&sh->c.edns_fallbacks);
     if (!atomic_exchange(&u->no_edns, true))
-        log_info("forward", "upstream=%s edns=off reason=\"FORMERR to a query with OPT\"",
-                 u->text);
+        log_info("forward", "upstream=%s edns=off reason=\"FORMERR to a query with OPT\"", u->text);
     p->force_up = p->up;
     schedule_next(p);
 }
@@ -1058,10 +1058,10 @@ int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, si
     uint16_t up_flags = dns_wire_get_u16(msg + 2);
     /* AD only when the client can use it: it set AD or DO (RFC 6840 §5.8). */
     bool want_ad = (q->flags & DNS_FLAG_AD) || (q->has_edns && (q->edns_flags & DNS_EDNS_DO));
-    uint16_t flags = (uint16_t)(DNS_FLAG_QR | (q->flags & (DNS_FLAG_RD | DNS_FLAG_CD)) |
-                                DNS_FLAG_RA | (tc ? DNS_FLAG_TC : 0) |
-                                ((up_flags & DNS_FLAG_AD) && want_ad ? DNS_FLAG_AD : 0) |
-                                DNS_RCODE(up_flags));
+    uint16_t flags =
+        (uint16_t)(DNS_FLAG_QR | (q->flags & (DNS_FLAG_RD | DNS_FLAG_CD)) | DNS_FLAG_RA |
+                   (tc ? DNS_FLAG_TC : 0) |
+                   ((up_flags & DNS_FLAG_AD) && want_ad ? DNS_FLAG_AD : 0) | DNS_RCODE(up_flags));
     struct resolver_scrub_out out = {.buf = req->ans, .cap = req->ans_cap - 32};
     if (resolver_scrub_rewrite(msg, len, &sq, req->pkt + DNS_HEADER_SIZE,
                                (size_t)q->question_end - DNS_HEADER_SIZE, q->id, flags, &out) < 0)
@@ -1158,8 +1158,7 @@ enum dns_verdict resolver_forward_serve(void *self, struct dns_request *req)
 
 /* Probes, sent by the prober only. */
 
-static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned up,
-                        unsigned round)
+static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned up, unsigned round)
 {
     struct pending *p = pending_get(fwd);
     if (!p)

@@ -17,7 +17,7 @@
 
 #include "dns/chain.h"
 
-#define RESOLVER_FORWARD_NAME "forward" /* the handler name main.c registers */
+#define RESOLVER_FORWARD_NAME "forward"   /* the handler name main.c registers */
 #define RESOLVER_FORWARD_MAX_UPSTREAMS 15 /* CoreDNS forward's limit */
 #define RESOLVER_FORWARD_EDNS_SIZE 1232   /* our payload to upstreams (DNS Flag Day 2020) */
 
@@ -56,12 +56,12 @@ struct resolver_forward_upstream_stats {
 };
 
 struct resolver_forward_stats {
-    uint64_t requests;       /* client queries the handler took */
-    uint64_t coalesced;      /* ... that joined an identical outstanding query */
-    uint64_t rcode[16];      /* replies to clients, by rcode */
-    uint64_t timeouts;       /* tries that timed out */
-    uint64_t mismatches;     /* datagrams ignored: wrong ID or question, runts */
-    uint64_t malformed;      /* replies to our query that did not parse */
+    uint64_t requests;   /* client queries the handler took */
+    uint64_t coalesced;  /* ... that joined an identical outstanding query */
+    uint64_t rcode[16];  /* replies to clients, by rcode */
+    uint64_t timeouts;   /* tries that timed out */
+    uint64_t mismatches; /* datagrams ignored: wrong ID or question, runts */
+    uint64_t malformed;  /* replies to our query that did not parse */
     uint64_t refused_max_concurrent;
     uint64_t tcp_retries;    /* TC over UDP, asked again over TCP */
     uint64_t edns_fallbacks; /* FORMERR to EDNS, asked again without */
@@ -120,7 +120,6 @@ void resolver_forward_format_addr(const struct sockaddr_storage *ss, char *out, 
  * accepted for req's question: the scrubbed records, the client's ID and question case, RA
  * set, AA cleared, TC as given, the client's OPT. Exposed for the tests and the fuzzer.
  * Returns 0 or -1 (req->ans untouched). */
-int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len,
-                                 bool tc);
+int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len, bool tc);
 
 #endif

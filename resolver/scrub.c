@@ -294,8 +294,7 @@ static void follow_chain(const uint8_t *msg, size_t len, size_t an_start, uint16
             if (!read_rr(&c, &rr))
                 return;
             if (rr.type != DNS_TYPE_CNAME || rr.klass != q->qclass ||
-                !dns_name_equal(&rr.owner, &ch->names[ch->n - 1]) ||
-                !rdata_name(msg, &rr, &target))
+                !dns_name_equal(&rr.owner, &ch->names[ch->n - 1]) || !rdata_name(msg, &rr, &target))
                 continue;
             if (chain_index(ch, &target) >= 0)
                 return; /* a CNAME loop: keep what leads up to it */

@@ -121,8 +121,18 @@ static enum dns_verdict autopath(struct resolver_search *search, struct dns_requ
             return DNS_NEXT;
         }
     }
-    if (!search->cfg.upstream)
+    /* The walk's last step asks X itself: upstream, or in the cluster zone when X is a full
+     * cluster name written without its trailing dot (echo.default.svc.local). */
+    bool x_in_zone = dns_name_is_subdomain(&x, &search->zone);
+    if (x_in_zone && search->exists(search->ctx, &x) == RESOLVER_SEARCH_ABSENT)
+        return DNS_NEXT;
+    if (!x_in_zone && !search->cfg.upstream)
         return DNS_NEXT; /* nothing outside can exist: the plain NXDOMAIN is the answer */
+    if (x_in_zone) {
+        if (follow(search, req, &x) == 0)
+            search->stats.autopath++;
+        return DNS_NEXT;
+    }
     if (follow(search, req, &x) == 0) {
         req->flags |= DNS_REQ_AUTOPATH;
         search->stats.autopath++;
@@ -153,11 +163,12 @@ void resolver_search_on_answer(void *self, struct dns_request *req)
     struct resolver_search *search = self;
     if (!(req->flags & DNS_REQ_AUTOPATH) || req->ans_len < DNS_HEADER_SIZE)
         return;
-    unsigned rcode = DNS_RCODE(dns_wire_get_u16(req->ans + 2));
-    if (rcode != DNS_RCODE_NXDOMAIN && rcode != DNS_RCODE_SERVFAIL)
+    if (DNS_RCODE(dns_wire_get_u16(req->ans + 2)) == DNS_RCODE_NOERROR)
         return;
-    /* The walk found nothing (or could not ask): answer as if we never walked, so the client
-     * sees the authoritative NXDOMAIN of the asked name and goes on by itself. */
+    /* The walk found nothing, or could not ask (SERVFAIL, or REFUSED past --max-concurrent):
+     * answer as if we never walked. The asked name is under the cluster suffix and does not
+     * exist, so the client gets its authoritative NXDOMAIN and goes on by itself; anything
+     * else there would stop musl's walk. */
     dns_request_cancel_rewrite(req);
     req->flags &= ~(uint32_t)DNS_REQ_AUTOPATH;
     search->answer(search->ctx, req);

@@ -28,4 +28,22 @@ for variant in plain asan; do
     echo "== $variant tests" >&2
     (cd "$dir" && ctest --output-on-failure --timeout 1800) || status=1
 done
+# Every fuzz target for a short smoke run over its seed corpus (tests/fuzz/corpus/<name>).
+echo "== fuzz smoke runs" >&2
+CC=clang cmake -S . -B build-test-fuzz -G Ninja -DFUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-test-fuzz
+for target in build-test-fuzz/tests/fuzz_*; do
+    name=$(basename "$target")
+    corpus=tests/fuzz/corpus/${name#fuzz_}
+    work=$(mktemp -d)
+    if "$target" -max_total_time="${FUZZ_SECONDS:-30}" -print_final_stats=1 "$work" \
+        ${corpus:+$([ -d "$corpus" ] && echo "$corpus")} >"$work.log" 2>&1; then
+        echo "fuzz: $name ok ($(grep -o 'number_of_executed_units: [0-9]*' "$work.log"))" >&2
+    else
+        tail -40 "$work.log" >&2
+        echo "fuzz: $name FAILED" >&2
+        status=1
+    fi
+    rm -rf "$work" "$work.log"
+done
 exit $status

@@ -195,6 +195,9 @@ static const char *own_file(struct zones_objects *objs, const char *file)
 
 static void add_diag(struct zones_objects *objs, struct zones_diag **list, size_t *n,
                      const struct zones_where *where, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+static void add_diag(struct zones_objects *objs, struct zones_diag **list, size_t *n,
+                     const struct zones_where *where, const char *fmt, va_list ap)
 {
     /* The NOLINTs: clang-analyzer 14 reports va_list as uninitialized when it inlines a
      * variadic function into its caller; it is started by the caller. */

@@ -21,6 +21,7 @@ import tempfile
 import time
 
 import dns.message
+import dns.name
 import dns.query
 
 BIN = os.environ.get("SVCDNS_BIN", "/work/main/build-lead/svcdns")
@@ -257,6 +258,7 @@ def running(server):
         yield server
     except BaseException:
         server.stop()
+        print(server.describe())  # pytest shows it with the failure
         server.cleanup()
         raise
     else:
@@ -314,6 +316,28 @@ def dig_tool(tool, server, name, rdtype="A", tcp=False):
     """(status, answer) of dig_full against server."""
     r = dig_full(tool, server.port, name, rdtype, tcp)
     return r["status"], r["answer"]
+
+
+def wait_for_upstream_query(sock, name, timeout=START_TIMEOUT):
+    """Reads datagrams sent to sock (a fake upstream that never answers) until a query for
+    name arrives; others (svcdns's loop-check probes) are skipped."""
+    deadline = time.monotonic() + timeout
+    want = dns.name.from_text(name)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no upstream query for {name} within {timeout} s")
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65535)
+        except socket.timeout:
+            continue
+        try:
+            msg = dns.message.from_wire(data)
+        except Exception:  # noqa: BLE001 - not a DNS query: ignore it
+            continue
+        if msg.question and msg.question[0].name == want:
+            return msg
 
 
 # --- the network namespace ---------------------------------------------------------------------
@@ -377,6 +401,9 @@ def network_namespace(files):
         for pid in ns.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(AssertionError):
+            poll(lambda: not ns.pids(), STOP_TIMEOUT, f"the processes in {name} to end",
+                 interval=0.05)
         run(["ip", "netns", "del", name], check=False)
         shutil.rmtree(etc, ignore_errors=True)
         if made_root:

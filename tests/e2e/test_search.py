@@ -9,6 +9,9 @@ c) glibc's resolver (getent ahosts) in a network namespace of its own, with the 
 
 Helpers are in search_helpers.py; SVCDNS_BIN is the binary under test."""
 
+import socket
+import threading
+
 import dns.flags
 import dns.rcode
 import dns.rdatatype
@@ -211,6 +214,34 @@ def test_a_walk_step_whose_upstream_fails_is_the_asked_names_nxdomain_not_servfa
                                                    "NXDOMAIN"), entry
 
 
+def test_a_walk_step_the_forwarder_refuses_is_the_asked_names_nxdomain_not_refused(
+        cluster_with_pod_dir):
+    # --max-concurrent 1 and an upstream that never answers: the first walk step parks
+    # upstream, and the forwarder REFUSES the second. Neither name exists under the cluster
+    # suffix, so both must be its authoritative NXDOMAIN (operations.md: never SERVFAIL or a
+    # timeout there), not "CNAME X" with the forwarder's REFUSED.
+    assert sh.has_upstream_flag(), f"{sh.BIN} has no --upstream"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        args = ["--upstream", f"127.0.0.1:{sink.getsockname()[1]}", "--max-concurrent", "1",
+                "--upstream-timeout", "300"]
+        with sh.running(sh.Svcdns([cluster_with_pod_dir], args, label="max-concurrent")) as srv:
+            first = {}
+            t = threading.Thread(target=lambda: first.update(
+                sh.dig_full("dig", srv.port, "one.example.test.default.svc.local")))
+            t.start()
+            try:
+                sh.wait_for_upstream_query(sink, "one.example.test.")  # parked upstream now
+                r = sh.dig_full("dig", srv.port, "two.example.test.default.svc.local")
+            finally:
+                t.join(timeout=10)
+            for reply in (first, r):
+                assert reply["status"] == "NXDOMAIN", reply["text"]
+                assert "aa" in reply["flags"] and not reply["answer"], reply["text"]
+                assert [(o, ty) for o, _, ty, _ in reply["authority"]] == [("local.", "SOA")], \
+                    reply["text"]
+
+
 def test_no_autopath_answers_a_pods_walk_step_by_step(cluster_with_pod_dir):
     with sh.running(sh.Svcdns([cluster_with_pod_dir], sh.no_upstream_args() + ["--no-autopath"],
                               label="no-autopath")) as srv:
@@ -249,7 +280,6 @@ def test_resolv_conf_neither_loads_manifests_nor_binds(tmp_path):
     # a manifest that does not parse and a --listen port in use change nothing
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: Service\n  metadata: [\n")
-    import socket
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.bind(("127.0.0.1", 0))
         port = u.getsockname()[1]

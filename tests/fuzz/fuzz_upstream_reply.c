@@ -91,8 +91,8 @@ static size_t build_message(const uint8_t *data, size_t size, bool raw, uint16_t
         return 0;
     memcpy(msg, data, DNS_HEADER_SIZE);
     dns_wire_put_u16(msg, ID);
-    msg[2] |= 0x80;  /* QR */
-    msg[2] &= 0x87;  /* opcode QUERY */
+    msg[2] |= 0x80; /* QR */
+    msg[2] &= 0x87; /* opcode QUERY */
     dns_wire_put_u16(msg + 4, 1);
     size_t n = DNS_HEADER_SIZE;
     memcpy(msg + n, qname_wire, sizeof(qname_wire));

@@ -1,14 +1,13 @@
 /* tests/resolver/test_cache.c - the answer cache on its own: what it stores from the
  * forwarder's replies, how a hit is patched, TTL countdown on a fake clock, the entry bound,
  * negative caching, scrubbing and serve-stale. */
-#include "resolver/cache.h"
-
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
 #include <ldns/ldns.h>
 
+#include "resolver/cache.h"
 #include "resolver/forward.h"
 #include "tests/resolver/upstream_fake.h"
 #include "tests/support/support.h"
@@ -287,8 +286,8 @@ START_TEST(cache_scrubs_records_outside_the_chain)
     static const char *const an[] = {
         "www.example.test. 300 IN CNAME web.example.test.",
         "web.example.test. 300 IN A 192.0.2.20",
-        "bank.example.com. 86400 IN A 6.6.6.6",          /* not on the chain */
-        "www.example.test. 300 IN TXT \"not asked\"",    /* wrong type */
+        "bank.example.com. 86400 IN A 6.6.6.6",        /* not on the chain */
+        "www.example.test. 300 IN TXT \"not asked\"",  /* wrong type */
         "other.example.test. 300 IN CNAME evil.test.", /* a CNAME off the chain */
         NULL};
     static const char *const ns[] = {"example.test. 86400 IN NS ns.evil.test.", NULL};
@@ -316,8 +315,7 @@ START_TEST(cache_negative_keeps_only_the_soa_above_the_name)
     static const char *const ns[] = {
         "evil.test. 3600 IN SOA ns.evil.test. host.evil.test. 1 7200 1800 86400 3600",
         "example.test. 3600 IN NS ns.evil.test.",
-        "example.test. 3600 IN SOA ns.example.test. host.example.test. 1 7200 1800 86400 60",
-        NULL};
+        "example.test. 3600 IN SOA ns.example.test. host.example.test. 1 7200 1800 86400 60", NULL};
     store(c, "gone.example.test", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, ns, NULL, 0);
     ldns_pkt *p = hit(c, "gone.example.test", LDNS_RR_TYPE_A, 1, 0);
     ck_assert_ptr_nonnull(p);
@@ -416,8 +414,8 @@ START_TEST(cache_stores_only_upstream_answers)
     struct resolver_cache *c = cache_with(100, 0);
     uint8_t msg[512];
     struct creq *r = query("www.example.test", LDNS_RR_TYPE_A, 1, 0, false);
-    size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, 0, www_a,
-                            NULL, NULL, 0, false);
+    size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, 0, www_a, NULL,
+                            NULL, 0, false);
     ck_assert_int_eq(resolver_forward_build_reply(&r->req, msg, len, false), 0);
     r->req.answered_by = "kubernetes";
     resolver_cache_on_answer(c, &r->req);
@@ -438,10 +436,9 @@ static const struct {
     int rc;
     uint32_t seconds;
 } durations[] = {
-    {"90", 0, 90},      {"90s", 0, 90},       {"30m", 0, 1800},    {"1h", 0, 3600},
-    {"2d", 0, 172800},  {"1h30m", 0, 5400},   {"0", 0, 0},         {"", -1, 0},
-    {"h", -1, 0},       {"1h30", -1, 0},      {"10x", -1, 0},      {"-5", -1, 0},
-    {"31d", -1, 0},     {"99999999999", -1, 0},
+    {"90", 0, 90},      {"90s", 0, 90}, {"30m", 0, 1800}, {"1h", 0, 3600},        {"2d", 0, 172800},
+    {"1h30m", 0, 5400}, {"0", 0, 0},    {"", -1, 0},      {"h", -1, 0},           {"1h30", -1, 0},
+    {"10x", -1, 0},     {"-5", -1, 0},  {"31d", -1, 0},   {"99999999999", -1, 0},
 };
 
 START_TEST(cache_parses_durations)

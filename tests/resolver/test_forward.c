@@ -1,8 +1,6 @@
 /* tests/resolver/test_forward.c - the forwarder against scripted upstreams in the same loop:
  * reply patching, coalescing, failover, deadlines, TC and EDNS retries, the concurrency cap,
  * health marking and the loop check; plus the address and resolv.conf parsers. */
-#include "resolver/forward.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +11,7 @@
 #include <uv.h>
 
 #include "dns/chain.h"
+#include "resolver/forward.h"
 #include "tests/resolver/upstream_fake.h"
 #include "tests/support/support.h"
 
@@ -478,9 +477,8 @@ static void loop_send(struct dns_request *req)
     struct loop_echo *e = req->server_data;
     uv_buf_t b = uv_buf_init((char *)req->ans, (unsigned)req->ans_len);
     e->send.data = e;
-    if (req->ans_len == 0 ||
-        uv_udp_send(&e->send, &loop_sock, &b, 1, (const struct sockaddr *)&e->from,
-                    loop_reply_sent) != 0)
+    if (req->ans_len == 0 || uv_udp_send(&e->send, &loop_sock, &b, 1,
+                                         (const struct sockaddr *)&e->from, loop_reply_sent) != 0)
         free(e);
 }
 
@@ -653,9 +651,8 @@ START_TEST(forward_reads_resolv_conf)
     ck_assert_str_eq(out, "[fd00::53]:53");
     resolver_forward_format_addr(&ss[2], out, sizeof(out));
     ck_assert_str_eq(out, "10.0.0.3:53");
-    ck_assert_int_lt(resolver_forward_upstreams_from_resolv_conf("/nonexistent/resolv.conf", ss,
-                                                                 4, &n),
-                     0);
+    ck_assert_int_lt(
+        resolver_forward_upstreams_from_resolv_conf("/nonexistent/resolv.conf", ss, 4, &n), 0);
 }
 END_TEST
 

@@ -1,13 +1,12 @@
 /* tests/resolver/test_scrub.c - upstream reply validation and scrubbing on hand-made hostile
  * messages: what is a mismatch, what is malformed, what survives the rewrite. */
-#include "resolver/scrub.h"
-
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
 #include <ldns/ldns.h>
 
+#include "resolver/scrub.h"
 #include "tests/resolver/upstream_fake.h"
 #include "tests/support/support.h"
 
@@ -32,8 +31,8 @@ static enum resolver_scrub_result check(const uint8_t *msg, size_t len, uint16_t
 }
 
 /* A header, the question (lower-case) and raw record bytes after it. */
-static size_t raw(uint8_t *out, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an,
-                  uint16_t ns, uint16_t ar, const uint8_t *records, size_t rlen)
+static size_t raw(uint8_t *out, uint16_t id, uint16_t flags, uint16_t qd, uint16_t an, uint16_t ns,
+                  uint16_t ar, const uint8_t *records, size_t rlen)
 {
     static const uint8_t q[] = "\3www\7example\4test\0\0\1\0\1";
     size_t n = 0;
@@ -61,7 +60,7 @@ START_TEST(scrub_matches_id_question_and_qr)
     ck_assert_int_eq(check(m, n, 7), RESOLVER_SCRUB_OK);
     ck_assert_int_eq(check(m, n, 8), RESOLVER_SCRUB_MISMATCH);
     ck_assert_int_eq(check(m, 11, 7), RESOLVER_SCRUB_MISMATCH); /* runt */
-    n = raw(m, 7, 0x0180, 1, 1, 0, 0, a, sizeof(a)); /* QR clear: a query, not a reply */
+    n = raw(m, 7, 0x0180, 1, 1, 0, 0, a, sizeof(a));            /* QR clear: a query, not a reply */
     ck_assert_int_eq(check(m, n, 7), RESOLVER_SCRUB_MISMATCH);
     n = raw(m, 7, 0x8180, 1, 1, 0, 0, a, sizeof(a));
     m[DNS_HEADER_SIZE + 1] = 'v'; /* vww.example.test */
@@ -102,7 +101,8 @@ START_TEST(scrub_rejects_malformed_records)
     n = raw(m, 1, 0x8180, 1, 1, 0, 0, fwd_ptr, sizeof(fwd_ptr));
     ck_assert_int_eq(check(m, n, 1), RESOLVER_SCRUB_MALFORMED);
     /* a CNAME whose name runs past its RDATA */
-    static const uint8_t long_name[] = {0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 3, 'a', 'b', 'c', 0};
+    static const uint8_t long_name[] = {0xc0, 12, 0, 5, 0,   1,   0,   0, 0,
+                                        60,   0,  2, 3, 'a', 'b', 'c', 0};
     n = raw(m, 1, 0x8180, 1, 1, 0, 0, long_name, sizeof(long_name));
     ck_assert_int_eq(check(m, n, 1), RESOLVER_SCRUB_MALFORMED);
     /* an OPT in the answer section, and two OPTs */
@@ -128,8 +128,8 @@ static ldns_pkt *rewrite(const uint8_t *msg, size_t len, struct resolver_scrub_o
     memset(out, 0, sizeof(*out));
     out->buf = buf;
     out->cap = cap;
-    if (resolver_scrub_rewrite(msg, len, &question, client_question, CLIENT_QLEN, 99, 0x8180,
-                               out) < 0)
+    if (resolver_scrub_rewrite(msg, len, &question, client_question, CLIENT_QLEN, 99, 0x8180, out) <
+        0)
         return NULL;
     return support_pkt_from_wire(buf, out->len);
 }
@@ -137,17 +137,16 @@ static ldns_pkt *rewrite(const uint8_t *msg, size_t len, struct resolver_scrub_o
 START_TEST(scrub_follows_cname_chain_and_drops_the_rest)
 {
     uint8_t m[2048], buf[4096];
-    static const char *const an[] = {
-        "www.example.test. 300 IN CNAME a.example.test.",
-        "a.example.test. 300 IN CNAME b.other.test.",
-        "b.other.test. 60 IN A 192.0.2.1",
-        "b.other.test. 30 IN A 192.0.2.2", /* one RRset: both get 30 */
-        "b.other.test. 60 IN MX 10 mail.evil.test.",
-        "www.example.test. 300 IN CNAME second.example.test.",
-        "c.example.test. 60 IN A 6.6.6.6",
-        NULL};
-    size_t n = fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0,
-                          true);
+    static const char *const an[] = {"www.example.test. 300 IN CNAME a.example.test.",
+                                     "a.example.test. 300 IN CNAME b.other.test.",
+                                     "b.other.test. 60 IN A 192.0.2.1",
+                                     "b.other.test. 30 IN A 192.0.2.2", /* one RRset: both get 30 */
+                                     "b.other.test. 60 IN MX 10 mail.evil.test.",
+                                     "www.example.test. 300 IN CNAME second.example.test.",
+                                     "c.example.test. 60 IN A 6.6.6.6",
+                                     NULL};
+    size_t n =
+        fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0, true);
     struct resolver_scrub_out out;
     ldns_pkt *p = rewrite(m, n, &out, buf, sizeof(buf));
     ck_assert_ptr_nonnull(p);
@@ -171,13 +170,13 @@ START_TEST(scrub_stops_at_a_cname_loop)
     uint8_t m[2048], buf[4096];
     static const char *const an[] = {"www.example.test. 300 IN CNAME a.example.test.",
                                      "a.example.test. 300 IN CNAME www.example.test.", NULL};
-    size_t n = fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0,
-                          false);
+    size_t n =
+        fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0, false);
     struct resolver_scrub_out out;
     ldns_pkt *p = rewrite(m, n, &out, buf, sizeof(buf));
     ck_assert_ptr_nonnull(p);
     ck_assert_uint_eq(out.an, 1); /* www -> a; the edge back to www closes the loop */
-    ck_assert(out.negative);     /* no A at the end of the chain */
+    ck_assert(out.negative);      /* no A at the end of the chain */
     ck_assert(!out.has_soa);
     ldns_pkt_free(p);
 }
@@ -190,12 +189,11 @@ START_TEST(scrub_decompresses_rdata_names)
     static const uint8_t q_mx[] = "\3www\7example\4test\0\0\17\0\1";
     static const char *const an[] = {"www.example.test. 300 IN MX 10 mail.example.test.",
                                      "www.example.test. 300 IN MX 20 www.example.test.", NULL};
-    size_t n = fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_MX, 0, an, NULL, NULL, 0,
-                          false);
+    size_t n =
+        fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_MX, 0, an, NULL, NULL, 0, false);
     struct resolver_scrub_out out = {.buf = buf, .cap = sizeof(buf)};
-    ck_assert_int_eq(resolver_scrub_rewrite(m, n, &question, q_mx, sizeof(q_mx) - 1, 1, 0x8180,
-                                            &out),
-                     0);
+    ck_assert_int_eq(
+        resolver_scrub_rewrite(m, n, &question, q_mx, sizeof(q_mx) - 1, 1, 0x8180, &out), 0);
     ldns_pkt *p = support_pkt_from_wire(buf, out.len);
     char *text = support_section_text(p, LDNS_SECTION_ANSWER);
     ck_assert_str_eq(text, "www.example.test.\t300\tIN\tMX\t10 mail.example.test.\n"
@@ -213,24 +211,21 @@ START_TEST(scrub_records_ttl_offsets)
     uint16_t offs[8];
     static const char *const an[] = {"www.example.test. 300 IN A 192.0.2.1",
                                      "www.example.test. 300 IN A 192.0.2.2", NULL};
-    size_t n = fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0,
-                          false);
+    size_t n =
+        fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0, false);
     struct resolver_scrub_out out = {.buf = buf, .cap = sizeof(buf), .ttl_off = offs, .ttl_cap = 8};
-    ck_assert_int_eq(resolver_scrub_rewrite(m, n, &question, client_question, CLIENT_QLEN, 1,
-                                            0x8180, &out),
-                     0);
+    ck_assert_int_eq(
+        resolver_scrub_rewrite(m, n, &question, client_question, CLIENT_QLEN, 1, 0x8180, &out), 0);
     ck_assert_uint_eq(out.n_ttl, 2);
     for (size_t i = 0; i < out.n_ttl; i++)
         ck_assert_uint_eq(dns_wire_get_u32(buf + offs[i]), 300);
     out.ttl_cap = 1; /* too small: the rewrite refuses rather than losing a TTL */
-    ck_assert_int_lt(resolver_scrub_rewrite(m, n, &question, client_question, CLIENT_QLEN, 1,
-                                            0x8180, &out),
-                     0);
+    ck_assert_int_lt(
+        resolver_scrub_rewrite(m, n, &question, client_question, CLIENT_QLEN, 1, 0x8180, &out), 0);
     out.ttl_cap = 8;
     out.cap = 40; /* and does not write past the buffer */
-    ck_assert_int_lt(resolver_scrub_rewrite(m, n, &question, client_question, CLIENT_QLEN, 1,
-                                            0x8180, &out),
-                     0);
+    ck_assert_int_lt(
+        resolver_scrub_rewrite(m, n, &question, client_question, CLIENT_QLEN, 1, 0x8180, &out), 0);
 }
 END_TEST
 

@@ -775,6 +775,30 @@ START_TEST(a_failed_upstream_walk_is_answered_as_the_asked_names_nxdomain)
 }
 END_TEST
 
+/* The forwarder answers REFUSED when --max-concurrent queries are in flight; an upstream may
+ * answer REFUSED, FORMERR or NOTIMP. X.<ns>.svc.Z still does not exist: the client must get
+ * its authoritative NXDOMAIN (operations.md: never SERVFAIL or a timeout for a name under
+ * the cluster suffixes), not a CNAME to X with the failure's rcode. */
+static const unsigned other_failing_rcodes[] = {DNS_RCODE_REFUSED, DNS_RCODE_FORMERR,
+                                                DNS_RCODE_NOTIMP};
+
+START_TEST(a_walk_whose_upstream_step_is_refused_is_answered_as_the_asked_names_nxdomain)
+{
+    struct resolver_search *s = search_default(true);
+    struct dns_request *req = query_a("api.example.com.prod.svc.local", POD_IP);
+    ck_assert_int_eq(serve(s, req), DNS_NEXT);
+    assert_rewritten(req, "api.example.com.", DNS_TYPE_A);
+    chain_answers(req, other_failing_rcodes[_i], NULL, 0);
+    finish(s, req);
+    ck_assert_uint_eq(fake.answered, 1);
+    ck_assert_uint_eq(req->flags & (DNS_REQ_REWRITTEN | DNS_REQ_AUTOPATH), 0);
+    ldns_pkt *pkt =
+        assert_reply(req, LDNS_RCODE_NXDOMAIN, "api.example.com.prod.svc.local.", NULL, 0);
+    assert_soa_authority(pkt);
+    ldns_pkt_free(pkt);
+}
+END_TEST
+
 START_TEST(a_successful_upstream_walk_keeps_the_cname)
 {
     struct resolver_search *s = search_default(true);
@@ -938,6 +962,9 @@ Suite *search_suite(void)
     tc = tcase_create("answer hook");
     tcase_add_loop_test(tc, a_failed_upstream_walk_is_answered_as_the_asked_names_nxdomain, 0,
                         (int)(sizeof(failing_rcodes) / sizeof(failing_rcodes[0])));
+    tcase_add_loop_test(
+        tc, a_walk_whose_upstream_step_is_refused_is_answered_as_the_asked_names_nxdomain, 0,
+        (int)(sizeof(other_failing_rcodes) / sizeof(other_failing_rcodes[0])));
     tcase_add_test(tc, a_successful_upstream_walk_keeps_the_cname);
     tcase_add_test(tc, an_upstream_walk_that_ends_in_nodata_keeps_the_cname);
     tcase_add_test(tc, the_hook_leaves_a_failed_short_name_rewrite_alone);

@@ -43,8 +43,7 @@ static void udp_reply(struct fake_upstream *f, const struct sockaddr *to, const 
 }
 
 /* Records what the query says; returns its parse. */
-static bool note_query(struct fake_upstream *f, const uint8_t *q, size_t len,
-                       struct dns_query *out)
+static bool note_query(struct fake_upstream *f, const uint8_t *q, size_t len, struct dns_query *out)
 {
     if (dns_wire_parse_query(out, q, len) != DNS_PARSE_OK)
         return false;
@@ -220,8 +219,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read);
 }
 
-void fake_upstream_start(struct fake_upstream *f, uv_loop_t *loop, enum fake_mode mode,
-                         bool tcp)
+void fake_upstream_start(struct fake_upstream *f, uv_loop_t *loop, enum fake_mode mode, bool tcp)
 {
     struct sockaddr_in a;
     int len = sizeof(f->addr);

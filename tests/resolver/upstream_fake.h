@@ -41,8 +41,7 @@ struct fake_upstream {
 
 /* Binds UDP (and TCP when tcp) on 127.0.0.1 with a kernel-chosen port. Aborts the test on
  * failure. */
-void fake_upstream_start(struct fake_upstream *f, uv_loop_t *loop, enum fake_mode mode,
-                         bool tcp);
+void fake_upstream_start(struct fake_upstream *f, uv_loop_t *loop, enum fake_mode mode, bool tcp);
 /* Closes its handles; the loop finishes the close. */
 void fake_upstream_close(struct fake_upstream *f);
 

@@ -1,0 +1,86 @@
+"""The per-query path allocates nothing: serving 2N queries costs exactly as many heap
+allocations as serving N (valgrind's `total heap usage` counts every malloc, in libc and
+in shared libraries too). Runs in the plain build; valgrind and ASan exclude each other."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import dns.message
+import dns.query
+import pytest
+
+import svcdns_e2e as e2e
+
+pytestmark = pytest.mark.skipif(os.environ.get("SVCDNS_SANITIZE") == "1",
+                                reason="valgrind cannot run an ASan binary; the plain build runs this")
+
+MANIFEST = """apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: prod}
+spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: prod}
+spec: {clusterIP: None, ports: [{name: pg, port: 5432}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: db-x, namespace: prod, labels: {kubernetes.io/service-name: db}}
+addressType: IPv4
+ports: [{name: pg, port: 5433}]
+endpoints: [{addresses: [10.244.2.1], hostname: db-0}, {addresses: [10.244.2.2]}]
+"""
+
+# Hits, NODATA, NXDOMAIN, SRV with glue, pods, a short name through the search path.
+QUERIES = [("web.prod.svc.local.", "A"), ("web.prod.svc.local.", "AAAA"),
+           ("nope.prod.svc.local.", "A"), ("_pg._tcp.db.prod.svc.local.", "SRV"),
+           ("10-1-2-3.prod.pod.local.", "A"), ("web.prod.", "A"), ("local.", "SOA")]
+
+
+def heap_allocs(tmp_path, n_rounds):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(MANIFEST)
+    port = e2e.free_port()
+    log = tmp_path / f"valgrind-{n_rounds}.log"
+    argv = ["valgrind", f"--log-file={log}", e2e.BIN, "--manifests", str(manifest),
+            "--listen", f"127.0.0.1:{port}", "--workers", "1", *e2e.upstream_args()]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                dns.query.udp(dns.message.make_query("local.", "SOA"), "127.0.0.1", port=port,
+                              timeout=1)
+                break
+            except (dns.exception.Timeout, OSError):
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "svcdns under valgrind did not answer"
+        for _ in range(n_rounds):
+            for name, rdtype in QUERIES:
+                q = dns.message.make_query(name, rdtype)
+                dns.query.udp(q, "127.0.0.1", port=port, timeout=5)
+            q = dns.message.make_query("web.prod.svc.local.", "A")
+            dns.query.tcp(q, "127.0.0.1", port=port, timeout=5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    text = log.read_text()
+    m = re.search(r"total heap usage: ([\d,]+) allocs", text)
+    assert m, text
+    assert "definitely lost: 0 bytes" in text or "All heap blocks were freed" in text, text
+    return int(m.group(1).replace(",", ""))
+
+
+def test_serving_twice_the_queries_allocates_nothing_more(tmp_path):
+    if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
+        pytest.fail("valgrind is missing: sh deploy/install-deps.sh --tests installs it")
+    small = heap_allocs(tmp_path, 25)
+    large = heap_allocs(tmp_path, 50)
+    # TCP connections cost one allocation each (a connection, not a query): 25 more here.
+    assert large - small == 25, f"{small} allocs for 25 rounds, {large} for 50"
