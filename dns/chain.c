@@ -49,11 +49,10 @@ void dns_chain_truncate(struct dns_request *req)
         req->chain->stats.truncated++;
 }
 
-static const char *const rcode_names[] = {"NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                          "NOTIMP",   "REFUSED", "YXDOMAIN", "YXRRSET",
-                                          "NXRRSET",  "NOTAUTH", "NOTZONE",  "RCODE11",
-                                          "RCODE12",  "RCODE13", "RCODE14",  "RCODE15",
-                                          "BADVERS"};
+static const char *const rcode_names[] = {"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN", "NOTIMP",
+                                          "REFUSED", "YXDOMAIN", "YXRRSET",  "NXRRSET",  "NOTAUTH",
+                                          "NOTZONE", "RCODE11",  "RCODE12",  "RCODE13",  "RCODE14",
+                                          "RCODE15", "BADVERS"};
 
 static unsigned reply_rcode(const struct dns_request *req)
 {
@@ -175,8 +174,8 @@ static bool answer_by_protocol(struct dns_request *req, enum dns_parse_result r)
     }
     /* Zone transfers: not over UDP at all (RFC 5936 §4.2), and we serve none over TCP. */
     if (req->q.qtype == DNS_TYPE_AXFR || req->q.qtype == DNS_TYPE_IXFR) {
-        dns_chain_reply_error(req, req->proto == DNS_PROTO_UDP ? DNS_RCODE_NOTIMP
-                                                               : DNS_RCODE_REFUSED, -1);
+        dns_chain_reply_error(
+            req, req->proto == DNS_PROTO_UDP ? DNS_RCODE_NOTIMP : DNS_RCODE_REFUSED, -1);
         return true;
     }
     if (req->q.qtype == DNS_TYPE_MAILA || req->q.qtype == DNS_TYPE_MAILB) {

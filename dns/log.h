@@ -13,19 +13,19 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define log_error(module, ...) log_write(LOG_LEVEL_ERROR, module, __VA_ARGS__)
-#define log_warn(module, ...)                                                                     \
-    do {                                                                                          \
-        if (log_current_level >= LOG_LEVEL_WARN)                                                 \
+#define log_warn(module, ...)                                                                      \
+    do {                                                                                           \
+        if (log_current_level >= LOG_LEVEL_WARN)                                                   \
             log_write(LOG_LEVEL_WARN, module, __VA_ARGS__);                                        \
     } while (0)
-#define log_info(module, ...)                                                                     \
-    do {                                                                                          \
-        if (log_current_level >= LOG_LEVEL_INFO)                                                 \
+#define log_info(module, ...)                                                                      \
+    do {                                                                                           \
+        if (log_current_level >= LOG_LEVEL_INFO)                                                   \
             log_write(LOG_LEVEL_INFO, module, __VA_ARGS__);                                        \
     } while (0)
-#define log_debug(module, ...)                                                                    \
-    do {                                                                                          \
-        if (log_current_level >= LOG_LEVEL_DEBUG)                                                \
+#define log_debug(module, ...)                                                                     \
+    do {                                                                                           \
+        if (log_current_level >= LOG_LEVEL_DEBUG)                                                  \
             log_write(LOG_LEVEL_DEBUG, module, __VA_ARGS__);                                       \
     } while (0)
 

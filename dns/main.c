@@ -333,8 +333,10 @@ static int apply_config_value(struct options *o, const char *path, const char *k
     if (!lo || strcmp(key, "config") == 0 || strcmp(key, "help") == 0 ||
         strcmp(key, "version") == 0) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "unknown key \"%s\"; the keys are the long option names "
-                                   "of svcdns --help", key);
+        snprintf(msg, sizeof(msg),
+                 "unknown key \"%s\"; the keys are the long option names "
+                 "of svcdns --help",
+                 key);
         return config_error(path, value, msg);
     }
     if (o->set[set_index(lo->val)])
@@ -455,7 +457,8 @@ static int load_objects(const struct options *o, struct zones_objects *objs)
     for (size_t i = 0; i < o->cidrs.n; i++) {
         if (zones_cidr_parse(o->cidrs.items[i], &cidrs[n_cidrs++]) < 0)
             return fail("--service-cidr: \"%s\" is not a CIDR; write it like 10.96.0.0/12 or "
-                        "fd00:10:96::/112", o->cidrs.items[i]);
+                        "fd00:10:96::/112",
+                        o->cidrs.items[i]);
     }
     if (n_cidrs == 0)
         zones_cidr_parse("10.96.0.0/12", &cidrs[n_cidrs++]);
@@ -609,20 +612,23 @@ static int setup_server(struct app *app)
     struct dns_server_config *cfg = &app->server_cfg;
     dns_server_config_default(cfg);
     cfg->workers = (unsigned)app->opt.workers;
+    /* A query waiting on an upstream keeps its slot: leave room for --max-concurrent of them
+     * on top of the queries answered at once, or the server would drop what the forwarder
+     * would have REFUSED. Slots touch memory only when used. */
+    if (app->forwarding)
+        cfg->udp_slots += (unsigned)app->opt.max_concurrent;
     if (app->opt.listen.n == 0)
         app->opt.listen.items[app->opt.listen.n++] = "127.0.0.1:53";
     for (size_t i = 0; i < app->opt.listen.n; i++) {
         if (cfg->n_listen == DNS_SERVER_MAX_LISTEN)
             return fail("--listen: at most %d addresses", DNS_SERVER_MAX_LISTEN);
-        if (dns_server_parse_addr(app->opt.listen.items[i], 53, &cfg->listen[cfg->n_listen++]) <
-            0)
+        if (dns_server_parse_addr(app->opt.listen.items[i], 53, &cfg->listen[cfg->n_listen++]) < 0)
             return fail("--listen: \"%s\" is not ADDR:PORT; write 127.0.0.1:53 or [::1]:53",
                         app->opt.listen.items[i]);
     }
     int rc = dns_server_new(&app->server, cfg, chain_new, chain_free, app);
     if (rc < 0)
-        return fail("cannot listen: %s (see the log line above for the address)",
-                    uv_strerror(rc));
+        return fail("cannot listen: %s (see the log line above for the address)", uv_strerror(rc));
     return 0;
 }
 
@@ -726,8 +732,8 @@ static int run(struct app *app)
     char addr[80];
     dns_server_format_addr(&app->server_cfg.listen[0], addr, sizeof(addr));
     log_info("main", "serving zone=%s records=%zu listen=%s listeners=%zu version=%s",
-             app->store_cfg.cluster_domain, app->store->n_records, addr,
-             app->server_cfg.n_listen, SVCDNS_VERSION);
+             app->store_cfg.cluster_domain, app->store->n_records, addr, app->server_cfg.n_listen,
+             SVCDNS_VERSION);
     int rc = dns_server_run(app->server);
     running_server = NULL;
     dns_server_free(app->server);
@@ -823,8 +829,7 @@ static int configure(struct app *app, int argc, char **argv)
         return -2;
     enum log_level level;
     if (o->log_level && log_parse_level(o->log_level, &level) < 0)
-        return fail("--log-level: \"%s\" is not one of error, warn, info, debug",
-                    o->log_level), -2;
+        return fail("--log-level: \"%s\" is not one of error, warn, info, debug", o->log_level), -2;
     if (o->log_level)
         log_set_level(level);
     return 0;
@@ -849,10 +854,13 @@ static int nameserver_from_listen(const char *listen, char *out, size_t cap)
     }
     if (strcmp(out, "0.0.0.0") == 0 || strcmp(out, "::") == 0)
         return fail("--resolv-conf: svcdns listens on every address (%s); say which one pods "
-                    "reach it on with --nameserver ADDR", listen);
+                    "reach it on with --nameserver ADDR",
+                    listen);
     if (port != 53)
-        fprintf(stderr, "svcdns: warning: resolv.conf cannot name a port and pods ask port 53, "
-                        "but --listen %s uses port %u\n", listen, port);
+        fprintf(stderr,
+                "svcdns: warning: resolv.conf cannot name a port and pods ask port 53, "
+                "but --listen %s uses port %u\n",
+                listen, port);
     return 0;
 }
 
@@ -866,7 +874,8 @@ static int print_resolv_conf(const struct app *app)
         if (uv_inet_pton(AF_INET, o->nameserver, addr) != 0 &&
             uv_inet_pton(AF_INET6, o->nameserver, addr) != 0)
             return fail("--nameserver: \"%s\" is not an IP address (resolv.conf takes no port)",
-                        o->nameserver), 1;
+                        o->nameserver),
+                   1;
         snprintf(ns, sizeof(ns), "%s", o->nameserver);
     } else if (nameserver_from_listen(o->listen.n ? o->listen.items[0] : "127.0.0.1:53", ns,
                                       sizeof(ns)) < 0) {

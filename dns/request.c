@@ -9,8 +9,8 @@
 #include <string.h>
 
 /* Appends src's records to out, expanding the pointer 0xc00c to the name it stood for. */
-static int append_prefix(struct dns_rewrite *rw, const struct dns_name *current,
-                         const uint8_t *src, size_t len, uint16_t count, bool first)
+static int append_prefix(struct dns_rewrite *rw, const struct dns_name *current, const uint8_t *src,
+                         size_t len, uint16_t count, bool first)
 {
     struct dns_cursor out;
     dns_cursor_init(&out, rw->prefix, sizeof(rw->prefix));

@@ -21,8 +21,8 @@ struct dns_chain;
 
 /* The client's question while a handler has the request follow an alias. */
 struct dns_rewrite {
-    struct dns_query q;                      /* the client's query as parsed */
-    uint8_t question[DNS_MAX_NAME + 4];      /* its question bytes, in the client's case */
+    struct dns_query q;                 /* the client's query as parsed */
+    uint8_t question[DNS_MAX_NAME + 4]; /* its question bytes, in the client's case */
     uint16_t question_len;
     uint16_t prefix_len;
     uint16_t prefix_count;
@@ -49,8 +49,8 @@ struct dns_request {
     size_t ans_len;
     uint16_t max_size; /* the most this reply may hold: UDP limit or DNS_MAX_MSG on TCP */
     struct dns_chain *chain;
-    unsigned next;        /* index of the next handler to run */
-    uint32_t ran;         /* bit i: handler i's serve() ran, so its on_answer() runs */
+    unsigned next;           /* index of the next handler to run */
+    uint32_t ran;            /* bit i: handler i's serve() ran, so its on_answer() runs */
     const char *answered_by; /* name of the handler that answered, for logs and metrics */
 
     /* Shared between handlers; reset for every request. */
@@ -58,7 +58,8 @@ struct dns_request {
     struct dns_rewrite rewrite;
 };
 
-/* Request flags handlers share. */
+/* Request flags handlers share. The low 16 bits are dns/'s; the high 16 belong to the
+ * resolver (resolver/forward.h: 0x10000 to 0x40000), which the cache reads. */
 #define DNS_REQ_REWRITTEN 0x1 /* the question was rewritten: see dns_request_rewrite() */
 #define DNS_REQ_AUTOPATH 0x2  /* the search path answered the walk on the client's behalf */
 

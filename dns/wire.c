@@ -360,8 +360,8 @@ size_t dns_wire_put_opt(struct dns_cursor *c, const struct dns_query *q, unsigne
     return c->err ? 0 : c->pos - start;
 }
 
-size_t dns_wire_error_reply(uint8_t *out, size_t cap, const struct dns_query *q,
-                            const uint8_t *pkt, unsigned rcode, uint16_t extra_flags, int ede)
+size_t dns_wire_error_reply(uint8_t *out, size_t cap, const struct dns_query *q, const uint8_t *pkt,
+                            unsigned rcode, uint16_t extra_flags, int ede)
 {
     struct dns_cursor c;
     dns_cursor_init(&c, out, cap);
@@ -386,8 +386,7 @@ static void copy_name(struct dns_cursor *out, struct dns_cursor *in)
 }
 
 /* The RDATA of types whose data holds names: offsets of fixed fields around the names. */
-static void copy_rdata(struct dns_cursor *out, struct dns_cursor *in, uint16_t type,
-                       uint16_t rdlen)
+static void copy_rdata(struct dns_cursor *out, struct dns_cursor *in, uint16_t type, uint16_t rdlen)
 {
     size_t end = in->pos + rdlen;
     if (end > in->len) {

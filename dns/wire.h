@@ -79,10 +79,10 @@ struct dns_query {
     uint16_t flags; /* as received */
     uint16_t qtype;
     uint16_t qclass;
-    struct dns_name qname;  /* lower-cased; the original case stays in the packet */
-    uint16_t question_end;  /* offset just past the question in the packet */
-    uint16_t udp_size;      /* the client's EDNS buffer (>= 512), or 512 without EDNS */
-    uint16_t edns_flags;    /* DO and friends, as received */
+    struct dns_name qname; /* lower-cased; the original case stays in the packet */
+    uint16_t question_end; /* offset just past the question in the packet */
+    uint16_t udp_size;     /* the client's EDNS buffer (>= 512), or 512 without EDNS */
+    uint16_t edns_flags;   /* DO and friends, as received */
     uint8_t edns_version;
     bool has_question;
     bool has_edns;
@@ -183,7 +183,7 @@ void dns_wire_reply_counts(uint8_t *reply, uint16_t an, uint16_t ns, uint16_t ar
 size_t dns_wire_put_opt(struct dns_cursor *c, const struct dns_query *q, unsigned rcode, int ede);
 /* A complete reply with no records: rcode, the question if it parsed, OPT if the query had
  * one. Used for FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS. Returns the reply length. */
-size_t dns_wire_error_reply(uint8_t *out, size_t cap, const struct dns_query *q,
-                            const uint8_t *pkt, unsigned rcode, uint16_t extra_flags, int ede);
+size_t dns_wire_error_reply(uint8_t *out, size_t cap, const struct dns_query *q, const uint8_t *pkt,
+                            unsigned rcode, uint16_t extra_flags, int ede);
 
 #endif

@@ -231,7 +231,7 @@ static bool render(const struct entry *e, struct dns_request *req, uint64_t now,
     uint32_t age = (uint32_t)((now - e->inserted_ms) / 1000);
     const uint8_t *offs = entry_ttl_offsets(e);
     for (uint16_t i = 0; i < e->n_ttl; i++) {
-        uint8_t *t = req->ans + dns_wire_get_u16(offs + 2 * i);
+        uint8_t *t = req->ans + dns_wire_get_u16(offs + 2 * (size_t)i);
         uint32_t ttl = dns_wire_get_u32(t);
         dns_wire_put_u32(t, stale ? STALE_TTL : ttl > age ? ttl - age : 0);
     }
@@ -501,7 +501,7 @@ void resolver_cache_stats(struct resolver_cache *cache, struct resolver_cache_st
 
 int resolver_cache_parse_duration(const char *text, uint32_t *seconds)
 {
-    const uint64_t limit = 30u * 86400u;
+    const uint64_t limit = (uint64_t)30 * 86400;
     uint64_t total = 0;
     const char *p = text;
     bool had_unit = false;

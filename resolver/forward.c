@@ -346,7 +346,9 @@ int resolver_forward_shared_new(struct resolver_forward_shared **out,
     }
     for (size_t i = 0; i < sh->n; i++) {
         struct upstream *u = &sh->up[i];
-        char a[9], b[9], text[64];
+        char a[9];
+        char b[9];
+        char text[64];
         u->addr = cfg->upstreams[i];
         resolver_forward_format_addr(&u->addr, u->text, sizeof(u->text));
         random_label(a, 8);
@@ -371,7 +373,8 @@ static void count(atomic_uint_fast64_t *c)
 void resolver_forward_stats(const struct resolver_forward_shared *shared,
                             struct resolver_forward_stats *out)
 {
-    struct resolver_forward_shared *sh = (struct resolver_forward_shared *)(uintptr_t)shared;
+    /* C11's atomic_load() wants a pointer to non-const; nothing here writes. */
+    struct resolver_forward_shared *sh = (struct resolver_forward_shared *)shared;
     const struct counters *c = &sh->c;
     memset(out, 0, sizeof(*out));
     out->requests = atomic_load(&c->requests);
@@ -587,6 +590,10 @@ static int pick_upstream(struct pending *p)
         p->force_up = -1;
         return up;
     }
+    /* Two rounds at most: an upstream that is healthy for other names but silent for this
+     * one must not be asked again and again while the deadline lasts. */
+    if (p->tries >= 2 * n)
+        return -1;
     unsigned start = p->up < 0 ? atomic_load(&sh->preferred) % n : (unsigned)p->up + 1;
     int fallback = -1;
     for (unsigned k = 0; k < n; k++) {
@@ -1232,7 +1239,7 @@ static int alloc_tables(struct resolver_forward *fwd)
     unsigned n_buckets = pow2_at_least(2 * max);
     fwd->pendings = calloc(fwd->n_pendings, sizeof(*fwd->pendings));
     fwd->waiters = calloc(max, sizeof(*fwd->waiters));
-    fwd->buckets = calloc(n_buckets, sizeof(*fwd->buckets));
+    fwd->buckets = calloc(n_buckets, sizeof(struct pending *));
     fwd->rbuf = malloc(RBUF_SIZE);
     if (!fwd->pendings || !fwd->waiters || !fwd->buckets || !fwd->rbuf)
         return UV_ENOMEM;

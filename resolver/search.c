@@ -175,8 +175,8 @@ void resolver_search_on_answer(void *self, struct dns_request *req)
     search->stats.autopath_nxdomain++;
 }
 
-int resolver_search_resolv_conf(const char *cluster_domain, const char *ns,
-                                const char *nameserver, char *out, size_t cap)
+int resolver_search_resolv_conf(const char *cluster_domain, const char *ns, const char *nameserver,
+                                char *out, size_t cap)
 {
     int n = snprintf(out, cap,
                      "# resolv.conf for a pod in namespace %s, resolving through svcdns\n"

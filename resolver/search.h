@@ -25,7 +25,7 @@ enum resolver_search_existence {
 
 /* How a lower-cased name stands in the cluster data. */
 typedef enum resolver_search_existence (*resolver_search_exists_fn)(void *ctx,
-                                                                   const struct dns_name *name);
+                                                                    const struct dns_name *name);
 /* The namespace of the Pod that has the client's address, as one wire label ("\7default"),
  * or false when no Pod has it. */
 typedef bool (*resolver_search_client_ns_fn)(void *ctx, const struct sockaddr_storage *peer,
@@ -35,12 +35,12 @@ typedef bool (*resolver_search_client_ns_fn)(void *ctx, const struct sockaddr_st
 typedef void (*resolver_search_answer_fn)(void *ctx, struct dns_request *req);
 
 struct resolver_search_config {
-    const char *cluster_domain;   /* "local" */
-    uint32_t ttl;                 /* of the CNAME records it makes */
-    const char *namespace_name;   /* for clients no Pod matches; default "default" */
-    bool expand;                  /* short names (--no-search-expand turns it off) */
-    bool autopath;                /* the walk cut short (--no-autopath turns it off) */
-    bool upstream;                /* a forwarder follows: names outside may resolve there */
+    const char *cluster_domain; /* "local" */
+    uint32_t ttl;               /* of the CNAME records it makes */
+    const char *namespace_name; /* for clients no Pod matches; default "default" */
+    bool expand;                /* short names (--no-search-expand turns it off) */
+    bool autopath;              /* the walk cut short (--no-autopath turns it off) */
+    bool upstream;              /* a forwarder follows: names outside may resolve there */
 };
 
 void resolver_search_config_default(struct resolver_search_config *cfg);
@@ -72,7 +72,7 @@ enum dns_verdict resolver_search_serve(void *self, struct dns_request *req);
 void resolver_search_on_answer(void *self, struct dns_request *req);
 
 /* Writes the resolv.conf a pod in namespace ns should use with svcdns at nameserver. */
-int resolver_search_resolv_conf(const char *cluster_domain, const char *ns,
-                                const char *nameserver, char *out, size_t cap);
+int resolver_search_resolv_conf(const char *cluster_domain, const char *ns, const char *nameserver,
+                                char *out, size_t cap);
 
 #endif

@@ -52,8 +52,8 @@ static bool parse_dashed(const uint8_t *label, struct zones_ip *ip)
 }
 
 /* <dashed-ip>.<ns>.pod.<zone>, for a namespace that exists. */
-static bool pod_answer(const struct zones_store *s, const struct dns_query *q,
-                       const uint8_t *pkt, struct dns_cursor *c, uint16_t flags, size_t *len)
+static bool pod_answer(const struct zones_store *s, const struct dns_query *q, const uint8_t *pkt,
+                       struct dns_cursor *c, uint16_t flags, size_t *len)
 {
     const struct dns_name *name = &q->qname;
     if (s->pods != ZONES_PODS_INSECURE || !dns_name_is_subdomain(name, &s->pod_zone) ||
@@ -103,8 +103,8 @@ enum zones_answer_result zones_answer_query(const struct zones_store *s,
             return ZONES_ANSWER_NOT_OURS; /* CoreDNS: fallthrough in-addr.arpa ip6.arpa */
         if (!node && pod_answer(s, q, pkt, &c, flags, out_len))
             return ZONES_ANSWER_DONE;
-        *out_len = negative(s, zone, node ? DNS_RCODE_NOERROR : DNS_RCODE_NXDOMAIN, q, pkt,
-                            &c, flags);
+        *out_len =
+            negative(s, zone, node ? DNS_RCODE_NOERROR : DNS_RCODE_NXDOMAIN, q, pkt, &c, flags);
         return ZONES_ANSWER_DONE;
     }
     const struct zones_entry *e = node->n_entries ? zones_store_entry(s, node, q->qtype) : NULL;

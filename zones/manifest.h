@@ -14,9 +14,10 @@
 /* Limits that stop YAML bombs and runaway files. */
 #define ZONES_MANIFEST_MAX_BYTES (64u << 20) /* one file */
 #define ZONES_MANIFEST_MAX_DEPTH 64          /* nesting of mappings and sequences */
-#define ZONES_MANIFEST_MAX_NODES 16000000    /* nodes in one file, aliases expanded: ~160k full kubectl objects */
-#define ZONES_MANIFEST_MAX_ALIASES 10000     /* alias uses in one file */
-#define ZONES_MANIFEST_MAX_ERRORS 1000       /* errors reported for one file before it is dropped */
+#define ZONES_MANIFEST_MAX_NODES                                                                   \
+    16000000 /* nodes in one file, aliases expanded: ~160k full kubectl objects */
+#define ZONES_MANIFEST_MAX_ALIASES 10000 /* alias uses in one file */
+#define ZONES_MANIFEST_MAX_ERRORS 1000   /* errors reported for one file before it is dropped */
 
 /* Loads a file, or every *.yaml, *.yml and *.json below a directory (recursively, in sorted
  * order, following symlinks as kubelet's ConfigMap volumes need, skipping dot-entries such as
@@ -25,7 +26,7 @@
 size_t zones_manifest_load_path(struct zones_objects *objs, const char *path);
 
 /* Loads one buffer; name is what errors call it. Returns the number of errors added. */
-size_t zones_manifest_load_buffer(struct zones_objects *objs, const char *name,
-                                  const char *buf, size_t len);
+size_t zones_manifest_load_buffer(struct zones_objects *objs, const char *name, const char *buf,
+                                  size_t len);
 
 #endif

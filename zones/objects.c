@@ -207,7 +207,8 @@ static void add_diag(struct zones_objects *objs, struct zones_diag **list, size_
     if (len < 0)
         len = 0;
     char *message = xrealloc(NULL, (size_t)len + 1);
-    vsnprintf(message, (size_t)len + 1, fmt, again); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    vsnprintf(message, (size_t)len + 1, fmt,
+              again); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(again);
 
     *list = append(*list, n, sizeof((*list)[0]));
@@ -396,8 +397,7 @@ static void check_duplicates(struct zones_objects *objs, struct zones_service **
             zones_objects_error(objs, &b->where,
                                 "Service %s/%s is defined twice in this file, first at %s:%u:%u; "
                                 "keep one of them or rename this one",
-                                a->ns, a->name, file_name(&a->where), a->where.line,
-                                a->where.col);
+                                a->ns, a->name, file_name(&a->where), a->where.line, a->where.col);
             continue;
         }
         zones_objects_warn(objs, &b->where,

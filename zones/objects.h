@@ -45,8 +45,8 @@ struct zones_service {
     enum zones_service_kind kind;
     struct zones_ip *ips; /* spec.clusterIPs (or clusterIP); n_ips 0: to be assigned */
     size_t n_ips;
-    bool ips_assigned;       /* set by zones_objects_assign_ips() for the ones it gave */
-    char *external_name;     /* ExternalName only, lower-cased, no trailing dot */
+    bool ips_assigned;   /* set by zones_objects_assign_ips() for the ones it gave */
+    char *external_name; /* ExternalName only, lower-cased, no trailing dot */
     struct zones_port *ports;
     size_t n_ports;
     struct zones_label *selector; /* spec.selector */
@@ -80,8 +80,8 @@ struct zones_pod {
     char *ns;
     struct zones_ip *ips; /* status.podIPs, or status.podIP */
     size_t n_ips;
-    char *hostname;  /* spec.hostname, lower-cased; NULL when absent */
-    char *subdomain; /* spec.subdomain, lower-cased; NULL when absent */
+    char *hostname;             /* spec.hostname, lower-cased; NULL when absent */
+    char *subdomain;            /* spec.subdomain, lower-cased; NULL when absent */
     struct zones_label *labels; /* metadata.labels */
     size_t n_labels;
     bool ready; /* status.conditions type Ready; absent counts as ready */
@@ -109,7 +109,7 @@ struct zones_objects {
     size_t n_namespaces;
     size_t n_skipped; /* objects of other kinds (ReplicaSet, Deployment, ...) */
     size_t n_files;
-    char **files; /* interned file names, for zones_where.file */
+    char **files;             /* interned file names, for zones_where.file */
     struct zones_diag *diags; /* every error found, in order */
     size_t n_diags;
     struct zones_diag *warnings; /* what was loaded anyway, but deserves a look */
@@ -157,14 +157,14 @@ char *zones_ip_format(const struct zones_ip *ip, char *out, size_t cap);
 /* Checks what needs all objects at once and gives Services without a clusterIP a stable
  * address. A Service defined again in a later file replaces the earlier definition, as a
  * second `kubectl apply` would, with a warning; defined twice in one file, it is an error.
- * Also errors: clusterIPs outside every CIDR, two Services stating the same address. Errors go to objs->diags. An assigned address depends
- * only on the Service's namespace and name and on the addresses other Services state, so the
- * same manifests give the same addresses on every run and every machine: FNV-1a 64 of
- * "namespace/name" picks an offset in the host range of the first IPv4 CIDR (else the first
- * IPv6 one), skipping the network address, the first host (the `kubernetes` Service's in real
- * clusters) and the IPv4 broadcast, and probing upward past taken addresses. Services are
- * handled in (namespace, name) order. With no CIDR nothing is assigned and nothing is checked
- * against a range. Call it once, after every source has loaded. */
+ * Also errors: clusterIPs outside every CIDR, two Services stating the same address. Errors go to
+ * objs->diags. An assigned address depends only on the Service's namespace and name and on the
+ * addresses other Services state, so the same manifests give the same addresses on every run and
+ * every machine: FNV-1a 64 of "namespace/name" picks an offset in the host range of the first IPv4
+ * CIDR (else the first IPv6 one), skipping the network address, the first host (the `kubernetes`
+ * Service's in real clusters) and the IPv4 broadcast, and probing upward past taken addresses.
+ * Services are handled in (namespace, name) order. With no CIDR nothing is assigned and nothing is
+ * checked against a range. Call it once, after every source has loaded. */
 void zones_objects_assign_ips(struct zones_objects *objs, const struct zones_cidr *cidrs,
                               size_t n_cidrs);
 

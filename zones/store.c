@@ -15,8 +15,8 @@
 
 #include <ldns/ldns.h>
 
-#define ENT_TYPE 0          /* builder marker: the name exists, with no records */
-#define CNAME_CHAIN_MAX 10  /* CoreDNS maxCnameChainLength */
+#define ENT_TYPE 0         /* builder marker: the name exists, with no records */
+#define CNAME_CHAIN_MAX 10 /* CoreDNS maxCnameChainLength */
 #define DNS_VERSION_TTL 28800
 
 struct brr {
@@ -69,7 +69,8 @@ static uint32_t arena_put(struct arena *a, const void *data, size_t n)
     return off;
 }
 
-static int name_fmt(struct dns_name *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int name_fmt(struct dns_name *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int name_fmt(struct dns_name *out, const char *fmt, ...)
 {
     char text[1024];
@@ -302,9 +303,8 @@ static void add_pod_endpoints(struct builder *b, const struct zones_objects *obj
         struct zones_endpoint e = {
             .ips = pod->ips,
             .n_ips = pod->n_ips,
-            .hostname = (pod->subdomain && strcmp(pod->subdomain, svc->name) == 0)
-                            ? pod->hostname
-                            : NULL,
+            .hostname =
+                (pod->subdomain && strcmp(pod->subdomain, svc->name) == 0) ? pod->hostname : NULL,
             .ready = pod->ready,
         };
         add_endpoint(b, svc, svcname, &e, svc->ports, svc->n_ports);
@@ -330,8 +330,7 @@ static void add_service(struct builder *b, const struct zones_objects *objs,
     if (svc->kind == ZONES_SVC_EXTERNAL_NAME) {
         b->s->counts.external_name++;
         /* "x CNAME x" would loop at once; CoreDNS drops it, and so do we. */
-        if (dns_name_from_text(&target, svc->external_name) == 0 &&
-            !dns_name_equal(&target, &name))
+        if (dns_name_from_text(&target, svc->external_name) == 0 && !dns_name_equal(&target, &name))
             add_name_rr(b, &name, DNS_TYPE_CNAME, &target);
         return;
     }
@@ -465,7 +464,7 @@ static void add_ancestors(struct builder *b)
         struct dns_name name;
         name.len = b->rrs[r].owner_len;
         memcpy(name.wire, rr_owner(b, &b->rrs[r]), name.len);
-        const struct dns_name *apex = b->rrs[r].zone == ZONES_ZONE_CLUSTER ? &b->s->zone
+        const struct dns_name *apex = b->rrs[r].zone == ZONES_ZONE_CLUSTER    ? &b->s->zone
                                       : b->rrs[r].zone == ZONES_ZONE_REVERSE4 ? &b->in_addr
                                                                               : &b->ip6;
         while (name.len > apex->len) {
@@ -801,8 +800,7 @@ static int index_pod_ips(struct builder *b, const struct zones_objects *objs)
     return 0;
 }
 
-const uint8_t *zones_store_pod_namespace(const struct zones_store *store,
-                                         const struct zones_ip *ip)
+const uint8_t *zones_store_pod_namespace(const struct zones_store *store, const struct zones_ip *ip)
 {
     struct zones_pod_ip key = {.ip = *ip};
     if (ip->family == 4)

@@ -45,15 +45,15 @@ struct zones_entry {
 struct zones_node {
     uint32_t name_off; /* lower-cased wire name in the arena */
     uint8_t name_len;
-    uint8_t zone;        /* enum zones_zone */
-    uint8_t is_cname;    /* an ExternalName: the CNAME answers every type without an entry */
-    uint8_t n_entries;   /* 0: an empty non-terminal */
+    uint8_t zone;      /* enum zones_zone */
+    uint8_t is_cname;  /* an ExternalName: the CNAME answers every type without an entry */
+    uint8_t n_entries; /* 0: an empty non-terminal */
     uint32_t first_entry;
 };
 
 struct zones_store {
-    struct dns_name zone;         /* the cluster domain */
-    struct dns_name pod_zone;     /* pod.<zone> */
+    struct dns_name zone;     /* the cluster domain */
+    struct dns_name pod_zone; /* pod.<zone> */
     uint32_t ttl;
     uint32_t serial;
     enum zones_pods_mode pods;
@@ -78,7 +78,7 @@ struct zones_store {
     struct zones_pod_ip {
         struct zones_ip ip;
         uint32_t ns_off; /* wire name of the namespace label, e.g. "\7default" */
-    } *pod_ips;
+    } * pod_ips;
     size_t n_pod_ips;
 };
 

@@ -79,7 +79,9 @@ static const struct {
     size_t len;
 } formerr_cases[] = {
     {"no question", {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 12},
-    {"two questions", {0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 1, 'b', 0, 0, 1, 0, 1}, 26},
+    {"two questions",
+     {0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 1, 'b', 0, 0, 1, 0, 1},
+     26},
     {"answer in a query", {0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1}, 19},
     {"question cut short", {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 0, 0}, 16},
     {"no question bytes", {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, 12},
@@ -90,11 +92,12 @@ static const struct {
     {"label past the end", {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9, 'a', 'b'}, 15},
     {"qtype OPT", {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 0, 0, 41, 0, 1}, 19},
     {"OPT owner not root",
-     {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 'a', 0, 0, 1, 0, 1, 1, 'a', 0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0},
+     {0, 1, 0, 0, 0,   1, 0, 0,  0,  0, 0, 1, 1, 'a', 0, 0,
+      1, 0, 1, 1, 'a', 0, 0, 41, 16, 0, 0, 0, 0, 0,   0, 0},
      32},
     {"two OPT records",
-     {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 1, 'a', 0, 0, 1, 0, 1, 0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0,
-      0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0},
+     {0,  1,  0, 0, 0, 1, 0, 0, 0, 0, 0, 2,  1,  'a', 0, 0, 1, 0, 1, 0, 0,
+      41, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 41, 16, 0,   0, 0, 0, 0, 0, 0},
      41},
     {"OPT rdata past the end",
      {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 'a', 0, 0, 1, 0, 1, 0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 9},
@@ -184,7 +187,8 @@ START_TEST(concat_joins_and_refuses_overlong_names)
     memset(longname, 0, sizeof(longname));
     for (int i = 0; i < 4; i++)
         strcat(longname, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.");
-    ck_assert_int_eq(dns_name_from_text(&p, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 0);
+    ck_assert_int_eq(dns_name_from_text(&p, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                     0);
     longname[strlen(longname) - 1] = '\0';
     ck_assert_int_eq(dns_name_from_text(&s, longname), 0);
     ck_assert_int_eq(dns_name_concat(&out, &p, &s), -1);

@@ -46,8 +46,9 @@ static enum resolver_search_existence exists(void *ctx, const struct dns_name *n
 {
     (void)ctx;
     const struct zones_node *node = zones_store_find(store, name);
-    return !node ? RESOLVER_SEARCH_ABSENT
-                 : node->n_entries ? RESOLVER_SEARCH_RECORDS : RESOLVER_SEARCH_EMPTY;
+    return !node             ? RESOLVER_SEARCH_ABSENT
+           : node->n_entries ? RESOLVER_SEARCH_RECORDS
+                             : RESOLVER_SEARCH_EMPTY;
 }
 
 static bool client_ns(void *ctx, const struct sockaddr_storage *peer, uint8_t *label)
@@ -61,8 +62,8 @@ static bool client_ns(void *ctx, const struct sockaddr_storage *peer, uint8_t *l
 static void answer(void *ctx, struct dns_request *req)
 {
     (void)ctx;
-    zones_answer_query(store, &zones.cfg, &req->q, req->pkt, req->ans, req->ans_cap,
-                       &req->ans_len, NULL);
+    zones_answer_query(store, &zones.cfg, &req->q, req->pkt, req->ans, req->ans_cap, &req->ans_len,
+                       NULL);
 }
 
 static void on_send(struct dns_request *req)

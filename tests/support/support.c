@@ -14,12 +14,12 @@ ldns_pkt *support_pkt_from_wire(const uint8_t *wire, size_t len)
     return pkt;
 }
 
-size_t support_query_wire(uint8_t *out, size_t cap, const char *name, uint16_t type,
-                          uint16_t klass, uint16_t id, int edns_size)
+size_t support_query_wire(uint8_t *out, size_t cap, const char *name, uint16_t type, uint16_t klass,
+                          uint16_t id, int edns_size)
 {
     ldns_pkt *pkt = NULL;
-    ldns_status st = ldns_pkt_query_new_frm_str(&pkt, name, (ldns_rr_type)type,
-                                                (ldns_rr_class)klass, LDNS_RD);
+    ldns_status st =
+        ldns_pkt_query_new_frm_str(&pkt, name, (ldns_rr_type)type, (ldns_rr_class)klass, LDNS_RD);
     ck_assert_msg(st == LDNS_STATUS_OK, "bad query name %s", name);
     ldns_pkt_set_id(pkt, id);
     if (edns_size > 0) {

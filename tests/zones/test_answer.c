@@ -119,7 +119,8 @@ static ldns_pkt *ask(const char *name, uint16_t type)
     ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
     struct zones_answer_config cfg = {0};
     size_t n = 0;
-    enum zones_answer_result r = zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL);
+    enum zones_answer_result r =
+        zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL);
     ck_assert_int_eq(r, ZONES_ANSWER_DONE);
     return support_pkt_from_wire(out, n);
 }
@@ -133,7 +134,8 @@ struct answer_case {
 };
 
 static const struct answer_case cases[] = {
-    {"web.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR, "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20", NULL},
+    {"web.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20", NULL},
     {"WEB.Prod.svc.local.", DNS_TYPE_AAAA, LDNS_RCODE_NOERROR,
      "WEB.Prod.svc.local.\t5\tIN\tAAAA\tfd00:10:96::20", NULL},
     {"web.prod.svc.local.", DNS_TYPE_TXT, LDNS_RCODE_NOERROR, NULL, NULL},
@@ -180,7 +182,8 @@ static const struct answer_case cases[] = {
      "7.1.244.10.in-addr.arpa.\t5\tIN\tPTR\tweb-0.web.prod.svc.local.", NULL},
     {"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.", DNS_TYPE_PTR,
      LDNS_RCODE_NOERROR,
-     "0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.\t5\tIN\tPTR\tweb.prod.svc.local.",
+     "0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.\t5\tIN\tPTR\tweb."
+     "prod.svc.local.",
      NULL},
     {"9.9.9.9.in-addr.arpa.", DNS_TYPE_PTR, LDNS_RCODE_NXDOMAIN, NULL, NULL},
     {"10-244-3-3.prod.pod.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
@@ -333,7 +336,8 @@ START_TEST(dump_prints_each_record_once)
     ck_assert_int_eq(zones_store_dump(store, f), 0);
     fclose(f);
     ck_assert_ptr_nonnull(strstr(text, "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20\n"));
-    ck_assert_ptr_nonnull(strstr(text, "alias.prod.svc.local.\t5\tIN\tCNAME\tweb.prod.svc.local.\n"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "alias.prod.svc.local.\t5\tIN\tCNAME\tweb.prod.svc.local.\n"));
     const char *a = strstr(text, "\nweb.prod.svc.local.\t5\tIN\tA\t");
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_null(strstr(a + 1, "\nweb.prod.svc.local.\t5\tIN\tA\t"));
