@@ -807,13 +807,17 @@ static int configure(struct app *app, int argc, char **argv)
     zones_store_config_default(&app->store_cfg);
     if (o->cluster_domain) {
         struct dns_name n;
-        if (dns_name_from_text(&n, o->cluster_domain) < 0 || n.len <= 1)
-            return fail("--cluster-domain: \"%s\" is not a domain name", o->cluster_domain), -2;
+        if (dns_name_from_text(&n, o->cluster_domain) < 0 || n.len <= 1) {
+            fail("--cluster-domain: \"%s\" is not a domain name", o->cluster_domain);
+            return -2;
+        }
         app->store_cfg.cluster_domain = o->cluster_domain;
     }
     app->store_cfg.ttl = (uint32_t)o->ttl;
-    if (o->pods && zones_store_parse_pods_mode(o->pods, &app->store_cfg.pods) < 0)
-        return fail("--pods: \"%s\" is not one of disabled, insecure, verified", o->pods), -2;
+    if (o->pods && zones_store_parse_pods_mode(o->pods, &app->store_cfg.pods) < 0) {
+        fail("--pods: \"%s\" is not one of disabled, insecure, verified", o->pods);
+        return -2;
+    }
     resolver_search_config_default(&app->search_cfg);
     app->search_cfg.cluster_domain = app->store_cfg.cluster_domain;
     app->search_cfg.ttl = app->store_cfg.ttl;
@@ -821,15 +825,19 @@ static int configure(struct app *app, int argc, char **argv)
     app->search_cfg.autopath = !o->no_autopath;
     if (o->namespace_name) {
         struct dns_name n;
-        if (dns_name_from_text(&n, o->namespace_name) < 0 || dns_name_labels(&n) != 1)
-            return fail("--namespace: \"%s\" is not a namespace name", o->namespace_name), -2;
+        if (dns_name_from_text(&n, o->namespace_name) < 0 || dns_name_labels(&n) != 1) {
+            fail("--namespace: \"%s\" is not a namespace name", o->namespace_name);
+            return -2;
+        }
         app->search_cfg.namespace_name = o->namespace_name;
     }
     if (configure_resolver(app) < 0)
         return -2;
     enum log_level level;
-    if (o->log_level && log_parse_level(o->log_level, &level) < 0)
-        return fail("--log-level: \"%s\" is not one of error, warn, info, debug", o->log_level), -2;
+    if (o->log_level && log_parse_level(o->log_level, &level) < 0) {
+        fail("--log-level: \"%s\" is not one of error, warn, info, debug", o->log_level);
+        return -2;
+    }
     if (o->log_level)
         log_set_level(level);
     return 0;
@@ -872,22 +880,27 @@ static int print_resolv_conf(const struct app *app)
     if (o->nameserver) {
         unsigned char addr[16];
         if (uv_inet_pton(AF_INET, o->nameserver, addr) != 0 &&
-            uv_inet_pton(AF_INET6, o->nameserver, addr) != 0)
-            return fail("--nameserver: \"%s\" is not an IP address (resolv.conf takes no port)",
-                        o->nameserver),
-                   1;
+            uv_inet_pton(AF_INET6, o->nameserver, addr) != 0) {
+            fail("--nameserver: \"%s\" is not an IP address (resolv.conf takes no port)",
+                 o->nameserver);
+            return 1;
+        }
         snprintf(ns, sizeof(ns), "%s", o->nameserver);
     } else if (nameserver_from_listen(o->listen.n ? o->listen.items[0] : "127.0.0.1:53", ns,
                                       sizeof(ns)) < 0) {
         return 1;
     }
     struct dns_name n;
-    if (dns_name_from_text(&n, o->resolv_conf) < 0 || dns_name_labels(&n) != 1)
-        return fail("--resolv-conf: \"%s\" is not a namespace name", o->resolv_conf), 1;
+    if (dns_name_from_text(&n, o->resolv_conf) < 0 || dns_name_labels(&n) != 1) {
+        fail("--resolv-conf: \"%s\" is not a namespace name", o->resolv_conf);
+        return 1;
+    }
     char text[1024];
     if (resolver_search_resolv_conf(app->store_cfg.cluster_domain, o->resolv_conf, ns, text,
-                                    sizeof(text)) < 0)
-        return fail("--resolv-conf: names too long"), 1;
+                                    sizeof(text)) < 0) {
+        fail("--resolv-conf: names too long");
+        return 1;
+    }
     fputs(text, stdout);
     return 0;
 }
