@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,9 @@ static void usage(FILE *out)
           "      --log-queries          log every query (CoreDNS log plugin style)\n"
           "  -h, --help                 this text\n"
           "  -V, --version              version and library versions\n"
+          "\n"
+          "Manifest directories are watched: a change reloads them, and so does SIGHUP. A\n"
+          "broken manifest is reported and the last good data keeps serving.\n"
           "\n"
           "Example:\n"
           "  svcdns --manifests examples/ --listen 127.0.0.1:5353\n"
@@ -450,6 +454,7 @@ static void print_diags(const struct zones_diag *diags, size_t n, const char *se
     }
 }
 
+/* Loads every manifest into objs; prints warnings and errors. -1 when there were errors. */
 static int load_objects(const struct options *o, struct zones_objects *objs)
 {
     struct zones_cidr cidrs[MAX_LIST];
@@ -466,12 +471,8 @@ static int load_objects(const struct options *o, struct zones_objects *objs)
         zones_manifest_load_path(objs, o->manifests.items[i]);
     zones_objects_assign_ips(objs, cidrs, n_cidrs);
     print_diags(objs->warnings, objs->n_warnings, "warning");
-    if (objs->n_diags > 0) {
-        print_diags(objs->diags, objs->n_diags, "error");
-        return fail("%zu error%s in the manifests; nothing was served", objs->n_diags,
-                    objs->n_diags == 1 ? "" : "s");
-    }
-    return 0;
+    print_diags(objs->diags, objs->n_diags, "error");
+    return objs->n_diags > 0 ? -1 : 0;
 }
 
 static void print_summary(FILE *out, const struct zones_objects *objs,
@@ -486,20 +487,49 @@ static void print_summary(FILE *out, const struct zones_objects *objs,
             objs->n_namespaces, objs->n_skipped, store->n_records, domain);
 }
 
-/* One chain per worker: CHAOS identity, the search path, then the cluster and reverse
- * zones. */
+/* One chain per worker: CHAOS identity, the search path, the cluster and reverse zones, then
+ * the cache and the upstreams. */
 struct worker_chain {
-    struct dns_chain chain;
+    struct dns_chain chain; /* first: dns_server hands this pointer back */
     struct resolver_search search;
-    struct zones_answer zones;
+    struct zones_answer zones;        /* zones.store is the snapshot this worker answers from */
     struct resolver_forward *forward; /* NULL without forwarding */
+    struct app *app;
+    unsigned index;
+    uv_prepare_t adopt; /* takes up a newly published snapshot between callbacks */
+    uv_async_t wake;    /* makes an idle worker run adopt */
+    atomic_uint seen;   /* the snapshot generation this worker answers from */
+    int open_handles;
+};
+
+#define MAX_WORKERS 1024
+#define MAX_RETIRED 16
+
+/* Live reload: the control loop builds a new snapshot and publishes it; each worker takes it
+ * up in its adopt callback and says which generation it has seen. A snapshot is freed once
+ * every worker has seen a later one, so no query ever reads a freed store. */
+struct reload {
+    bool enabled;
+    uv_signal_t sighup;
+    uv_fs_event_t watches[MAX_LIST];
+    size_t n_watches;
+    uv_timer_t debounce; /* editors and kubelet write in bursts: reload once, 200 ms after */
+    uv_timer_t retire;
+    struct {
+        struct zones_store *store;
+        unsigned generation; /* free when every worker has seen this one */
+    } retired[MAX_RETIRED];
+    size_t n_retired;
+    unsigned long reloads, failures;
 };
 
 struct app {
     struct options opt;
-    struct zones_objects objs;
     struct zones_store_config store_cfg;
-    struct zones_store *store;
+    _Atomic(struct zones_store *) store; /* the newest snapshot */
+    atomic_uint generation;              /* bumped after each publish */
+    _Atomic(struct worker_chain *) workers[MAX_WORKERS];
+    struct reload reload;
     struct dns_chaos chaos;
     struct zones_answer_config answer_cfg;
     struct resolver_search_config search_cfg;
@@ -516,8 +546,8 @@ struct app {
 /* The search path reaches the zone data only through these (DESIGN.md section 1). */
 static enum resolver_search_existence search_exists(void *ctx, const struct dns_name *name)
 {
-    const struct app *app = ctx;
-    const struct zones_node *node = zones_store_find(app->store, name);
+    const struct worker_chain *wc = ctx;
+    const struct zones_node *node = zones_store_find(wc->zones.store, name);
     if (!node)
         return RESOLVER_SEARCH_ABSENT;
     return node->n_entries ? RESOLVER_SEARCH_RECORDS : RESOLVER_SEARCH_EMPTY;
@@ -526,7 +556,7 @@ static enum resolver_search_existence search_exists(void *ctx, const struct dns_
 static bool search_client_ns(void *ctx, const struct sockaddr_storage *peer,
                              uint8_t label[DNS_MAX_LABEL + 1])
 {
-    const struct app *app = ctx;
+    const struct worker_chain *wc = ctx;
     struct zones_ip ip = {0};
     if (peer->ss_family == AF_INET) {
         ip.family = 4;
@@ -537,7 +567,7 @@ static bool search_client_ns(void *ctx, const struct sockaddr_storage *peer,
     } else {
         return false;
     }
-    const uint8_t *ns = zones_store_pod_namespace(app->store, &ip);
+    const uint8_t *ns = zones_store_pod_namespace(wc->zones.store, &ip);
     if (!ns)
         return false;
     memcpy(label, ns, (size_t)ns[0] + 1);
@@ -546,24 +576,55 @@ static bool search_client_ns(void *ctx, const struct sockaddr_storage *peer,
 
 static void search_answer(void *ctx, struct dns_request *req)
 {
-    const struct app *app = ctx;
-    zones_answer_query(app->store, &app->answer_cfg, &req->q, req->pkt, req->ans, req->ans_cap,
+    const struct worker_chain *wc = ctx;
+    zones_answer_query(wc->zones.store, &wc->zones.cfg, &req->q, req->pkt, req->ans, req->ans_cap,
                        &req->ans_len, NULL);
+}
+
+/* The generation is read before the store: a worker that claims generation G is sure to hold
+ * G's store or a newer one, never an older one the control loop may free. */
+static void adopt_newest(struct worker_chain *wc)
+{
+    unsigned generation = atomic_load(&wc->app->generation);
+    wc->zones.store = atomic_load(&wc->app->store);
+    atomic_store(&wc->seen, generation);
+}
+
+static void on_adopt(uv_prepare_t *handle)
+{
+    struct worker_chain *wc = handle->data;
+    if (atomic_load(&wc->seen) != atomic_load(&wc->app->generation))
+        adopt_newest(wc);
+}
+
+static void on_wake(uv_async_t *handle)
+{
+    (void)handle; /* the loop iteration it causes runs on_adopt */
+}
+
+static void on_worker_handle_closed(uv_handle_t *handle)
+{
+    struct worker_chain *wc = handle->data;
+    if (--wc->open_handles == 0)
+        free(wc);
 }
 
 static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned worker)
 {
     struct app *app = ctx;
-    (void)worker;
+    if (worker >= MAX_WORKERS)
+        return NULL;
     struct worker_chain *wc = calloc(1, sizeof(*wc));
     if (!wc)
         return NULL;
+    wc->app = app;
+    wc->index = worker;
     dns_chain_init(&wc->chain);
     wc->chain.log_queries = app->opt.log_queries;
-    wc->zones.store = app->store;
     wc->zones.cfg = app->answer_cfg;
+    adopt_newest(wc);
     if (resolver_search_init(&wc->search, &app->search_cfg, search_exists, search_client_ns,
-                             search_answer, app) < 0) {
+                             search_answer, wc) < 0) {
         free(wc);
         return NULL;
     }
@@ -585,17 +646,212 @@ static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned worker)
                                                         resolver_forward_serve, NULL, wc->forward});
         wc->chain.recursion_available = true;
     }
+    uv_prepare_init(loop, &wc->adopt);
+    uv_async_init(loop, &wc->wake, on_wake);
+    wc->adopt.data = wc->wake.data = wc;
+    wc->open_handles = 2;
+    uv_prepare_start(&wc->adopt, on_adopt);
+    atomic_store(&app->workers[worker], wc);
     return &wc->chain;
 }
 
 static void chain_free(void *ctx, struct dns_chain *chain)
 {
-    (void)ctx;
+    struct app *app = ctx;
     struct worker_chain *wc = (struct worker_chain *)(void *)chain; /* its first member */
+    atomic_store(&app->workers[wc->index], NULL);
     /* Answers the parked requests through the chain, so it goes before the chain's memory;
-     * the forwarder's own memory goes with its handles' close callbacks. */
+     * the forwarder's own memory goes with its handles' close callbacks, and so does ours. */
     resolver_forward_free(wc->forward);
-    free(wc);
+    uv_close((uv_handle_t *)&wc->adopt, on_worker_handle_closed);
+    uv_close((uv_handle_t *)&wc->wake, on_worker_handle_closed);
+}
+
+/* Loads every manifest and builds a snapshot; the objects go once it is built, so only the
+ * snapshot stays in memory. Returns 0, the number of manifest errors, or -1 (no memory). */
+static int build_snapshot(struct app *app, struct zones_store **out, FILE *summary)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    int rc = load_objects(&app->opt, &objs);
+    if (rc < 0)
+        rc = objs.n_diags > 0 ? (int)objs.n_diags : -1;
+    else if (zones_store_build(out, &objs, &app->store_cfg) < 0)
+        rc = fail("out of memory building the records");
+    else if (summary)
+        print_summary(summary, &objs, *out, app->store_cfg.cluster_domain);
+    zones_objects_free(&objs);
+    return rc;
+}
+
+static void wake_workers(struct app *app)
+{
+    for (unsigned i = 0; i < MAX_WORKERS; i++) {
+        struct worker_chain *wc = atomic_load(&app->workers[i]);
+        if (wc)
+            uv_async_send(&wc->wake);
+    }
+}
+
+static bool every_worker_has_seen(struct app *app, unsigned generation)
+{
+    for (unsigned i = 0; i < MAX_WORKERS; i++) {
+        struct worker_chain *wc = atomic_load(&app->workers[i]);
+        /* Unsigned difference: generations may wrap after four billion reloads. */
+        if (wc && (int)(atomic_load(&wc->seen) - generation) < 0)
+            return false;
+    }
+    return true;
+}
+
+static void on_retire(uv_timer_t *timer)
+{
+    struct app *app = timer->data;
+    struct reload *r = &app->reload;
+    size_t kept = 0;
+    for (size_t i = 0; i < r->n_retired; i++) {
+        if (every_worker_has_seen(app, r->retired[i].generation))
+            zones_store_free(r->retired[i].store);
+        else
+            r->retired[kept++] = r->retired[i];
+    }
+    r->n_retired = kept;
+    if (kept == 0)
+        uv_timer_stop(timer);
+    else
+        wake_workers(app);
+}
+
+/* Swaps in store; the one it replaces is freed when no worker can still be reading it. */
+static void publish(struct app *app, struct zones_store *store)
+{
+    struct reload *r = &app->reload;
+    if (r->n_retired == MAX_RETIRED) { /* workers that slow: wait for them, then go on */
+        on_retire(&r->retire);
+        if (r->n_retired == MAX_RETIRED) {
+            log_warn("reload", "error=\"workers still use %d old snapshots\" action=skipped",
+                     MAX_RETIRED);
+            zones_store_free(store);
+            return;
+        }
+    }
+    struct zones_store *old = atomic_exchange(&app->store, store);
+    unsigned generation = atomic_fetch_add(&app->generation, 1) + 1;
+    r->retired[r->n_retired].store = old;
+    r->retired[r->n_retired++].generation = generation;
+    wake_workers(app);
+    uv_timer_start(&r->retire, on_retire, 20, 20);
+}
+
+static void reload_now(struct app *app, const char *trigger)
+{
+    struct reload *r = &app->reload;
+    uint64_t start = uv_hrtime();
+    struct zones_store *store = NULL;
+    int rc = build_snapshot(app, &store, NULL);
+    double ms = (double)(uv_hrtime() - start) / 1e6;
+    if (rc != 0) {
+        r->failures++;
+        log_error("reload",
+                  "trigger=%s errors=%d action=\"kept serving the last good data\" "
+                  "hint=\"fix the FILE:LINE:COL errors above; the next change reloads\"",
+                  trigger, rc);
+        return;
+    }
+    publish(app, store);
+    r->reloads++;
+    log_info("reload", "trigger=%s generation=%u records=%zu duration_ms=%.1f", trigger,
+             atomic_load(&app->generation), store->n_records, ms);
+}
+
+static void on_sighup(uv_signal_t *handle, int signum)
+{
+    (void)signum;
+    struct app *app = handle->data;
+    uv_timer_stop(&app->reload.debounce);
+    reload_now(app, "sighup");
+}
+
+static void on_debounce(uv_timer_t *timer)
+{
+    reload_now(timer->data, "change");
+}
+
+static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+    (void)filename;
+    (void)events;
+    struct app *app = handle->data;
+    if (status < 0) {
+        log_warn("reload", "error=\"%s\" hint=\"send SIGHUP to reload\"", uv_strerror(status));
+        return;
+    }
+    uv_timer_start(&app->reload.debounce, on_debounce, 200, 0);
+}
+
+/* Watches every manifest directory (a file: the directory it is in, so an editor's or
+ * kubelet's atomic replace is seen) and takes SIGHUP, on the control loop. */
+static int reload_start(struct app *app)
+{
+    struct reload *r = &app->reload;
+    uv_loop_t *loop = dns_server_loop(app->server);
+    uv_timer_init(loop, &r->debounce);
+    uv_timer_init(loop, &r->retire);
+    uv_signal_init(loop, &r->sighup);
+    r->debounce.data = r->sighup.data = r->retire.data = app;
+    r->enabled = true;
+    for (size_t i = 0; i < app->opt.manifests.n; i++) {
+        if (strcmp(app->opt.manifests.items[i], "-") == 0) {
+            log_warn("reload", "manifests=- note=\"stdin cannot be read again: reloading is "
+                               "off\"");
+            return 0;
+        }
+    }
+    uv_signal_start(&r->sighup, on_sighup, SIGHUP);
+    for (size_t i = 0; i < app->opt.manifests.n; i++) {
+        const char *path = app->opt.manifests.items[i];
+        char dir[4096];
+        uv_fs_t req;
+        bool is_dir =
+            uv_fs_stat(NULL, &req, path, NULL) == 0 && (req.statbuf.st_mode & S_IFMT) == S_IFDIR;
+        uv_fs_req_cleanup(&req);
+        snprintf(dir, sizeof(dir), "%s", path);
+        if (!is_dir) {
+            char *slash = strrchr(dir, '/');
+            if (slash)
+                slash[slash == dir ? 1 : 0] = '\0';
+            else
+                snprintf(dir, sizeof(dir), ".");
+        }
+        uv_fs_event_t *w = &r->watches[r->n_watches];
+        uv_fs_event_init(loop, w);
+        w->data = app;
+        r->n_watches++;
+        int rc = uv_fs_event_start(w, on_fs_event, dir, 0);
+        if (rc < 0)
+            log_warn("reload", "path=%s error=\"%s\" hint=\"changes need a SIGHUP\"", dir,
+                     uv_strerror(rc));
+    }
+    return 0;
+}
+
+/* Closes the reload handles before dns_server_free() runs the control loop's last callbacks;
+ * the workers are gone, so every snapshot left can go. */
+static void reload_stop(struct app *app)
+{
+    struct reload *r = &app->reload;
+    if (!r->enabled)
+        return;
+    uv_close((uv_handle_t *)&r->sighup, NULL);
+    uv_close((uv_handle_t *)&r->debounce, NULL);
+    uv_close((uv_handle_t *)&r->retire, NULL);
+    for (size_t i = 0; i < r->n_watches; i++)
+        uv_close((uv_handle_t *)&r->watches[i], NULL);
+    for (size_t i = 0; i < r->n_retired; i++)
+        zones_store_free(r->retired[i].store);
+    r->n_retired = 0;
+    if (r->reloads || r->failures)
+        log_info("reload", "reloads=%lu failures=%lu", r->reloads, r->failures);
 }
 
 static struct dns_server *running_server;
@@ -722,6 +978,7 @@ static int run(struct app *app)
         dns_server_free(app->server);
         return 1;
     }
+    reload_start(app);
     running_server = app->server;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -732,10 +989,11 @@ static int run(struct app *app)
     char addr[80];
     dns_server_format_addr(&app->server_cfg.listen[0], addr, sizeof(addr));
     log_info("main", "serving zone=%s records=%zu listen=%s listeners=%zu version=%s",
-             app->store_cfg.cluster_domain, app->store->n_records, addr, app->server_cfg.n_listen,
-             SVCDNS_VERSION);
+             app->store_cfg.cluster_domain, atomic_load(&app->store)->n_records, addr,
+             app->server_cfg.n_listen, SVCDNS_VERSION);
     int rc = dns_server_run(app->server);
     running_server = NULL;
+    reload_stop(app);
     dns_server_free(app->server);
     log_resolver_stats(app);
     resolver_cache_free(app->cache);
@@ -915,26 +1173,24 @@ int main(int argc, char **argv)
         return rc == -1 ? 2 : 1;
     if (app.opt.resolv_conf)
         return print_resolv_conf(&app);
-    zones_objects_init(&app.objs);
     int status = 1;
-    if (load_objects(&app.opt, &app.objs) < 0)
-        goto out;
-    if (zones_store_build(&app.store, &app.objs, &app.store_cfg) < 0) {
-        fail("out of memory building the records");
+    struct zones_store *store = NULL;
+    int errors = build_snapshot(&app, &store, app.opt.check ? stdout : NULL);
+    if (errors != 0) {
+        if (errors > 0)
+            fail("%d error%s in the manifests; nothing was served", errors, errors == 1 ? "" : "s");
         goto out;
     }
+    atomic_store(&app.store, store);
     dns_chaos_init(&app.chaos, SVCDNS_VERSION);
-    if (app.opt.dump) {
-        status = zones_store_dump(app.store, stdout) < 0 ? 1 : 0;
-    } else if (app.opt.check) {
-        print_summary(stdout, &app.objs, app.store, app.store_cfg.cluster_domain);
+    if (app.opt.dump)
+        status = zones_store_dump(store, stdout) < 0 ? 1 : 0;
+    else if (app.opt.check)
         status = 0;
-    } else {
+    else
         status = run(&app);
-    }
 out:
-    zones_store_free(app.store);
-    zones_objects_free(&app.objs);
+    zones_store_free(atomic_load(&app.store));
     if (config_loaded)
         yaml_document_delete(&config_doc);
     return status;
