@@ -20,6 +20,7 @@
 #define DNS_VERSION_TTL 28800
 
 struct brr {
+    uint64_t key;   /* hash of the owner: sorting only has to group equal owners */
     uint32_t owner; /* offsets into builder.arena */
     uint32_t rdata;
     uint16_t rdlen;
@@ -83,6 +84,8 @@ static int name_fmt(struct dns_name *out, const char *fmt, ...)
     return dns_name_from_text(out, text);
 }
 
+static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len);
+
 static void add_rr(struct builder *b, const struct dns_name *owner, uint16_t type, uint32_t ttl,
                    const void *rdata, size_t rdlen)
 {
@@ -97,6 +100,7 @@ static void add_rr(struct builder *b, const struct dns_name *owner, uint16_t typ
         b->cap_rrs = cap;
     }
     struct brr *r = &b->rrs[b->n_rrs++];
+    r->key = hash_name(0, owner->wire, owner->len);
     r->owner = arena_put(&b->names, owner->wire, owner->len);
     r->owner_len = owner->len;
     r->rdata = arena_put(&b->names, rdata, rdlen);
@@ -417,8 +421,13 @@ static const uint8_t *rr_owner(const struct builder *b, const struct brr *r)
     return b->names.data + r->owner;
 }
 
+/* Orders by owner hash first (one integer compare decides nearly every pair), then by the
+ * owner's bytes, type and data: equal owners end up adjacent, which is all grouping needs.
+ * --dump sorts its own lines for people. */
 static int cmp_rr_ctx(const struct builder *b, const struct brr *x, const struct brr *y)
 {
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
     if (x->owner_len != y->owner_len)
         return x->owner_len < y->owner_len ? -1 : 1;
     int c = memcmp(rr_owner(b, x), rr_owner(b, y), x->owner_len);
@@ -452,29 +461,70 @@ static void sort_rrs(struct builder *b)
     b->n_rrs = w;
 }
 
+/* The distinct owners while the builder collects: an open-addressing set of record indices,
+ * keyed by the owner hash and compared by the owner's bytes. */
+struct name_set {
+    uint32_t *slots; /* record index + 1; 0 empty */
+    size_t mask;
+};
+
+static uint32_t *name_set_slot(const struct name_set *set, const struct builder *b, uint64_t key,
+                               const uint8_t *wire, size_t len)
+{
+    for (size_t i = (size_t)key & set->mask;; i = (i + 1) & set->mask) {
+        uint32_t *slot = &set->slots[i];
+        if (*slot == 0)
+            return slot;
+        const struct brr *r = &b->rrs[*slot - 1];
+        if (r->key == key && r->owner_len == len && memcmp(rr_owner(b, r), wire, len) == 0)
+            return slot;
+    }
+}
+
 /* Every name between an owner and its zone's apex exists as an empty non-terminal. The
- * reverse apexes themselves are not ours: in-addr.arpa belongs to the upstream. */
-static void add_ancestors(struct builder *b)
+ * reverse apexes themselves are not ours: in-addr.arpa belongs to the upstream. Each walk up
+ * stops at the first name already known, so every ancestor is added once. */
+static int add_ancestors(struct builder *b)
 {
     size_t n = b->n_rrs;
+    /* At most one new name per label of every owner: sized once, for the worst case. */
+    size_t cap = 16;
+    while (cap < (n * 4 + 64) * 2)
+        cap *= 2;
+    struct name_set set = {calloc(cap, sizeof(uint32_t)), cap - 1};
+    if (!set.slots)
+        return -ENOMEM;
     for (size_t r = 0; r < n; r++) {
-        if (r > 0 && b->rrs[r].owner_len == b->rrs[r - 1].owner_len &&
-            memcmp(rr_owner(b, &b->rrs[r]), rr_owner(b, &b->rrs[r - 1]), b->rrs[r].owner_len) == 0)
-            continue;
-        struct dns_name name;
-        name.len = b->rrs[r].owner_len;
-        memcpy(name.wire, rr_owner(b, &b->rrs[r]), name.len);
-        const struct dns_name *apex = b->rrs[r].zone == ZONES_ZONE_CLUSTER    ? &b->s->zone
-                                      : b->rrs[r].zone == ZONES_ZONE_REVERSE4 ? &b->in_addr
-                                                                              : &b->ip6;
-        while (name.len > apex->len) {
+        const struct brr *rr = &b->rrs[r];
+        uint32_t *slot = name_set_slot(&set, b, rr->key, rr_owner(b, rr), rr->owner_len);
+        if (*slot == 0)
+            *slot = (uint32_t)r + 1;
+    }
+    for (size_t r = 0; r < n && !b->names.failed; r++) {
+        const struct brr *rr = &b->rrs[r];
+        if (*name_set_slot(&set, b, rr->key, rr_owner(b, rr), rr->owner_len) != r + 1)
+            continue; /* not the first record of its owner: walked already */
+        struct dns_name name = {.len = rr->owner_len};
+        memcpy(name.wire, rr_owner(b, rr), name.len);
+        const struct dns_name *apex = rr->zone == ZONES_ZONE_CLUSTER    ? &b->s->zone
+                                      : rr->zone == ZONES_ZONE_REVERSE4 ? &b->in_addr
+                                                                        : &b->ip6;
+        for (;;) {
             uint8_t skip = (uint8_t)(name.wire[0] + 1);
             memmove(name.wire, name.wire + skip, name.len - skip);
             name.len = (uint8_t)(name.len - skip);
-            if (name.len > apex->len)
-                add_ent(b, &name);
+            if (name.len <= apex->len)
+                break;
+            uint64_t key = hash_name(0, name.wire, name.len);
+            if (*name_set_slot(&set, b, key, name.wire, name.len) != 0)
+                break; /* known: its own ancestors are walked from there */
+            add_ent(b, &name);
+            rr = &b->rrs[r]; /* add_ent may have moved the records */
+            *name_set_slot(&set, b, key, name.wire, name.len) = (uint32_t)b->n_rrs;
         }
     }
+    free(set.slots);
+    return b->names.failed ? -ENOMEM : 0;
 }
 
 static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len)
@@ -810,11 +860,25 @@ const uint8_t *zones_store_pod_namespace(const struct zones_store *store, const 
     return p ? store->bytes + p->ns_off : NULL;
 }
 
+/* The arrays grew by doubling; a snapshot lives long, so give the slack back. */
+static void *shrink(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    return q ? q : p;
+}
+
+static void shrink_to_fit(struct zones_store *s)
+{
+    s->bytes = shrink(s->bytes, s->n_bytes);
+    s->nodes = shrink(s->nodes, s->n_nodes * sizeof(*s->nodes));
+    s->entries = shrink(s->entries, s->n_entries * sizeof(*s->entries));
+}
+
 static int build(struct builder *b, const struct zones_objects *objs)
 {
     add_objects(b, objs);
-    sort_rrs(b);
-    add_ancestors(b);
+    if (add_ancestors(b) < 0)
+        return -ENOMEM;
     sort_rrs(b);
     if (b->names.failed)
         return -ENOMEM;
@@ -834,7 +898,10 @@ static int build(struct builder *b, const struct zones_objects *objs)
     b->s->n_records = b->n_rrs;
     b->s->bytes = b->out.data;
     b->s->n_bytes = b->out.len;
-    return b->out.failed ? -ENOMEM : rc;
+    if (b->out.failed)
+        return -ENOMEM;
+    shrink_to_fit(b->s);
+    return rc;
 }
 
 int zones_store_build(struct zones_store **out, const struct zones_objects *objs,
