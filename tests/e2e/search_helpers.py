@@ -24,7 +24,9 @@ import dns.message
 import dns.name
 import dns.query
 
-BIN = os.environ.get("SVCDNS_BIN", "/work/main/build-lead/svcdns")
+import svcdns_e2e as e2e
+
+BIN = e2e.BIN
 
 START_TIMEOUT = 10.0  # the binary may be an ASan build
 STOP_TIMEOUT = 5.0
@@ -435,31 +437,7 @@ class Nsd(Process):
         self.port = port
         d = pathlib.Path(self.dir)
         (d / "example.test.zone").write_text(EXAMPLE_ZONE)
-        (d / "nsd.conf").write_text(f"""\
-server:
-  ip-address: 127.0.0.1@{port}
-  do-ip6: no
-  server-count: 1
-  reuseport: no
-  username: ""
-  chroot: ""
-  zonesdir: "{d}"
-  pidfile: "{d}/nsd.pid"
-  database: ""
-  zonelistfile: "{d}/zone.list"
-  xfrdfile: "{d}/xfrd.state"
-  xfrdir: "{d}"
-  logfile: "{d}/nsd.log"
-  verbosity: 0
-  hide-version: yes
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-remote-control:
-  control-enable: no
-zone:
-  name: example.test
-  zonefile: example.test.zone
-""")
+        (d / "nsd.conf").write_text(e2e.nsd_conf(d, port))
         nsd = shutil.which("nsd") or "/usr/sbin/nsd"
         self.argv = netns.exec_argv([nsd, "-d", "-c", d / "nsd.conf"])
 

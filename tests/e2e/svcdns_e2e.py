@@ -503,3 +503,36 @@ def zone_lines(text):
         if line and not line.startswith("$"):
             out.append(_WS.split(line))
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# A real upstream
+
+def nsd_conf(d, port):
+    """An nsd.conf that runs NSD unprivileged from directory d on 127.0.0.1:port, serving
+    example.test from d/example.test.zone (the bench harness's config: no RRL, no chroot)."""
+    return f"""server:
+  ip-address: 127.0.0.1@{port}
+  do-ip6: no
+  server-count: 1
+  reuseport: no
+  username: ""
+  chroot: ""
+  zonesdir: "{d}"
+  pidfile: "{d}/nsd.pid"
+  database: ""
+  zonelistfile: "{d}/zone.list"
+  xfrdfile: "{d}/xfrd.state"
+  xfrdir: "{d}"
+  logfile: "{d}/nsd.log"
+  verbosity: 0
+  hide-version: yes
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+  tcp-count: 100
+remote-control:
+  control-enable: no
+zone:
+  name: example.test
+  zonefile: example.test.zone
+"""

@@ -55,32 +55,6 @@ alias   IN CNAME www
 """
 
 
-def nsd_conf(d, port):
-    return f"""server:
-  ip-address: 127.0.0.1@{port}
-  do-ip6: no
-  server-count: 1
-  reuseport: no
-  username: ""
-  chroot: ""
-  zonesdir: "{d}"
-  pidfile: "{d}/nsd.pid"
-  database: ""
-  zonelistfile: "{d}/zone.list"
-  xfrdfile: "{d}/xfrd.state"
-  xfrdir: "{d}"
-  logfile: "{d}/nsd.log"
-  verbosity: 0
-  hide-version: yes
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-  tcp-count: 100
-remote-control:
-  control-enable: no
-zone:
-  name: example.test
-  zonefile: example.test.zone
-"""
 
 
 class Nsd:
@@ -92,7 +66,7 @@ class Nsd:
         zone = ZONE + "".join(f"big     IN A    10.1.{i // 250}.{i % 250 + 1}\n"
                               for i in range(100))
         (self.dir / "example.test.zone").write_text(zone)
-        (self.dir / "nsd.conf").write_text(nsd_conf(self.dir, self.port))
+        (self.dir / "nsd.conf").write_text(e2e.nsd_conf(self.dir, self.port))
         self.proc = None
 
     def start(self):
