@@ -14,6 +14,7 @@ import dns.query
 import pytest
 
 import svcdns_e2e as e2e
+from fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.skipif(os.environ.get("SVCDNS_SANITIZE") == "1",
                                 reason="valgrind cannot run an ASan binary; the plain build runs this")
@@ -36,19 +37,22 @@ ports: [{name: pg, port: 5433}]
 endpoints: [{addresses: [10.244.2.1], hostname: db-0}, {addresses: [10.244.2.2]}]
 """
 
-# Hits, NODATA, NXDOMAIN, SRV with glue, pods, a short name through the search path.
+# Hits, NODATA, NXDOMAIN, SRV with glue, pods, a short name through the search path, and an
+# upstream name answered from the cache (the first round fills it; later rounds are hits).
 QUERIES = [("web.prod.svc.local.", "A"), ("web.prod.svc.local.", "AAAA"),
            ("nope.prod.svc.local.", "A"), ("_pg._tcp.db.prod.svc.local.", "SRV"),
-           ("10-1-2-3.prod.pod.local.", "A"), ("web.prod.", "A"), ("local.", "SOA")]
+           ("10-1-2-3.prod.pod.local.", "A"), ("web.prod.", "A"), ("local.", "SOA"),
+           ("www.example.test.", "A"), ("www.example.test.", "MX")]
 
 
-def heap_allocs(tmp_path, n_rounds):
+def heap_allocs(tmp_path, n_rounds, upstream_port):
     manifest = tmp_path / "m.yaml"
     manifest.write_text(MANIFEST)
     port = e2e.free_port()
     log = tmp_path / f"valgrind-{n_rounds}.log"
     argv = ["valgrind", f"--log-file={log}", e2e.BIN, "--manifests", str(manifest),
-            "--listen", f"127.0.0.1:{port}", "--workers", "1", *e2e.upstream_args()]
+            "--listen", f"127.0.0.1:{port}", "--workers", "1",
+            "--upstream", f"127.0.0.1:{upstream_port}"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -80,7 +84,11 @@ def heap_allocs(tmp_path, n_rounds):
 def test_serving_twice_the_queries_allocates_nothing_more(tmp_path):
     if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
         pytest.fail("valgrind is missing: sh deploy/install-deps.sh --tests installs it")
-    small = heap_allocs(tmp_path, 25)
-    large = heap_allocs(tmp_path, 50)
+    up = FakeUpstream().start()
+    try:
+        small = heap_allocs(tmp_path, 25, up.port)
+        large = heap_allocs(tmp_path, 50, up.port)
+    finally:
+        up.stop()
     # TCP connections cost one allocation each (a connection, not a query): 25 more here.
     assert large - small == 25, f"{small} allocs for 25 rounds, {large} for 50"
