@@ -17,6 +17,7 @@
 
 #include "dns/chain.h"
 #include "dns/chaos.h"
+#include "dns/http.h"
 #include "dns/log.h"
 #include "dns/server.h"
 #include "resolver/cache.h"
@@ -56,6 +57,7 @@ struct options {
     bool no_autopath;
     const char *resolv_conf; /* print a pod's resolv.conf for this namespace and exit */
     const char *nameserver;
+    const char *http; /* --http ADDR:PORT for /health, /ready, /metrics */
     /* Forwarding and cache (resolver/forward.h, resolver/cache.h). */
     struct list upstreams; /* --upstream; "none" turns forwarding off */
     unsigned long upstream_timeout_ms;
@@ -83,6 +85,7 @@ enum {
     OPT_NO_AUTOPATH,
     OPT_RESOLV_CONF,
     OPT_NAMESERVER,
+    OPT_HTTP,
     OPT_UPSTREAM,
     OPT_UPSTREAM_TIMEOUT,
     OPT_MAX_CONCURRENT,
@@ -110,6 +113,7 @@ static const struct option long_options[] = {
     {"no-autopath", no_argument, NULL, OPT_NO_AUTOPATH},
     {"resolv-conf", required_argument, NULL, OPT_RESOLV_CONF},
     {"nameserver", required_argument, NULL, OPT_NAMESERVER},
+    {"http", required_argument, NULL, OPT_HTTP},
     {"upstream", required_argument, NULL, OPT_UPSTREAM},
     {"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
     {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
@@ -168,6 +172,8 @@ static void usage(FILE *out)
           "                             when every upstream fails (default off; RFC 8767)\n"
           "\n"
           "Operation:\n"
+          "      --http ADDR:PORT       serve /health, /ready and Prometheus /metrics over HTTP\n"
+          "                             (default off; e.g. 127.0.0.1:9153)\n"
           "      --config FILE          YAML file with the long option names as keys;\n"
           "                             flags win over it\n"
           "      --check                load and validate config and manifests, print a summary,\n"
@@ -278,6 +284,9 @@ static int apply(struct options *o, int opt, const char *name, const char *value
         return 0;
     case OPT_NAMESERVER:
         o->nameserver = value;
+        return 0;
+    case OPT_HTTP:
+        o->http = value;
         return 0;
     case OPT_UPSTREAM:
         return list_add(&o->upstreams, name, value);
@@ -536,6 +545,7 @@ struct app {
     struct resolver_search_config search_cfg;
     struct dns_server_config server_cfg;
     struct dns_server *server;
+    struct dns_http *http; /* NULL without --http */
     /* Forwarding and cache: one shared state and one cache for all workers. */
     bool forwarding;
     struct resolver_forward_config forward_cfg;
@@ -858,6 +868,156 @@ static void reload_stop(struct app *app)
         log_info("reload", "reloads=%lu failures=%lu", r->reloads, r->failures);
 }
 
+/* Operators' endpoints (--http): /health, /ready and Prometheus /metrics, with CoreDNS's
+ * metric shapes under the svcdns_ prefix. Counters are read from the workers without
+ * stopping them, so a scrape may lag the workers by a few queries. */
+static const char *const rcode_label[] = {"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN", "NOTIMP",
+                                          "REFUSED", "YXDOMAIN", "YXRRSET",  "NXRRSET",  "NOTAUTH",
+                                          "NOTZONE", "RCODE11",  "RCODE12",  "RCODE13",  "RCODE14",
+                                          "RCODE15", "BADVERS"};
+
+static void metric(struct dns_http_response *res, const char *name, const char *type,
+                   const char *help, unsigned long long value)
+{
+    dns_http_printf(res, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+                    value);
+}
+
+static void dns_metrics(struct app *app, struct dns_http_response *res)
+{
+    struct dns_chain_stats st;
+    dns_server_stats(app->server, &st);
+    metric(res, "svcdns_dns_requests_total", "counter", "DNS queries answered.", st.queries);
+    dns_http_printf(res, "# HELP svcdns_dns_responses_total DNS responses by rcode.\n"
+                         "# TYPE svcdns_dns_responses_total counter\n");
+    for (size_t i = 0; i < sizeof(rcode_label) / sizeof(rcode_label[0]); i++) {
+        if (st.by_rcode[i] || i == DNS_RCODE_NOERROR || i == DNS_RCODE_NXDOMAIN)
+            dns_http_printf(res, "svcdns_dns_responses_total{rcode=\"%s\"} %llu\n", rcode_label[i],
+                            (unsigned long long)st.by_rcode[i]);
+    }
+    metric(res, "svcdns_dns_dropped_total", "counter",
+           "Datagrams dropped: runts, responses, no free request slot.", st.dropped);
+    metric(res, "svcdns_dns_truncated_total", "counter",
+           "UDP replies sent empty with TC because they were over the client's limit.",
+           st.truncated);
+    struct resolver_search_stats search = {0};
+    for (unsigned i = 0; i < MAX_WORKERS; i++) {
+        struct worker_chain *wc = atomic_load(&app->workers[i]);
+        if (wc) {
+            search.expanded += wc->search.stats.expanded;
+            search.autopath += wc->search.stats.autopath;
+            search.autopath_nxdomain += wc->search.stats.autopath_nxdomain;
+        }
+    }
+    metric(res, "svcdns_search_expanded_total", "counter",
+           "Short names answered through the client's search list.", search.expanded);
+    metric(res, "svcdns_autopath_success_total", "counter",
+           "Search walks answered at their first step (CoreDNS autopath).", search.autopath);
+    metric(res, "svcdns_autopath_nxdomain_total", "counter",
+           "Search walks that found nothing and were answered NXDOMAIN.", search.autopath_nxdomain);
+}
+
+static void resolver_metrics(struct app *app, struct dns_http_response *res)
+{
+    if (app->forward_shared) {
+        struct resolver_forward_stats f;
+        resolver_forward_stats(app->forward_shared, &f);
+        metric(res, "svcdns_forward_requests_total", "counter",
+               "Queries the forwarder took (coalesced ones included).", f.requests);
+        metric(res, "svcdns_forward_coalesced_total", "counter",
+               "Queries that joined an identical query in flight.", f.coalesced);
+        metric(res, "svcdns_forward_timeouts_total", "counter", "Upstream tries that timed out.",
+               f.timeouts);
+        metric(res, "svcdns_forward_mismatched_replies_total", "counter",
+               "Datagrams ignored: wrong ID or question (RFC 5452), runts.", f.mismatches);
+        metric(res, "svcdns_forward_max_concurrent_rejects_total", "counter",
+               "Queries REFUSED past --max-concurrent.", f.refused_max_concurrent);
+        metric(res, "svcdns_forward_tcp_retries_total", "counter",
+               "Truncated UDP answers asked again over TCP.", f.tcp_retries);
+        metric(res, "svcdns_forward_healthcheck_broken_total", "counter",
+               "Times an upstream was marked down.", f.upstream_down);
+        dns_http_printf(res, "# HELP svcdns_forward_upstream_up 1 while the upstream is healthy.\n"
+                             "# TYPE svcdns_forward_upstream_up gauge\n");
+        for (size_t i = 0; i < f.n_upstreams; i++) {
+            char addr[80];
+            resolver_forward_format_addr(&f.upstreams[i].addr, addr, sizeof(addr));
+            dns_http_printf(res, "svcdns_forward_upstream_up{to=\"%s\"} %d\n", addr,
+                            !f.upstreams[i].down && !f.upstreams[i].looping);
+        }
+    }
+    if (app->cache) {
+        struct resolver_cache_stats c;
+        resolver_cache_stats(app->cache, &c);
+        metric(res, "svcdns_cache_hits_total", "counter", "Cache hits.", c.hits);
+        metric(res, "svcdns_cache_misses_total", "counter", "Cache misses.", c.misses);
+        metric(res, "svcdns_cache_entries", "gauge", "Entries in the cache.", c.entries);
+        metric(res, "svcdns_cache_evictions_total", "counter",
+               "Entries dropped to make room for others.", c.evictions);
+        metric(res, "svcdns_cache_served_stale_total", "counter",
+               "Expired answers served because every upstream failed (RFC 8767).", c.served_stale);
+    }
+}
+
+static void on_metrics(void *ctx, struct dns_http_response *res)
+{
+    struct app *app = ctx;
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    dns_http_printf(res,
+                    "# HELP svcdns_build_info svcdns's version.\n"
+                    "# TYPE svcdns_build_info gauge\n"
+                    "svcdns_build_info{version=\"%s\"} 1\n",
+                    SVCDNS_VERSION);
+    dns_metrics(app, res);
+    resolver_metrics(app, res);
+    metric(res, "svcdns_zone_records", "gauge", "Records in the snapshot being served.",
+           atomic_load(&app->store)->n_records);
+    metric(res, "svcdns_reload_total", "counter", "Successful reloads.", app->reload.reloads);
+    metric(res, "svcdns_reload_failed_total", "counter",
+           "Reloads that kept the last good data because of manifest errors.",
+           app->reload.failures);
+}
+
+static void on_health(void *ctx, struct dns_http_response *res)
+{
+    (void)ctx;
+    dns_http_printf(res, "OK\n");
+}
+
+/* Ready while serving, unless every upstream leads back to us (a forwarding loop). */
+static void on_ready(void *ctx, struct dns_http_response *res)
+{
+    struct app *app = ctx;
+    if (app->forward_shared) {
+        struct resolver_forward_stats f;
+        resolver_forward_stats(app->forward_shared, &f);
+        size_t looping = 0;
+        for (size_t i = 0; i < f.n_upstreams; i++)
+            looping += f.upstreams[i].looping;
+        if (f.n_upstreams > 0 && looping == f.n_upstreams) {
+            res->status = 503;
+            dns_http_printf(res, "forward: every upstream leads back to svcdns (a loop)\n");
+            return;
+        }
+    }
+    dns_http_printf(res, "OK\n");
+}
+
+static int http_start(struct app *app)
+{
+    if (!app->opt.http)
+        return 0;
+    struct sockaddr_storage ss;
+    if (dns_server_parse_addr(app->opt.http, 9153, &ss) < 0)
+        return fail("--http: \"%s\" is not ADDR:PORT; write 127.0.0.1:9153", app->opt.http);
+    int rc = dns_http_new(&app->http, dns_server_loop(app->server), &ss);
+    if (rc < 0)
+        return fail("--http %s: %s", app->opt.http, uv_strerror(rc));
+    dns_http_route(app->http, "/health", on_health, app);
+    dns_http_route(app->http, "/ready", on_ready, app);
+    dns_http_route(app->http, "/metrics", on_metrics, app);
+    return 0;
+}
+
 static struct dns_server *running_server;
 
 static void on_signal(int sig)
@@ -974,15 +1134,17 @@ static void log_resolver_stats(const struct app *app)
     }
 }
 
+/* Setup in order, one cleanup ladder in reverse: whatever was set up is taken down. */
 static int run(struct app *app)
 {
+    int rc = -1;
     if (setup_server(app) < 0)
         return 1;
-    if (setup_forwarding(app) < 0) {
-        dns_server_free(app->server);
-        return 1;
-    }
+    if (setup_forwarding(app) < 0)
+        goto out;
     reload_start(app);
+    if (http_start(app) < 0)
+        goto out;
     running_server = app->server;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -995,11 +1157,13 @@ static int run(struct app *app)
     log_info("main", "serving zone=%s records=%zu listen=%s listeners=%zu version=%s",
              app->store_cfg.cluster_domain, atomic_load(&app->store)->n_records, addr,
              app->server_cfg.n_listen, SVCDNS_VERSION);
-    int rc = dns_server_run(app->server);
+    rc = dns_server_run(app->server);
     running_server = NULL;
-    reload_stop(app);
-    dns_server_free(app->server);
     log_resolver_stats(app);
+out:
+    reload_stop(app);
+    dns_http_close(app->http); /* freed by the control loop's last pass in dns_server_free */
+    dns_server_free(app->server);
     resolver_cache_free(app->cache);
     resolver_forward_shared_free(app->forward_shared);
     log_info("main", "stopped");
