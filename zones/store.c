@@ -43,7 +43,8 @@ struct builder {
     const struct zones_store_config *cfg;
     struct zones_store *s;
     struct dns_name in_addr, ip6;
-    struct arena out; /* the store's arena */
+    struct arena out;                /* the store's arena */
+    char zone[DNS_MAX_NAME * 4 + 2]; /* the cluster domain as text, for name_fmt */
 };
 
 static uint32_t arena_put(struct arena *a, const void *data, size_t n)
@@ -183,7 +184,7 @@ static void add_port_srv(struct builder *b, const struct dns_name *svc,
                          const struct zones_port *port, uint16_t number,
                          const struct dns_name *target)
 {
-    struct dns_name owner, tmp;
+    struct dns_name owner;
     char svc_text[DNS_MAX_NAME * 4 + 2];
     if (!port->name || dns_name_to_text(svc, svc_text, sizeof(svc_text)) < 0)
         return;
@@ -192,17 +193,14 @@ static void add_port_srv(struct builder *b, const struct dns_name *svc,
         return;
     add_srv(b, &owner, number, target);
     add_srv(b, svc, number, target);
-    (void)tmp;
 }
 
 static void add_soa(struct builder *b, const struct dns_name *owner)
 {
-    char zone[DNS_MAX_NAME * 4 + 2];
     struct dns_name mname, rname;
     uint8_t rdata[2 * DNS_MAX_NAME + 20];
-    dns_name_to_text(&b->s->zone, zone, sizeof(zone));
-    name_fmt(&mname, "ns.dns.%s", zone);
-    name_fmt(&rname, "hostmaster.%s", zone);
+    name_fmt(&mname, "ns.dns.%s", b->zone);
+    name_fmt(&rname, "hostmaster.%s", b->zone);
     size_t n = 0;
     memcpy(rdata, mname.wire, mname.len);
     n += mname.len;
@@ -217,8 +215,7 @@ static void add_soa(struct builder *b, const struct dns_name *owner)
 static void add_apex(struct builder *b)
 {
     struct dns_name name;
-    char zone[DNS_MAX_NAME * 4 + 2];
-    dns_name_to_text(&b->s->zone, zone, sizeof(zone));
+    const char *zone = b->zone;
     add_soa(b, &b->s->zone);
     name_fmt(&name, "ns.dns.%s", zone);
     add_name_rr(b, &b->s->zone, DNS_TYPE_NS, &name);
@@ -233,8 +230,7 @@ static void add_apex(struct builder *b)
 static void add_namespace(struct builder *b, const char *ns)
 {
     struct dns_name name;
-    char zone[DNS_MAX_NAME * 4 + 2];
-    dns_name_to_text(&b->s->zone, zone, sizeof(zone));
+    const char *zone = b->zone;
     if (name_fmt(&name, "%s.svc.%s", ns, zone) == 0)
         add_ent(b, &name);
     if (name_fmt(&name, "%s.pod.%s", ns, zone) == 0)
@@ -243,8 +239,7 @@ static void add_namespace(struct builder *b, const char *ns)
 
 static int svc_name(const struct builder *b, const char *name, const char *ns, struct dns_name *out)
 {
-    char zone[DNS_MAX_NAME * 4 + 2];
-    dns_name_to_text(&b->s->zone, zone, sizeof(zone));
+    const char *zone = b->zone;
     return name_fmt(out, "%s.%s.svc.%s", name, ns, zone);
 }
 
@@ -372,15 +367,14 @@ static void add_service(struct builder *b, const struct zones_objects *objs,
 
 static void add_pod(struct builder *b, const struct zones_pod *pod)
 {
-    char label[64], zone[DNS_MAX_NAME * 4 + 2];
+    char label[64];
     struct dns_name name;
     b->s->counts.pods++;
     if (b->cfg->pods != ZONES_PODS_VERIFIED)
         return;
-    dns_name_to_text(&b->s->zone, zone, sizeof(zone));
     for (size_t i = 0; i < pod->n_ips; i++) {
         dashed_ip(&pod->ips[i], label, sizeof(label));
-        if (name_fmt(&name, "%s.%s.pod.%s", label, pod->ns, zone) == 0)
+        if (name_fmt(&name, "%s.%s.pod.%s", label, pod->ns, b->zone) == 0)
             add_addr(b, &name, &pod->ips[i]);
     }
 }
@@ -916,6 +910,7 @@ int zones_store_build(struct zones_store **out, const struct zones_objects *objs
         free(s);
         return -EINVAL;
     }
+    dns_name_to_text(&s->zone, b.zone, sizeof(b.zone));
     dns_name_from_text(&b.in_addr, "in-addr.arpa");
     dns_name_from_text(&b.ip6, "ip6.arpa");
     s->ttl = cfg->ttl;
