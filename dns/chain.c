@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "dns/log.h"
+#include "dns/server.h"
 
 void dns_chain_init(struct dns_chain *chain)
 {
@@ -49,11 +50,6 @@ void dns_chain_truncate(struct dns_request *req)
         req->chain->stats.truncated++;
 }
 
-static const char *const rcode_names[] = {"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN", "NOTIMP",
-                                          "REFUSED", "YXDOMAIN", "YXRRSET",  "NXRRSET",  "NOTAUTH",
-                                          "NOTZONE", "RCODE11",  "RCODE12",  "RCODE13",  "RCODE14",
-                                          "RCODE15", "BADVERS"};
-
 static unsigned reply_rcode(const struct dns_request *req)
 {
     if (req->ans_len < DNS_HEADER_SIZE)
@@ -69,22 +65,9 @@ static unsigned reply_rcode(const struct dns_request *req)
  * rcode, flags, reply size, duration. */
 static void log_query(const struct dns_request *req, unsigned rcode)
 {
-    char peer[64] = "-";
+    char peer[64];
     char name[DNS_MAX_NAME * 4 + 2] = ".";
-    const struct sockaddr_storage *ss = &req->peer;
-    uint16_t port = 0;
-    char host[46] = "";
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-        uv_ip4_name(sin, host, sizeof(host));
-        port = ntohs(sin->sin_port);
-        snprintf(peer, sizeof(peer), "%s:%u", host, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-        uv_ip6_name(sin6, host, sizeof(host));
-        port = ntohs(sin6->sin6_port);
-        snprintf(peer, sizeof(peer), "[%s]:%u", host, port);
-    }
+    dns_server_format_addr(&req->peer, peer, sizeof(peer));
     if (req->q.has_question && dns_name_to_text(&req->q.qname, name, sizeof(name)) < 0)
         snprintf(name, sizeof(name), "?");
     double ms = (double)(uv_hrtime() - req->start_ns) / 1e6;
@@ -94,8 +77,8 @@ static void log_query(const struct dns_request *req, unsigned rcode)
               peer, req->q.id, req->q.qtype, req->q.qclass, name,
               req->proto == DNS_PROTO_TCP ? "tcp" : "udp", req->pkt_len,
               (req->q.edns_flags & DNS_EDNS_DO) ? 1 : 0, req->q.udp_size,
-              rcode < sizeof(rcode_names) / sizeof(rcode_names[0]) ? rcode_names[rcode] : "?",
-              req->ans_len, req->answered_by ? req->answered_by : "-", ms);
+              dns_wire_rcode_name(rcode), req->ans_len, req->answered_by ? req->answered_by : "-",
+              ms);
 }
 
 static void finish(struct dns_request *req)

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "dns/log.h"
+#include "dns/server.h"
 
 #define BACKLOG 128
 #define SEND_MS 5000 /* to write the response and see the peer close; ample for /metrics */
@@ -525,27 +526,6 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* The listener. */
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN] = "";
-    unsigned port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)ss;
-        uv_ip4_name(sin, host, sizeof(host));
-        port = ntohs(sin->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)ss;
-        uv_ip6_name(sin6, host, sizeof(host));
-        port = ntohs(sin6->sin6_port);
-    }
-    if (ss->ss_family == AF_INET6)
-        snprintf(out, cap, "[%s]:%u", host, port);
-    else if (ss->ss_family == AF_INET)
-        snprintf(out, cap, "%s:%u", host, port);
-    else
-        snprintf(out, cap, "family-%d", (int)ss->ss_family);
-}
-
 static const char *listen_hint(int err)
 {
     switch (err) {
@@ -625,7 +605,7 @@ int dns_http_new(struct dns_http **out, uv_loop_t *loop, const struct sockaddr_s
     *out = http;
     return 0;
 fail:
-    format_addr(addr, text, sizeof(text));
+    dns_server_format_addr(addr, text, sizeof(text));
     log_error("http", "listen=%s error=\"%s\" hint=\"%s\"", text, uv_strerror(err),
               listen_hint(err));
     return err;

@@ -871,11 +871,6 @@ static void reload_stop(struct app *app)
 /* Operators' endpoints (--http): /health, /ready and Prometheus /metrics, with CoreDNS's
  * metric shapes under the svcdns_ prefix. Counters are read from the workers without
  * stopping them, so a scrape may lag the workers by a few queries. */
-static const char *const rcode_label[] = {"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN", "NOTIMP",
-                                          "REFUSED", "YXDOMAIN", "YXRRSET",  "NXRRSET",  "NOTAUTH",
-                                          "NOTZONE", "RCODE11",  "RCODE12",  "RCODE13",  "RCODE14",
-                                          "RCODE15", "BADVERS"};
-
 static void metric(struct dns_http_response *res, const char *name, const char *type,
                    const char *help, unsigned long long value)
 {
@@ -890,10 +885,10 @@ static void dns_metrics(struct app *app, struct dns_http_response *res)
     metric(res, "svcdns_dns_requests_total", "counter", "DNS queries answered.", st.queries);
     dns_http_printf(res, "# HELP svcdns_dns_responses_total DNS responses by rcode.\n"
                          "# TYPE svcdns_dns_responses_total counter\n");
-    for (size_t i = 0; i < sizeof(rcode_label) / sizeof(rcode_label[0]); i++) {
+    for (unsigned i = 0; i <= DNS_RCODE_BADVERS; i++) {
         if (st.by_rcode[i] || i == DNS_RCODE_NOERROR || i == DNS_RCODE_NXDOMAIN)
-            dns_http_printf(res, "svcdns_dns_responses_total{rcode=\"%s\"} %llu\n", rcode_label[i],
-                            (unsigned long long)st.by_rcode[i]);
+            dns_http_printf(res, "svcdns_dns_responses_total{rcode=\"%s\"} %llu\n",
+                            dns_wire_rcode_name(i), (unsigned long long)st.by_rcode[i]);
     }
     metric(res, "svcdns_dns_dropped_total", "counter",
            "Datagrams dropped: runts, responses, no free request slot.", st.dropped);
@@ -940,7 +935,7 @@ static void resolver_metrics(struct app *app, struct dns_http_response *res)
                              "# TYPE svcdns_forward_upstream_up gauge\n");
         for (size_t i = 0; i < f.n_upstreams; i++) {
             char addr[80];
-            resolver_forward_format_addr(&f.upstreams[i].addr, addr, sizeof(addr));
+            dns_server_format_addr(&f.upstreams[i].addr, addr, sizeof(addr));
             dns_http_printf(res, "svcdns_forward_upstream_up{to=\"%s\"} %d\n", addr,
                             !f.upstreams[i].down && !f.upstreams[i].looping);
         }
@@ -1070,7 +1065,7 @@ static int setup_forwarding(struct app *app)
     size_t kept = 0;
     char text[80];
     for (size_t i = 0; i < fc->n_upstreams; i++) {
-        resolver_forward_format_addr(&fc->upstreams[i], text, sizeof(text));
+        dns_server_format_addr(&fc->upstreams[i], text, sizeof(text));
         if (resolver_forward_is_self(&fc->upstreams[i], app->server_cfg.listen,
                                      app->server_cfg.n_listen)) {
             log_error("main",
@@ -1098,7 +1093,7 @@ static int setup_forwarding(struct app *app)
     app->answer_cfg.fallthrough_reverse = true;
     app->answer_cfg.chase_outside = true;
     app->search_cfg.upstream = true;
-    resolver_forward_format_addr(&fc->upstreams[0], text, sizeof(text));
+    dns_server_format_addr(&fc->upstreams[0], text, sizeof(text));
     log_info("main", "forwarding=on upstreams=%zu first=%s timeout_ms=%u cache_size=%zu", kept,
              text, fc->timeout_ms, app->cache_cfg.size);
     return 0;

@@ -444,3 +444,12 @@ void dns_wire_copy_rr(struct dns_cursor *out, struct dns_cursor *in, uint16_t *t
     if (!out->err && out->pos - start <= UINT16_MAX)
         dns_wire_put_u16(out->buf + len_at, (uint16_t)(out->pos - start));
 }
+
+const char *dns_wire_rcode_name(unsigned rcode)
+{
+    static const char *const names[] = {"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN", "NOTIMP",
+                                        "REFUSED", "YXDOMAIN", "YXRRSET",  "NXRRSET",  "NOTAUTH",
+                                        "NOTZONE", "RCODE11",  "RCODE12",  "RCODE13",  "RCODE14",
+                                        "RCODE15", "BADVERS"};
+    return rcode < sizeof(names) / sizeof(names[0]) ? names[rcode] : "RCODE?";
+}

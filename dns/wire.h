@@ -154,6 +154,9 @@ static inline void dns_wire_put_u32(uint8_t *p, uint32_t v)
  * *type gets the record's type. */
 void dns_wire_copy_rr(struct dns_cursor *out, struct dns_cursor *in, uint16_t *type);
 
+/* "NOERROR", "NXDOMAIN", ... "BADVERS"; "RCODEn" for the rest. */
+const char *dns_wire_rcode_name(unsigned rcode);
+
 /* Names. */
 void dns_name_lower(struct dns_name *n);
 bool dns_name_equal(const struct dns_name *a, const struct dns_name *b); /* case-insensitive */

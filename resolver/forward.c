@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "dns/log.h"
+#include "dns/server.h"
 #include "resolver/scrub.h"
 #include "resolver/siphash.h"
 
@@ -167,18 +168,6 @@ static uint16_t addr_port(const struct sockaddr_storage *ss)
     if (ss->ss_family == AF_INET6)
         return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
     return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
-}
-
-void resolver_forward_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET6) {
-        uv_ip6_name((const struct sockaddr_in6 *)(const void *)ss, host, sizeof(host));
-        snprintf(out, cap, "[%s]:%u", host, addr_port(ss));
-    } else {
-        uv_ip4_name((const struct sockaddr_in *)(const void *)ss, host, sizeof(host));
-        snprintf(out, cap, "%s:%u", host, addr_port(ss));
-    }
 }
 
 static int parse_port(const char *text, uint16_t *port)
@@ -350,7 +339,7 @@ int resolver_forward_shared_new(struct resolver_forward_shared **out,
         char b[9];
         char text[64];
         u->addr = cfg->upstreams[i];
-        resolver_forward_format_addr(&u->addr, u->text, sizeof(u->text));
+        dns_server_format_addr(&u->addr, u->text, sizeof(u->text));
         random_label(a, 8);
         random_label(b, 8);
         snprintf(text, sizeof(text), "%s.%s." LOOP_LABEL ".", a, b);

@@ -113,8 +113,6 @@ int resolver_forward_upstreams_from_resolv_conf(const char *path, struct sockadd
  * listener (0.0.0.0, ::) and local (loopback, or an address of this host). */
 bool resolver_forward_is_self(const struct sockaddr_storage *up,
                               const struct sockaddr_storage *listen, size_t n);
-/* ADDR:PORT or [ADDR]:PORT. */
-void resolver_forward_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
 
 /* Builds the client's reply in req->ans from an upstream reply that resolver_scrub_check()
  * accepted for req's question: the scrubbed records, the client's ID and question case, RA

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "dns/chain.h"
+#include "dns/server.h"
 #include "resolver/forward.h"
 #include "tests/resolver/upstream_fake.h"
 #include "tests/support/support.h"
@@ -619,7 +620,7 @@ START_TEST(forward_parses_upstream_addresses)
     int rc = resolver_forward_parse_upstream(upstream_cases[_i].text, &ss);
     ck_assert_msg(rc == upstream_cases[_i].ok, "%s: rc %d", upstream_cases[_i].text, rc);
     if (rc == 0) {
-        resolver_forward_format_addr(&ss, out, sizeof(out));
+        dns_server_format_addr(&ss, out, sizeof(out));
         ck_assert_str_eq(out, upstream_cases[_i].formatted);
     }
 }
@@ -645,11 +646,11 @@ START_TEST(forward_reads_resolv_conf)
     unlink(path);
     ck_assert_uint_eq(n, 3);
     char out[80];
-    resolver_forward_format_addr(&ss[0], out, sizeof(out));
+    dns_server_format_addr(&ss[0], out, sizeof(out));
     ck_assert_str_eq(out, "10.0.0.2:53");
-    resolver_forward_format_addr(&ss[1], out, sizeof(out));
+    dns_server_format_addr(&ss[1], out, sizeof(out));
     ck_assert_str_eq(out, "[fd00::53]:53");
-    resolver_forward_format_addr(&ss[2], out, sizeof(out));
+    dns_server_format_addr(&ss[2], out, sizeof(out));
     ck_assert_str_eq(out, "10.0.0.3:53");
     ck_assert_int_lt(
         resolver_forward_upstreams_from_resolv_conf("/nonexistent/resolv.conf", ss, 4, &n), 0);
