@@ -71,14 +71,17 @@ static int join(struct dns_name *out, const struct dns_name *prefix, const uint8
     return dns_name_concat(out, prefix, &tail);
 }
 
+static bool client_ns(const struct resolver_search *search, const struct dns_request *req,
+                      uint8_t ns[DNS_MAX_LABEL + 1])
+{
+    return search->client_ns && search->client_ns(search->ctx, &req->peer, ns);
+}
+
 /* "echo" or "echo.ns" as asked: <q>.<ns>.svc.Z, <q>.svc.Z, <q>.Z, the first with records. */
 static enum dns_verdict expand_short(struct resolver_search *search, struct dns_request *req,
                                      const uint8_t *ns)
 {
     const struct dns_name *q = &req->q.qname;
-    unsigned labels = dns_name_labels(q);
-    if (labels == 0 || labels > 2)
-        return DNS_NEXT;
     struct dns_name candidates[3];
     if (join(&candidates[0], q, ns, &search->svc_zone) < 0 ||
         join(&candidates[1], q, NULL, &search->svc_zone) < 0 ||
@@ -145,15 +148,16 @@ enum dns_verdict resolver_search_serve(void *self, struct dns_request *req)
     struct resolver_search *search = self;
     if (req->q.qclass != DNS_CLASS_IN || (req->flags & DNS_REQ_REWRITTEN))
         return DNS_NEXT;
+    /* The client's namespace is looked up only when a rule needs it. */
     uint8_t ns[DNS_MAX_LABEL + 1];
-    bool known = search->client_ns && search->client_ns(search->ctx, &req->peer, ns);
     if (!dns_name_is_subdomain(&req->q.qname, &search->zone)) {
-        if (!search->cfg.expand)
+        unsigned labels = dns_name_labels(&req->q.qname);
+        if (!search->cfg.expand || labels == 0 || labels > 2)
             return DNS_NEXT;
-        return expand_short(search, req, known ? ns : search->default_ns);
+        return expand_short(search, req, client_ns(search, req, ns) ? ns : search->default_ns);
     }
     /* Autopath needs to know where the client's walk started: only a Pod's address tells. */
-    if (!search->cfg.autopath || !known)
+    if (!search->cfg.autopath || !client_ns(search, req, ns))
         return DNS_NEXT;
     return autopath(search, req, ns);
 }
