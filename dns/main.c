@@ -762,6 +762,9 @@ static void reload_now(struct app *app, const char *trigger)
     struct reload *r = &app->reload;
     uint64_t start = uv_hrtime();
     struct zones_store *store = NULL;
+    /* Secondaries and caches compare serials: a reload never goes back, even when the newest
+     * file was deleted or had its time set back. */
+    app->store_cfg.min_serial = atomic_load(&app->store)->serial + 1;
     int rc = build_snapshot(app, &store, NULL);
     double ms = (double)(uv_hrtime() - start) / 1e6;
     if (rc != 0) {

@@ -1660,7 +1660,10 @@ static int read_all(int fd, char **out, size_t *len)
 static void load_fd(struct zones_objects *objs, const char *name, int fd)
 {
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+    bool have_stat = fstat(fd, &st) == 0;
+    if (have_stat && (int64_t)st.st_mtime > objs->newest_mtime)
+        objs->newest_mtime = (int64_t)st.st_mtime; /* the SOA serial, as CoreDNS's is */
+    if (have_stat && S_ISREG(st.st_mode) &&
         (unsigned long long)st.st_size > ZONES_MANIFEST_MAX_BYTES) {
         fail_file(objs, name,
                   "the file has %lld bytes, more than the limit of %u; split it "

@@ -110,6 +110,7 @@ struct zones_objects {
     size_t n_skipped; /* objects of other kinds (ReplicaSet, Deployment, ...) */
     size_t n_files;
     char **files;             /* interned file names, for zones_where.file */
+    int64_t newest_mtime;     /* of the files read, in Unix seconds; 0 if none */
     struct zones_diag *diags; /* every error found, in order */
     size_t n_diags;
     struct zones_diag *warnings; /* what was loaded anyway, but deserves a look */

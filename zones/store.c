@@ -915,7 +915,9 @@ int zones_store_build(struct zones_store **out, const struct zones_objects *objs
     dns_name_from_text(&b.ip6, "ip6.arpa");
     s->ttl = cfg->ttl;
     s->pods = cfg->pods;
-    s->serial = (uint32_t)time(NULL);
+    s->serial = objs->newest_mtime > 0 ? (uint32_t)objs->newest_mtime : 1;
+    if (s->serial < cfg->min_serial)
+        s->serial = cfg->min_serial;
     s->hash_seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)s;
     for (size_t i = 0; i < objs->n_namespaces; i++)
         s->counts.namespaces++;
@@ -948,6 +950,7 @@ void zones_store_config_default(struct zones_store_config *cfg)
     cfg->cluster_domain = "local";
     cfg->ttl = 5;
     cfg->pods = ZONES_PODS_INSECURE;
+    cfg->min_serial = 0;
 }
 
 int zones_store_parse_pods_mode(const char *text, enum zones_pods_mode *out)

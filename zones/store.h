@@ -21,6 +21,9 @@ struct zones_store_config {
     const char *cluster_domain; /* "local", "cluster.local" */
     uint32_t ttl;
     enum zones_pods_mode pods;
+    /* The SOA serial is the newest manifest's modification time, so the same files give
+     * the same zone; never below this floor (a reload sets it one above the last serial). */
+    uint32_t min_serial;
 };
 
 void zones_store_config_default(struct zones_store_config *cfg);

@@ -63,6 +63,31 @@ def test_sighup_reloads_a_manifest_given_as_a_file(manifests):
         assert "trigger=sighup" in srv.stderr() or "trigger=change" in srv.stderr()
 
 
+def soa_serial(srv):
+    reply = srv.query("local.", "SOA")
+    return reply.answer[0][0].serial
+
+
+def test_the_soa_serial_is_the_newest_manifest_time_and_only_goes_forward(manifests):
+    path = manifests / "web.yaml"
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    (manifests / "old.yaml").write_text(service("old", "10.96.1.2"))
+    os.utime(manifests / "old.yaml", (1_600_000_000, 1_600_000_000))
+    with e2e.Server([manifests]) as srv:
+        assert soa_serial(srv) == 1_700_000_000
+        # The newest file goes: the newest time left is older, yet the serial moves on.
+        path.unlink()
+        wait_for(srv, "web.default.svc.local.", (dns.rcode.NXDOMAIN, []))
+        assert soa_serial(srv) == 1_700_000_001
+        # A newer file, moved in whole (one reload): its time is the serial.
+        staged = manifests.parent / "new.yaml"
+        staged.write_text(service("new", "10.96.1.3"))
+        os.utime(staged, (1_800_000_000, 1_800_000_000))
+        staged.rename(manifests / "new.yaml")
+        wait_for(srv, "new.default.svc.local.", (dns.rcode.NOERROR, ["10.96.1.3"]))
+        assert soa_serial(srv) == 1_800_000_000
+
+
 def test_a_broken_manifest_keeps_the_last_good_data_and_says_where(manifests):
     with e2e.Server([manifests]) as srv:
         broken = manifests / "broken.yaml"
