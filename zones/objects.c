@@ -409,7 +409,8 @@ static void check_duplicates(struct zones_objects *objs, struct zones_service **
 }
 
 /* Drops the replaced definitions, keeping load order. */
-static void drop_replaced(struct zones_objects *objs, const bool *replaced)
+/* Whether any was dropped. */
+static bool drop_replaced(struct zones_objects *objs, const bool *replaced)
 {
     size_t w = 0;
     for (size_t i = 0; i < objs->n_services; i++) {
@@ -418,7 +419,9 @@ static void drop_replaced(struct zones_objects *objs, const bool *replaced)
         else
             objs->services[w++] = objs->services[i];
     }
+    bool dropped = w < objs->n_services;
     objs->n_services = w;
+    return dropped;
 }
 
 /* "10.96.0.0/12, fd00::/108" for messages; long lists are cut with "...". */
@@ -588,15 +591,16 @@ void zones_objects_assign_ips(struct zones_objects *objs, const struct zones_cid
     bool *replaced = xrealloc(NULL, n * sizeof(bool));
     memset(replaced, 0, n * sizeof(bool));
     check_duplicates(objs, sorted, n, replaced);
-    drop_replaced(objs, replaced);
-    free(replaced);
-    n = objs->n_services;
-    n_stated = 0;
-    for (size_t i = 0; i < n; i++) {
-        sorted[i] = &objs->services[i];
-        n_stated += objs->services[i].n_ips;
+    if (drop_replaced(objs, replaced)) { /* the survivors moved: sort them again */
+        n = objs->n_services;
+        n_stated = 0;
+        for (size_t i = 0; i < n; i++) {
+            sorted[i] = &objs->services[i];
+            n_stated += objs->services[i].n_ips;
+        }
+        qsort(sorted, n, sizeof(struct zones_service *), compare_services);
     }
-    qsort(sorted, n, sizeof(struct zones_service *), compare_services);
+    free(replaced);
 
     struct stated_ip *stated = xrealloc(NULL, (n_stated + 1) * sizeof(stated[0]));
     struct ip_set taken;
