@@ -26,6 +26,7 @@ struct brr {
     uint16_t rdlen;
     uint16_t type;
     uint32_t ttl;
+    uint32_t node; /* the owner's number, once grouped */
     uint8_t owner_len;
     uint8_t zone;
 };
@@ -43,6 +44,8 @@ struct builder {
     const struct zones_store_config *cfg;
     struct zones_store *s;
     struct dns_name in_addr, ip6;
+    struct dns_name svc_zone;        /* svc.<zone> */
+    const char *last_ns;             /* the namespace add_namespace saw last */
     struct arena out;                /* the store's arena */
     char zone[DNS_MAX_NAME * 4 + 2]; /* the cluster domain as text, for name_fmt */
 };
@@ -83,6 +86,29 @@ static int name_fmt(struct dns_name *out, const char *fmt, ...)
     if (n < 0 || (size_t)n >= sizeof(text))
         return -1;
     return dns_name_from_text(out, text);
+}
+
+/* prefix and label as one label, lower-cased, under parent: the names of Services, ports,
+ * endpoints and pods, built without printf (100k Services make half a million of them).
+ * prefix is "" or "_" (SRV owners). -1 when the label or the name does not fit. */
+static int name_under(struct dns_name *out, const char *prefix, const char *label,
+                      const struct dns_name *parent)
+{
+    size_t p = strlen(prefix);
+    size_t l = strlen(label);
+    if (p + l == 0 || p + l > DNS_MAX_LABEL || 1 + p + l + parent->len > DNS_MAX_NAME)
+        return -1;
+    out->wire[0] = (uint8_t)(p + l);
+    memcpy(out->wire + 1, prefix, p);
+    for (size_t i = 0; i < l; i++) {
+        uint8_t c = (uint8_t)label[i];
+        if (c == '.')
+            return -1;
+        out->wire[1 + p + i] = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 'a' - 'A') : c;
+    }
+    memcpy(out->wire + 1 + p + l, parent->wire, parent->len);
+    out->len = (uint8_t)(1 + p + l + parent->len);
+    return 0;
 }
 
 static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len);
@@ -131,30 +157,36 @@ static void add_name_rr(struct builder *b, const struct dns_name *owner, uint16_
 }
 
 /* The reverse name of ip: d.c.b.a.in-addr.arpa or 32 nibbles under ip6.arpa. */
-static void reverse_name(const struct zones_ip *ip, struct dns_name *out)
+static void reverse_name(const struct builder *b, const struct zones_ip *ip, struct dns_name *out)
 {
-    char text[128];
+    static const char hex[] = "0123456789abcdef";
+    const struct dns_name *apex = ip->family == 4 ? &b->in_addr : &b->ip6;
     size_t n = 0;
-    if (ip->family == 4) {
-        snprintf(text, sizeof(text), "%u.%u.%u.%u.in-addr.arpa", ip->addr[3], ip->addr[2],
-                 ip->addr[1], ip->addr[0]);
-    } else {
-        static const char hex[] = "0123456789abcdef";
-        for (int i = 15; i >= 0; i--) {
-            text[n++] = hex[ip->addr[i] & 0xf];
-            text[n++] = '.';
-            text[n++] = hex[ip->addr[i] >> 4];
-            text[n++] = '.';
+    for (int i = ip->family == 4 ? 3 : 15; i >= 0; i--) {
+        uint8_t v = ip->addr[i];
+        if (ip->family == 4) {
+            uint8_t *len = &out->wire[n++];
+            if (v >= 100)
+                out->wire[n++] = (uint8_t)('0' + v / 100);
+            if (v >= 10)
+                out->wire[n++] = (uint8_t)('0' + v / 10 % 10);
+            out->wire[n++] = (uint8_t)('0' + v % 10);
+            *len = (uint8_t)(&out->wire[n] - len - 1);
+        } else {
+            out->wire[n++] = 1;
+            out->wire[n++] = (uint8_t)hex[v & 0xf];
+            out->wire[n++] = 1;
+            out->wire[n++] = (uint8_t)hex[v >> 4];
         }
-        memcpy(text + n, "ip6.arpa", sizeof("ip6.arpa"));
     }
-    dns_name_from_text(out, text);
+    memcpy(out->wire + n, apex->wire, apex->len);
+    out->len = (uint8_t)(n + apex->len);
 }
 
 static void add_ptr(struct builder *b, const struct zones_ip *ip, const struct dns_name *target)
 {
     struct dns_name rev;
-    reverse_name(ip, &rev);
+    reverse_name(b, ip, &rev);
     add_name_rr(b, &rev, DNS_TYPE_PTR, target);
 }
 
@@ -184,12 +216,9 @@ static void add_port_srv(struct builder *b, const struct dns_name *svc,
                          const struct zones_port *port, uint16_t number,
                          const struct dns_name *target)
 {
-    struct dns_name owner;
-    char svc_text[DNS_MAX_NAME * 4 + 2];
-    if (!port->name || dns_name_to_text(svc, svc_text, sizeof(svc_text)) < 0)
-        return;
-    if (name_fmt(&owner, "_%s._%s.%s", port->name, port->protocol ? port->protocol : "tcp",
-                 svc_text) < 0)
+    struct dns_name proto, owner;
+    if (!port->name || name_under(&proto, "_", port->protocol ? port->protocol : "tcp", svc) < 0 ||
+        name_under(&owner, "_", port->name, &proto) < 0)
         return;
     add_srv(b, &owner, number, target);
     add_srv(b, svc, number, target);
@@ -222,25 +251,27 @@ static void add_apex(struct builder *b)
     name_fmt(&name, "dns-version.%s", zone);
     static const uint8_t version[] = {5, '1', '.', '1', '.', '0'};
     add_rr(b, &name, DNS_TYPE_TXT, DNS_VERSION_TTL, version, sizeof(version));
-    name_fmt(&name, "svc.%s", zone);
-    add_ent(b, &name);
+    add_ent(b, &b->svc_zone);
     add_ent(b, &b->s->pod_zone);
 }
 
 static void add_namespace(struct builder *b, const char *ns)
 {
     struct dns_name name;
-    const char *zone = b->zone;
-    if (name_fmt(&name, "%s.svc.%s", ns, zone) == 0)
+    if (b->last_ns && strcmp(b->last_ns, ns) == 0)
+        return; /* objects come namespace by namespace: most repeats stop here, the rest later */
+    b->last_ns = ns;
+    if (name_under(&name, "", ns, &b->svc_zone) == 0)
         add_ent(b, &name);
-    if (name_fmt(&name, "%s.pod.%s", ns, zone) == 0)
+    if (name_under(&name, "", ns, &b->s->pod_zone) == 0)
         add_ent(b, &name);
 }
 
 static int svc_name(const struct builder *b, const char *name, const char *ns, struct dns_name *out)
 {
-    const char *zone = b->zone;
-    return name_fmt(out, "%s.%s.svc.%s", name, ns, zone);
+    struct dns_name ns_name;
+    return name_under(&ns_name, "", ns, &b->svc_zone) < 0 ? -1
+                                                          : name_under(out, "", name, &ns_name);
 }
 
 /* One ready endpoint of a Service: its own name, its PTRs and, for a headless Service, its
@@ -250,17 +281,14 @@ static void add_endpoint(struct builder *b, const struct zones_service *svc,
                          const struct zones_port *ports, size_t n_ports)
 {
     char label[64];
-    char svc_text[DNS_MAX_NAME * 4 + 2];
     struct dns_name epname;
 
-    if (!e->ready || dns_name_to_text(svcname, svc_text, sizeof(svc_text)) < 0)
+    if (!e->ready)
         return;
     for (size_t i = 0; i < e->n_ips; i++) {
-        if (e->hostname)
-            snprintf(label, sizeof(label), "%s", e->hostname);
-        else
+        if (!e->hostname)
             dashed_ip(&e->ips[i], label, sizeof(label));
-        if (name_fmt(&epname, "%s.%s", label, svc_text) < 0)
+        if (name_under(&epname, "", e->hostname ? e->hostname : label, svcname) < 0)
             continue;
         add_addr(b, &epname, &e->ips[i]);
         add_ptr(b, &e->ips[i], &epname);
@@ -368,13 +396,14 @@ static void add_service(struct builder *b, const struct zones_objects *objs,
 static void add_pod(struct builder *b, const struct zones_pod *pod)
 {
     char label[64];
-    struct dns_name name;
+    struct dns_name ns_name, name;
     b->s->counts.pods++;
-    if (b->cfg->pods != ZONES_PODS_VERIFIED)
+    if (b->cfg->pods != ZONES_PODS_VERIFIED ||
+        name_under(&ns_name, "", pod->ns, &b->s->pod_zone) < 0)
         return;
     for (size_t i = 0; i < pod->n_ips; i++) {
         dashed_ip(&pod->ips[i], label, sizeof(label));
-        if (name_fmt(&name, "%s.%s.pod.%s", label, pod->ns, b->zone) == 0)
+        if (name_under(&name, "", label, &ns_name) == 0)
             add_addr(b, &name, &pod->ips[i]);
     }
 }
@@ -415,18 +444,115 @@ static const uint8_t *rr_owner(const struct builder *b, const struct brr *r)
     return b->names.data + r->owner;
 }
 
-/* Orders by owner hash first (one integer compare decides nearly every pair), then by the
- * owner's bytes, type and data: equal owners end up adjacent, which is all grouping needs.
- * --dump sorts its own lines for people. */
+static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ seed; /* FNV-1a, seeded per snapshot */
+    for (size_t i = 0; i < len; i++) {
+        h ^= wire[i];
+        h *= 0x100000001b3ull;
+    }
+    return h ^ (h >> 29);
+}
+
+/* The distinct owners while the builder collects, numbered in the order first seen: an
+ * open-addressing table keyed by the owner hash and compared by the owner's bytes. */
+struct owners {
+    uint32_t *slots; /* owner number + 1; 0 empty */
+    size_t mask;
+    uint32_t *first; /* owner number -> its first record */
+    size_t n, cap;
+};
+
+static uint32_t *owner_slot(const struct owners *o, const struct builder *b, uint64_t key,
+                            const uint8_t *wire, size_t len)
+{
+    for (size_t i = (size_t)key & o->mask;; i = (i + 1) & o->mask) {
+        uint32_t *slot = &o->slots[i];
+        if (*slot == 0)
+            return slot;
+        const struct brr *r = &b->rrs[o->first[*slot - 1]];
+        if (r->key == key && r->owner_len == len && memcmp(rr_owner(b, r), wire, len) == 0)
+            return slot;
+    }
+}
+
+/* Room for one more owner: the table stays at most half full. */
+static int owners_reserve(struct owners *o, const struct builder *b)
+{
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 1024;
+        uint32_t *first = realloc(o->first, cap * sizeof(*first));
+        if (!first)
+            return -ENOMEM;
+        o->first = first;
+        o->cap = cap;
+    }
+    if ((o->n + 1) * 2 <= o->mask + 1)
+        return 0;
+    size_t size = o->mask ? (o->mask + 1) * 2 : 4096;
+    struct owners bigger = {calloc(size, sizeof(uint32_t)), size - 1, o->first, o->n, o->cap};
+    if (!bigger.slots)
+        return -ENOMEM;
+    for (size_t k = 0; k < o->n; k++) {
+        const struct brr *r = &b->rrs[o->first[k]];
+        *owner_slot(&bigger, b, r->key, rr_owner(b, r), r->owner_len) = (uint32_t)k + 1;
+    }
+    free(o->slots);
+    *o = bigger;
+    return 0;
+}
+
+/* Numbers the owner of record r; true when it is new. */
+static bool number_owner(struct owners *o, struct builder *b, size_t r)
+{
+    struct brr *rr = &b->rrs[r];
+    uint32_t *slot = owner_slot(o, b, rr->key, rr_owner(b, rr), rr->owner_len);
+    bool fresh = *slot == 0;
+    if (fresh) {
+        o->first[o->n] = (uint32_t)r;
+        *slot = (uint32_t)++o->n;
+    }
+    rr->node = *slot - 1;
+    return fresh;
+}
+
+/* Numbers every owner and adds its ancestors: every name between an owner and its zone's
+ * apex exists as an empty non-terminal. The reverse apexes themselves are not ours:
+ * in-addr.arpa belongs to the upstream. Each walk up stops at the first name already known,
+ * so every ancestor is added once. */
+static int number_owners(struct builder *b, struct owners *o)
+{
+    size_t n = b->n_rrs;
+    for (size_t r = 0; r < n; r++) {
+        if (owners_reserve(o, b) < 0)
+            return -ENOMEM;
+        if (!number_owner(o, b, r))
+            continue;
+        struct dns_name name = {.len = b->rrs[r].owner_len};
+        memcpy(name.wire, rr_owner(b, &b->rrs[r]), name.len);
+        uint8_t zone = b->rrs[r].zone;
+        const struct dns_name *apex = zone == ZONES_ZONE_CLUSTER    ? &b->s->zone
+                                      : zone == ZONES_ZONE_REVERSE4 ? &b->in_addr
+                                                                    : &b->ip6;
+        for (size_t at = name.wire[0] + 1u; name.len - at > apex->len; at += name.wire[at] + 1u) {
+            const uint8_t *parent = name.wire + at;
+            size_t len = name.len - at;
+            if (*owner_slot(o, b, hash_name(0, parent, len), parent, len) != 0)
+                break; /* known: its own ancestors are walked from there */
+            struct dns_name ent = {.len = (uint8_t)len};
+            memcpy(ent.wire, parent, len);
+            add_ent(b, &ent);
+            if (b->names.failed || owners_reserve(o, b) < 0)
+                return -ENOMEM;
+            number_owner(o, b, b->n_rrs - 1);
+        }
+    }
+    return b->names.failed ? -ENOMEM : 0;
+}
+
+/* Within one owner: by type, then data, so each type is a run and duplicates are adjacent. */
 static int cmp_rr_ctx(const struct builder *b, const struct brr *x, const struct brr *y)
 {
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    if (x->owner_len != y->owner_len)
-        return x->owner_len < y->owner_len ? -1 : 1;
-    int c = memcmp(rr_owner(b, x), rr_owner(b, y), x->owner_len);
-    if (c)
-        return c;
     if (x->type != y->type)
         return x->type < y->type ? -1 : 1;
     if (x->rdlen != y->rdlen)
@@ -441,100 +567,53 @@ static int cmp_rr(const void *a, const void *b)
     return cmp_rr_ctx(sort_builder, a, b);
 }
 
-static void sort_rrs(struct builder *b)
-{
-    sort_builder = b;
-    qsort(b->rrs, b->n_rrs, sizeof(*b->rrs), cmp_rr);
-    sort_builder = NULL;
-    size_t w = 0; /* drop exact duplicates: two slices may list one endpoint */
-    for (size_t r = 0; r < b->n_rrs; r++) {
-        if (w > 0 && cmp_rr_ctx(b, &b->rrs[w - 1], &b->rrs[r]) == 0)
-            continue;
-        b->rrs[w++] = b->rrs[r];
-    }
-    b->n_rrs = w;
-}
-
-/* The distinct owners while the builder collects: an open-addressing set of record indices,
- * keyed by the owner hash and compared by the owner's bytes. */
-struct name_set {
-    uint32_t *slots; /* record index + 1; 0 empty */
-    size_t mask;
-};
-
-static uint32_t *name_set_slot(const struct name_set *set, const struct builder *b, uint64_t key,
-                               const uint8_t *wire, size_t len)
-{
-    for (size_t i = (size_t)key & set->mask;; i = (i + 1) & set->mask) {
-        uint32_t *slot = &set->slots[i];
-        if (*slot == 0)
-            return slot;
-        const struct brr *r = &b->rrs[*slot - 1];
-        if (r->key == key && r->owner_len == len && memcmp(rr_owner(b, r), wire, len) == 0)
-            return slot;
-    }
-}
-
-/* Every name between an owner and its zone's apex exists as an empty non-terminal. The
- * reverse apexes themselves are not ours: in-addr.arpa belongs to the upstream. Each walk up
- * stops at the first name already known, so every ancestor is added once. */
-static int add_ancestors(struct builder *b)
-{
-    size_t n = b->n_rrs;
-    /* At most one new name per label of every owner: sized once, for the worst case. */
-    size_t cap = 16;
-    while (cap < (n * 4 + 64) * 2)
-        cap *= 2;
-    struct name_set set = {calloc(cap, sizeof(uint32_t)), cap - 1};
-    if (!set.slots)
-        return -ENOMEM;
-    for (size_t r = 0; r < n; r++) {
-        const struct brr *rr = &b->rrs[r];
-        uint32_t *slot = name_set_slot(&set, b, rr->key, rr_owner(b, rr), rr->owner_len);
-        if (*slot == 0)
-            *slot = (uint32_t)r + 1;
-    }
-    for (size_t r = 0; r < n && !b->names.failed; r++) {
-        const struct brr *rr = &b->rrs[r];
-        if (*name_set_slot(&set, b, rr->key, rr_owner(b, rr), rr->owner_len) != r + 1)
-            continue; /* not the first record of its owner: walked already */
-        struct dns_name name = {.len = rr->owner_len};
-        memcpy(name.wire, rr_owner(b, rr), name.len);
-        const struct dns_name *apex = rr->zone == ZONES_ZONE_CLUSTER    ? &b->s->zone
-                                      : rr->zone == ZONES_ZONE_REVERSE4 ? &b->in_addr
-                                                                        : &b->ip6;
-        for (;;) {
-            uint8_t skip = (uint8_t)(name.wire[0] + 1);
-            memmove(name.wire, name.wire + skip, name.len - skip);
-            name.len = (uint8_t)(name.len - skip);
-            if (name.len <= apex->len)
-                break;
-            uint64_t key = hash_name(0, name.wire, name.len);
-            if (*name_set_slot(&set, b, key, name.wire, name.len) != 0)
-                break; /* known: its own ancestors are walked from there */
-            add_ent(b, &name);
-            rr = &b->rrs[r]; /* add_ent may have moved the records */
-            *name_set_slot(&set, b, key, name.wire, name.len) = (uint32_t)b->n_rrs;
-        }
-    }
-    free(set.slots);
-    return b->names.failed ? -ENOMEM : 0;
-}
-
-static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull ^ seed; /* FNV-1a, seeded per snapshot */
-    for (size_t i = 0; i < len; i++) {
-        h ^= wire[i];
-        h *= 0x100000001b3ull;
-    }
-    return h ^ (h >> 29);
-}
-
-/* Per node, while rendering: where its records are in the sorted builder. */
+/* Per node, while rendering: where its records are in the grouped builder. */
 struct span {
     size_t first, end;
 };
+
+/* Puts the records in owner order (a counting sort on the owner number), sorts each owner's
+ * few records, and drops exact duplicates (two slices may list one endpoint). */
+static int group_rrs(struct builder *b, const struct owners *o, struct span **spans_out)
+{
+    struct span *spans = calloc(o->n + 1, sizeof(*spans));
+    struct brr *grouped = malloc((b->n_rrs + 1) * sizeof(*grouped));
+    if (!spans || !grouped) {
+        free(spans);
+        free(grouped);
+        return -ENOMEM;
+    }
+    for (size_t r = 0; r < b->n_rrs; r++)
+        spans[b->rrs[r].node].end++;
+    size_t at = 0;
+    for (size_t k = 0; k < o->n; k++) {
+        size_t count = spans[k].end;
+        spans[k].first = spans[k].end = at;
+        at += count;
+    }
+    for (size_t r = 0; r < b->n_rrs; r++)
+        grouped[spans[b->rrs[r].node].end++] = b->rrs[r];
+    free(b->rrs);
+    b->rrs = grouped;
+    b->cap_rrs = b->n_rrs + 1;
+    sort_builder = b;
+    size_t w = 0;
+    for (size_t k = 0; k < o->n; k++) {
+        struct span *sp = &spans[k];
+        qsort(b->rrs + sp->first, sp->end - sp->first, sizeof(*b->rrs), cmp_rr);
+        size_t first = w;
+        for (size_t r = sp->first; r < sp->end; r++) {
+            if (w > first && cmp_rr_ctx(b, &b->rrs[w - 1], &b->rrs[r]) == 0)
+                continue;
+            b->rrs[w++] = b->rrs[r];
+        }
+        *sp = (struct span){first, w};
+    }
+    sort_builder = NULL;
+    b->n_rrs = w;
+    *spans_out = spans;
+    return 0;
+}
 
 /* names is where node names live: the store's arena, or the builder's while it still grows
  * (a realloc may move it, so it is passed in, never remembered). */
@@ -558,49 +637,29 @@ const struct zones_node *zones_store_find(const struct zones_store *store,
     return find_node(store, store->bytes, name->wire, name->len);
 }
 
-static bool same_owner(const struct builder *b, const struct brr *x, const struct brr *y)
-{
-    return x->owner_len == y->owner_len &&
-           memcmp(rr_owner(b, x), rr_owner(b, y), x->owner_len) == 0;
-}
-
-/* One node per distinct owner (the records are sorted, so owners are runs), then the table. */
-static int make_nodes(struct builder *b, struct span **spans_out)
+/* One node per owner, then the table. */
+static int make_nodes(struct builder *b, const struct span *spans, size_t n_nodes)
 {
     struct zones_store *s = b->s;
-    s->nodes = calloc(b->n_rrs + 1, sizeof(*s->nodes));
-    struct span *spans = calloc(b->n_rrs + 1, sizeof(*spans));
-    if (!s->nodes || !spans) {
-        free(spans);
+    s->nodes = calloc(n_nodes + 1, sizeof(*s->nodes));
+    size_t cap = 16;
+    while (cap < n_nodes * 2)
+        cap *= 2;
+    s->table = calloc(cap, sizeof(*s->table));
+    if (!s->nodes || !s->table)
         return -ENOMEM;
-    }
-    size_t k = 0;
-    for (size_t r = 0; r < b->n_rrs; r++) {
-        const struct brr *rr = &b->rrs[r];
-        if (k > 0 && same_owner(b, rr, &b->rrs[spans[k - 1].first])) {
-            spans[k - 1].end = r + 1;
-            continue;
-        }
+    s->table_mask = cap - 1;
+    s->n_nodes = n_nodes;
+    for (size_t k = 0; k < n_nodes; k++) {
+        const struct brr *rr = &b->rrs[spans[k].first];
         struct zones_node *node = &s->nodes[k];
         node->name_off = arena_put(&b->out, rr_owner(b, rr), rr->owner_len);
         node->name_len = rr->owner_len;
         node->zone = rr->zone;
-        spans[k] = (struct span){r, r + 1};
-        k++;
     }
-    size_t cap = 16;
-    while (cap < k * 2)
-        cap *= 2;
-    s->table = calloc(cap, sizeof(*s->table));
-    if (!s->table) {
-        free(spans);
-        return -ENOMEM;
-    }
-    s->table_mask = cap - 1;
-    s->n_nodes = k;
     if (b->out.failed)
         return -ENOMEM;
-    for (size_t i = 0; i < k; i++) {
+    for (size_t i = 0; i < n_nodes; i++) {
         const struct zones_node *node = &s->nodes[i];
         size_t h = (size_t)hash_name(s->hash_seed, b->out.data + node->name_off, node->name_len);
         size_t slot = h & s->table_mask;
@@ -608,7 +667,6 @@ static int make_nodes(struct builder *b, struct span **spans_out)
             slot = (slot + 1) & s->table_mask;
         s->table[slot] = (uint32_t)(i + 1);
     }
-    *spans_out = spans;
     return 0;
 }
 
@@ -871,15 +929,16 @@ static void shrink_to_fit(struct zones_store *s)
 static int build(struct builder *b, const struct zones_objects *objs)
 {
     add_objects(b, objs);
-    if (add_ancestors(b) < 0)
-        return -ENOMEM;
-    sort_rrs(b);
-    if (b->names.failed)
-        return -ENOMEM;
+    struct owners owners = {0};
     struct span *spans = NULL;
-    int rc = make_nodes(b, &spans);
-    if (rc < 0)
-        return rc;
+    int rc = number_owners(b, &owners);
+    if (rc == 0)
+        rc = group_rrs(b, &owners, &spans);
+    size_t n_nodes = owners.n;
+    free(owners.slots);
+    free(owners.first);
+    if (rc == 0)
+        rc = make_nodes(b, spans, n_nodes);
     struct render rd = {b, spans};
     size_t entries_cap = 0;
     for (size_t i = 0; i < b->s->n_nodes && rc == 0; i++)
@@ -906,7 +965,8 @@ int zones_store_build(struct zones_store **out, const struct zones_objects *objs
         return -ENOMEM;
     struct builder b = {.cfg = cfg, .s = s};
     if (dns_name_from_text(&s->zone, cfg->cluster_domain) < 0 ||
-        name_fmt(&s->pod_zone, "pod.%s", cfg->cluster_domain) < 0) {
+        name_under(&s->pod_zone, "", "pod", &s->zone) < 0 ||
+        name_under(&b.svc_zone, "", "svc", &s->zone) < 0) {
         free(s);
         return -EINVAL;
     }

@@ -345,6 +345,98 @@ START_TEST(dump_prints_each_record_once)
 }
 END_TEST
 
+/* A headless Service whose endpoints' IPv6 addresses are spread over the whole space: each
+ * PTR owner brings up to 31 new ancestors, ten times more names than records, and the
+ * builder's name table has to grow with them (it once was sized from the records, and a
+ * lookup in the full table never ended). */
+START_TEST(spread_ipv6_reverse_names_all_resolve)
+{
+    enum { N = 2700 }; /* about the most records a 64k-slot table was sized for */
+    static struct zones_ip ips[N];
+    size_t cap = (size_t)N * 64 + 512;
+    char *yaml = malloc(cap);
+    ck_assert_ptr_nonnull(yaml);
+    size_t used = (size_t)snprintf(
+        yaml, cap,
+        "kind: Service\napiVersion: v1\nmetadata: {name: h}\nspec: {clusterIP: None}\n---\n"
+        "kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\n"
+        "metadata: {name: h-x, labels: {kubernetes.io/service-name: h}}\n"
+        "addressType: IPv6\nendpoints:\n");
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < N; i++) {
+        char text[64];
+        uint16_t g[8];
+        for (int k = 0; k < 8; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            g[k] = (uint16_t)(x >> 48);
+        }
+        snprintf(text, sizeof(text), "fd%02x:%x:%x:%x:%x:%x:%x:%x", g[0] & 0xff, g[1], g[2], g[3],
+                 g[4], g[5], g[6], g[7]);
+        ck_assert_int_eq(zones_ip_parse(text, &ips[i]), 0);
+        used += (size_t)snprintf(yaml + used, cap - used, "- addresses: ['%s']\n", text);
+    }
+    zones_objects_init(&objs);
+    ck_assert_uint_eq(zones_manifest_load_buffer(&objs, "v6.yaml", yaml, used), 0);
+    free(yaml);
+    struct zones_store_config cfg;
+    zones_store_config_default(&cfg);
+    ck_assert_int_eq(zones_store_build(&store, &objs, &cfg), 0);
+    for (size_t i = 0; i < N; i += 97) {
+        char rev[128];
+        size_t n = 0;
+        for (int b = 15; b >= 0; b--)
+            n += (size_t)snprintf(rev + n, sizeof(rev) - n, "%x.%x.", ips[i].addr[b] & 0xf,
+                                  ips[i].addr[b] >> 4);
+        snprintf(rev + n, sizeof(rev) - n, "ip6.arpa.");
+        ldns_pkt *reply = ask(rev, DNS_TYPE_PTR);
+        ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+        char *text = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 0), 0));
+        const char *suffix = ".h.default.svc.local.";
+        ck_assert_str_eq(text + strlen(text) - strlen(suffix), suffix);
+        free(text);
+        ldns_pkt_free(reply);
+        /* An ancestor halfway up is an empty non-terminal: NODATA, not NXDOMAIN. */
+        reply = ask(rev + 32, DNS_TYPE_PTR);
+        ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+        ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
+        ldns_pkt_free(reply);
+    }
+}
+END_TEST
+
+/* The SOA serial is the newest manifest's time, never below the floor a reload sets. */
+START_TEST(soa_serial_is_the_newest_manifest_time)
+{
+    static const uint32_t floors[] = {0, 1700000000u, 1800000000u};
+    static const uint32_t serials[] = {1750000000u, 1750000000u, 1800000000u};
+    for (size_t i = 0; i < 3; i++) {
+        zones_objects_init(&objs);
+        objs.newest_mtime = 1750000000;
+        struct zones_store_config cfg;
+        zones_store_config_default(&cfg);
+        cfg.min_serial = floors[i];
+        ck_assert_int_eq(zones_store_build(&store, &objs, &cfg), 0);
+        ldns_pkt *reply = ask("local.", DNS_TYPE_SOA);
+        ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+        ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_answer(reply), 0);
+        ck_assert_uint_eq(ldns_rdf2native_int32(ldns_rr_rdf(soa, 2)), serials[i]);
+        ldns_pkt_free(reply);
+        zones_store_free(store);
+        zones_objects_free(&objs);
+    }
+    store = NULL;
+    zones_objects_init(&objs);
+}
+END_TEST
+
+static void teardown_built(void)
+{
+    if (store)
+        zones_store_free(store);
+    store = NULL;
+    zones_objects_free(&objs);
+}
+
 Suite *answer_suite(void); /* for tests/zones/main.c */
 Suite *answer_suite(void)
 {
@@ -359,6 +451,11 @@ Suite *answer_suite(void)
     tcase_add_test(tc, pod_addresses_map_to_their_namespace);
     tcase_add_test(tc, any_returns_every_rrset);
     tcase_add_test(tc, dump_prints_each_record_once);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("build");
+    tcase_add_checked_fixture(tc, NULL, teardown_built);
+    tcase_add_test(tc, spread_ipv6_reverse_names_all_resolve);
+    tcase_add_test(tc, soa_serial_is_the_newest_manifest_time);
     suite_add_tcase(s, tc);
     return s;
 }
