@@ -1,7 +1,8 @@
 /* zones/answer.c - a query in, a reply out, from the pre-rendered store.
  *
- * The reply is the echoed question plus one pre-rendered entry: its records refer to the
- * question name with the pointer 0xc00c, so copying them is all the work. Pod names under
+ * The reply is the echoed question plus one pre-rendered entry (for ANY, the answer part of
+ * each of the node's entries): its records refer to the question name with the pointer
+ * 0xc00c, so copying them is all the work. Pod names under
  * pod.<zone> are the one synthesised answer: in insecure mode any dashed address in an
  * existing namespace resolves, and there are too many of those to store. */
 #include "zones/answer.h"
@@ -82,6 +83,21 @@ static bool pod_answer(const struct zones_store *s, const struct dns_query *q, c
     return true;
 }
 
+/* ANY: the answer records of every type the node has, without glue. */
+static size_t any_answer(const struct zones_store *s, const struct zones_node *node,
+                         const struct dns_query *q, const uint8_t *pkt, struct dns_cursor *c,
+                         uint16_t flags)
+{
+    dns_wire_reply_begin(c, q, pkt, (uint16_t)(flags | DNS_FLAG_AA), DNS_RCODE_NOERROR);
+    unsigned an = 0;
+    for (unsigned i = 0; i < node->n_entries; i++) {
+        const struct zones_entry *e = &s->entries[node->first_entry + i];
+        dns_cursor_put(c, s->bytes + e->off, e->an_len);
+        an += e->an;
+    }
+    return finish(c, q, (uint16_t)(an > UINT16_MAX ? UINT16_MAX : an), 0, 0);
+}
+
 enum zones_answer_result zones_answer_query(const struct zones_store *s,
                                             const struct zones_answer_config *cfg,
                                             const struct dns_query *q, const uint8_t *pkt,
@@ -105,6 +121,10 @@ enum zones_answer_result zones_answer_query(const struct zones_store *s,
             return ZONES_ANSWER_DONE;
         *out_len =
             negative(s, zone, node ? DNS_RCODE_NOERROR : DNS_RCODE_NXDOMAIN, q, pkt, &c, flags);
+        return ZONES_ANSWER_DONE;
+    }
+    if (q->qtype == DNS_TYPE_ANY && node->n_entries > 0 && !node->is_cname) {
+        *out_len = any_answer(s, node, q, pkt, &c, flags);
         return ZONES_ANSWER_DONE;
     }
     const struct zones_entry *e = node->n_entries ? zones_store_entry(s, node, q->qtype) : NULL;

@@ -820,6 +820,7 @@ static int render_node(const struct render *rd, size_t i, size_t *entries_cap)
         if (!e)
             return -ENOMEM;
         e->an = put_rrset(&b->out, b, sp, types[t], NULL, 0);
+        e->an_len = (uint32_t)(b->out.len - e->off);
         if (types[t] == DNS_TYPE_SRV)
             e->ar = put_glue(rd, sp);
         if (types[t] == DNS_TYPE_CNAME)
@@ -834,19 +835,12 @@ static int render_node(const struct render *rd, size_t i, size_t *entries_cap)
                 return -ENOMEM;
             const struct brr *outside = NULL;
             e->an = put_cname_chain(rd, sp, chased[t], &outside);
-            e->len = (uint32_t)(b->out.len - e->off);
+            e->len = e->an_len = (uint32_t)(b->out.len - e->off);
             if (outside) {
                 e->chase_len = (uint8_t)outside->rdlen;
                 e->chase_off = arena_put(&b->out, b->names.data + outside->rdata, outside->rdlen);
             }
         }
-    } else if (n_types > 0) {
-        struct zones_entry *e = new_entry(s, entries_cap, DNS_TYPE_ANY, (uint32_t)b->out.len);
-        if (!e)
-            return -ENOMEM;
-        for (size_t t = 0; t < n_types; t++)
-            e->an = (uint16_t)(e->an + put_rrset(&b->out, b, sp, types[t], NULL, 0));
-        e->len = (uint32_t)(b->out.len - e->off);
     }
     node->n_entries = (uint8_t)(s->n_entries - node->first_entry);
     return 0;
@@ -1102,7 +1096,7 @@ int zones_store_dump(const struct zones_store *s, FILE *out)
         for (unsigned j = 0; j < node->n_entries; j++) {
             const struct zones_entry *e = &s->entries[node->first_entry + j];
             bool chased = node->is_cname && e->type != DNS_TYPE_CNAME;
-            if (e->type != DNS_TYPE_ANY && !chased)
+            if (!chased)
                 dump_entry(s, node, e, &lines, &n, &cap);
         }
     }

@@ -34,15 +34,17 @@ int zones_store_parse_pods_mode(const char *text, enum zones_pods_mode *out);
 enum zones_zone { ZONES_ZONE_CLUSTER, ZONES_ZONE_REVERSE4, ZONES_ZONE_REVERSE6, ZONES_ZONE_NONE };
 
 /* A precomputed reply body for one node and one query type: the answer records and, for
- * SRV and CNAME chains, the additional (glue) records. */
+ * SRV and CNAME chains, the additional (glue) records. ANY has no entry of its own: it is
+ * answered with the answer records of every entry of the node, one after the other. */
 struct zones_entry {
-    uint16_t type; /* the query type it answers; DNS_TYPE_ANY for ANY */
+    uint16_t type; /* the query type it answers */
     uint16_t an;
     uint16_t ar;
-    uint32_t off; /* into the store's byte arena */
-    uint32_t len;
-    uint32_t chase_off; /* a CNAME chain that leaves our zones: its last target's wire name */
-    uint8_t chase_len;  /* 0: the chain ends here */
+    uint8_t chase_len;  /* a CNAME chain that leaves our zones: its last target's length; 0 */
+    uint32_t off;       /* into the store's byte arena */
+    uint32_t len;       /* answer and glue */
+    uint32_t an_len;    /* the answer records alone */
+    uint32_t chase_off; /* the last target's wire name, when chase_len */
 };
 
 struct zones_node {

@@ -324,6 +324,27 @@ START_TEST(any_returns_every_rrset)
 {
     ldns_pkt *reply = ask("web.prod.svc.local.", DNS_TYPE_ANY);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 4); /* A, AAAA and two SRV */
+    ldns_rr_list *an = ldns_pkt_answer(reply);
+    static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA, LDNS_RR_TYPE_SRV,
+                                         LDNS_RR_TYPE_SRV};
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_eq(ldns_rr_get_type(ldns_rr_list_rr(an, i)), types[i]);
+        char *owner = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(an, i)));
+        ck_assert_str_eq(owner, "web.prod.svc.local.");
+        free(owner);
+    }
+    ck_assert_uint_eq(ldns_pkt_arcount(reply), 0); /* no glue for ANY */
+    ldns_pkt_free(reply);
+    /* An alias answers ANY with its CNAME alone; a name with no records, with NODATA. */
+    reply = ask("alias.prod.svc.local.", DNS_TYPE_ANY);
+    ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+    ck_assert_int_eq(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(reply), 0)),
+                     LDNS_RR_TYPE_CNAME);
+    ldns_pkt_free(reply);
+    reply = ask("prod.svc.local.", DNS_TYPE_ANY);
+    ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+    ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
+    ck_assert_uint_eq(ldns_pkt_nscount(reply), 1);
     ldns_pkt_free(reply);
 }
 END_TEST
