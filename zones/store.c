@@ -18,6 +18,7 @@
 #define ENT_TYPE 0         /* builder marker: the name exists, with no records */
 #define CNAME_CHAIN_MAX 10 /* CoreDNS maxCnameChainLength */
 #define DNS_VERSION_TTL 28800
+#define SOA_RDATA_MAX (2 * DNS_MAX_NAME + 20)
 
 struct brr {
     uint64_t key;   /* hash of the owner: sorting only has to group equal owners */
@@ -37,10 +38,20 @@ struct arena {
     bool failed;
 };
 
+/* The distinct owners while the builder collects, numbered in the order first seen: an
+ * open-addressing table keyed by the owner hash and compared by the owner's bytes. */
+struct owners {
+    uint32_t *slots; /* owner number + 1; 0 empty */
+    size_t mask;
+    uint32_t *first; /* owner number -> its first record */
+    size_t n, cap;
+};
+
 struct builder {
     struct arena names; /* owners and rdata while collecting */
     struct brr *rrs;
     size_t n_rrs, cap_rrs;
+    struct owners owners;
     const struct zones_store_config *cfg;
     struct zones_store *s;
     struct dns_name in_addr, ip6;
@@ -111,8 +122,62 @@ static int name_under(struct dns_name *out, const char *prefix, const char *labe
     return 0;
 }
 
-static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len);
+static const uint8_t *rr_owner(const struct builder *b, const struct brr *r)
+{
+    return b->names.data + r->owner;
+}
 
+static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ seed; /* FNV-1a, seeded per snapshot */
+    for (size_t i = 0; i < len; i++) {
+        h ^= wire[i];
+        h *= 0x100000001b3ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static uint32_t *owner_slot(const struct owners *o, const struct builder *b, uint64_t key,
+                            const uint8_t *wire, size_t len)
+{
+    for (size_t i = (size_t)key & o->mask;; i = (i + 1) & o->mask) {
+        uint32_t *slot = &o->slots[i];
+        if (*slot == 0)
+            return slot;
+        const struct brr *r = &b->rrs[o->first[*slot - 1]];
+        if (r->key == key && r->owner_len == len && memcmp(rr_owner(b, r), wire, len) == 0)
+            return slot;
+    }
+}
+
+/* Room for one more owner: the table stays at most half full. */
+static int owners_reserve(struct owners *o, const struct builder *b)
+{
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 1024;
+        uint32_t *first = realloc(o->first, cap * sizeof(*first));
+        if (!first)
+            return -ENOMEM;
+        o->first = first;
+        o->cap = cap;
+    }
+    if ((o->n + 1) * 2 <= o->mask + 1)
+        return 0;
+    size_t size = o->mask ? (o->mask + 1) * 2 : 4096;
+    struct owners bigger = {calloc(size, sizeof(uint32_t)), size - 1, o->first, o->n, o->cap};
+    if (!bigger.slots)
+        return -ENOMEM;
+    for (size_t k = 0; k < o->n; k++) {
+        const struct brr *r = &b->rrs[o->first[k]];
+        *owner_slot(&bigger, b, r->key, rr_owner(b, r), r->owner_len) = (uint32_t)k + 1;
+    }
+    free(o->slots);
+    *o = bigger;
+    return 0;
+}
+
+/* Appends a record. Its owner is numbered on the way: the first record of an owner keeps
+ * the owner's bytes, the others point at them. */
 static void add_rr(struct builder *b, const struct dns_name *owner, uint16_t type, uint32_t ttl,
                    const void *rdata, size_t rdlen)
 {
@@ -126,10 +191,25 @@ static void add_rr(struct builder *b, const struct dns_name *owner, uint16_t typ
         b->rrs = p;
         b->cap_rrs = cap;
     }
-    struct brr *r = &b->rrs[b->n_rrs++];
-    r->key = hash_name(0, owner->wire, owner->len);
-    r->owner = arena_put(&b->names, owner->wire, owner->len);
+    struct owners *o = &b->owners;
+    if (owners_reserve(o, b) < 0) {
+        b->names.failed = true;
+        return;
+    }
+    uint64_t key = hash_name(0, owner->wire, owner->len);
+    uint32_t *slot = owner_slot(o, b, key, owner->wire, owner->len);
+    size_t at = b->n_rrs++;
+    struct brr *r = &b->rrs[at];
+    r->key = key;
     r->owner_len = owner->len;
+    if (*slot == 0) {
+        r->owner = arena_put(&b->names, owner->wire, owner->len);
+        o->first[o->n] = (uint32_t)at;
+        *slot = (uint32_t)++o->n;
+    } else {
+        r->owner = b->rrs[o->first[*slot - 1]].owner;
+    }
+    r->node = *slot - 1;
     r->rdata = arena_put(&b->names, rdata, rdlen);
     r->rdlen = (uint16_t)rdlen;
     r->type = type;
@@ -224,10 +304,10 @@ static void add_port_srv(struct builder *b, const struct dns_name *svc,
     add_srv(b, svc, number, target);
 }
 
-static void add_soa(struct builder *b, const struct dns_name *owner)
+/* The apex SOA's rdata; returns its length. */
+static size_t soa_rdata(const struct builder *b, uint8_t *rdata)
 {
     struct dns_name mname, rname;
-    uint8_t rdata[2 * DNS_MAX_NAME + 20];
     name_fmt(&mname, "ns.dns.%s", b->zone);
     name_fmt(&rname, "hostmaster.%s", b->zone);
     size_t n = 0;
@@ -238,14 +318,15 @@ static void add_soa(struct builder *b, const struct dns_name *owner)
     uint32_t vals[5] = {b->s->serial, 7200, 1800, 86400, b->cfg->ttl};
     for (int i = 0; i < 5; i++, n += 4)
         dns_wire_put_u32(rdata + n, vals[i]);
-    add_rr(b, owner, DNS_TYPE_SOA, b->cfg->ttl, rdata, n);
+    return n;
 }
 
 static void add_apex(struct builder *b)
 {
     struct dns_name name;
     const char *zone = b->zone;
-    add_soa(b, &b->s->zone);
+    uint8_t soa[SOA_RDATA_MAX];
+    add_rr(b, &b->s->zone, DNS_TYPE_SOA, b->cfg->ttl, soa, soa_rdata(b, soa));
     name_fmt(&name, "ns.dns.%s", zone);
     add_name_rr(b, &b->s->zone, DNS_TYPE_NS, &name);
     name_fmt(&name, "dns-version.%s", zone);
@@ -439,101 +520,19 @@ static void add_objects(struct builder *b, const struct zones_objects *objs)
     free(sorted);
 }
 
-static const uint8_t *rr_owner(const struct builder *b, const struct brr *r)
+/* Every name between an owner and its zone's apex exists as an empty non-terminal. The
+ * reverse apexes themselves are not ours: in-addr.arpa belongs to the upstream. Each walk up
+ * stops at the first name already known, so every ancestor is added once. */
+static int add_ancestors(struct builder *b)
 {
-    return b->names.data + r->owner;
-}
-
-static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ull ^ seed; /* FNV-1a, seeded per snapshot */
-    for (size_t i = 0; i < len; i++) {
-        h ^= wire[i];
-        h *= 0x100000001b3ull;
-    }
-    return h ^ (h >> 29);
-}
-
-/* The distinct owners while the builder collects, numbered in the order first seen: an
- * open-addressing table keyed by the owner hash and compared by the owner's bytes. */
-struct owners {
-    uint32_t *slots; /* owner number + 1; 0 empty */
-    size_t mask;
-    uint32_t *first; /* owner number -> its first record */
-    size_t n, cap;
-};
-
-static uint32_t *owner_slot(const struct owners *o, const struct builder *b, uint64_t key,
-                            const uint8_t *wire, size_t len)
-{
-    for (size_t i = (size_t)key & o->mask;; i = (i + 1) & o->mask) {
-        uint32_t *slot = &o->slots[i];
-        if (*slot == 0)
-            return slot;
-        const struct brr *r = &b->rrs[o->first[*slot - 1]];
-        if (r->key == key && r->owner_len == len && memcmp(rr_owner(b, r), wire, len) == 0)
-            return slot;
-    }
-}
-
-/* Room for one more owner: the table stays at most half full. */
-static int owners_reserve(struct owners *o, const struct builder *b)
-{
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 1024;
-        uint32_t *first = realloc(o->first, cap * sizeof(*first));
-        if (!first)
-            return -ENOMEM;
-        o->first = first;
-        o->cap = cap;
-    }
-    if ((o->n + 1) * 2 <= o->mask + 1)
-        return 0;
-    size_t size = o->mask ? (o->mask + 1) * 2 : 4096;
-    struct owners bigger = {calloc(size, sizeof(uint32_t)), size - 1, o->first, o->n, o->cap};
-    if (!bigger.slots)
-        return -ENOMEM;
-    for (size_t k = 0; k < o->n; k++) {
-        const struct brr *r = &b->rrs[o->first[k]];
-        *owner_slot(&bigger, b, r->key, rr_owner(b, r), r->owner_len) = (uint32_t)k + 1;
-    }
-    free(o->slots);
-    *o = bigger;
-    return 0;
-}
-
-/* Numbers the owner of record r; true when it is new. */
-static bool number_owner(struct owners *o, struct builder *b, size_t r)
-{
-    struct brr *rr = &b->rrs[r];
-    uint32_t *slot = owner_slot(o, b, rr->key, rr_owner(b, rr), rr->owner_len);
-    bool fresh = *slot == 0;
-    if (fresh) {
-        o->first[o->n] = (uint32_t)r;
-        *slot = (uint32_t)++o->n;
-    }
-    rr->node = *slot - 1;
-    return fresh;
-}
-
-/* Numbers every owner and adds its ancestors: every name between an owner and its zone's
- * apex exists as an empty non-terminal. The reverse apexes themselves are not ours:
- * in-addr.arpa belongs to the upstream. Each walk up stops at the first name already known,
- * so every ancestor is added once. */
-static int number_owners(struct builder *b, struct owners *o)
-{
-    size_t n = b->n_rrs;
-    for (size_t r = 0; r < n; r++) {
-        if (owners_reserve(o, b) < 0)
-            return -ENOMEM;
-        if (!number_owner(o, b, r))
-            continue;
-        struct dns_name name = {.len = b->rrs[r].owner_len};
-        memcpy(name.wire, rr_owner(b, &b->rrs[r]), name.len);
-        uint8_t zone = b->rrs[r].zone;
-        const struct dns_name *apex = zone == ZONES_ZONE_CLUSTER    ? &b->s->zone
-                                      : zone == ZONES_ZONE_REVERSE4 ? &b->in_addr
-                                                                    : &b->ip6;
+    const struct owners *o = &b->owners;
+    for (size_t k = 0, n = o->n; k < n && !b->names.failed; k++) {
+        const struct brr *rr = &b->rrs[o->first[k]];
+        struct dns_name name = {.len = rr->owner_len};
+        memcpy(name.wire, rr_owner(b, rr), name.len);
+        const struct dns_name *apex = rr->zone == ZONES_ZONE_CLUSTER    ? &b->s->zone
+                                      : rr->zone == ZONES_ZONE_REVERSE4 ? &b->in_addr
+                                                                        : &b->ip6;
         for (size_t at = name.wire[0] + 1u; name.len - at > apex->len; at += name.wire[at] + 1u) {
             const uint8_t *parent = name.wire + at;
             size_t len = name.len - at;
@@ -542,9 +541,6 @@ static int number_owners(struct builder *b, struct owners *o)
             struct dns_name ent = {.len = (uint8_t)len};
             memcpy(ent.wire, parent, len);
             add_ent(b, &ent);
-            if (b->names.failed || owners_reserve(o, b) < 0)
-                return -ENOMEM;
-            number_owner(o, b, b->n_rrs - 1);
         }
     }
     return b->names.failed ? -ENOMEM : 0;
@@ -572,17 +568,14 @@ struct span {
     size_t first, end;
 };
 
-/* Puts the records in owner order (a counting sort on the owner number), sorts each owner's
- * few records, and drops exact duplicates (two slices may list one endpoint). */
+/* Puts the records in owner order (a counting sort on the owner number, in place: each
+ * owner's cursor takes the record that belongs there, swapping out the one in the way), sorts
+ * each owner's few records, and drops exact duplicates (two slices may list one endpoint). */
 static int group_rrs(struct builder *b, const struct owners *o, struct span **spans_out)
 {
     struct span *spans = calloc(o->n + 1, sizeof(*spans));
-    struct brr *grouped = malloc((b->n_rrs + 1) * sizeof(*grouped));
-    if (!spans || !grouped) {
-        free(spans);
-        free(grouped);
+    if (!spans)
         return -ENOMEM;
-    }
     for (size_t r = 0; r < b->n_rrs; r++)
         spans[b->rrs[r].node].end++;
     size_t at = 0;
@@ -591,11 +584,20 @@ static int group_rrs(struct builder *b, const struct owners *o, struct span **sp
         spans[k].first = spans[k].end = at;
         at += count;
     }
-    for (size_t r = 0; r < b->n_rrs; r++)
-        grouped[spans[b->rrs[r].node].end++] = b->rrs[r];
-    free(b->rrs);
-    b->rrs = grouped;
-    b->cap_rrs = b->n_rrs + 1;
+    for (size_t k = 0; k < o->n; k++) {
+        size_t stop = k + 1 < o->n ? spans[k + 1].first : b->n_rrs;
+        while (spans[k].end < stop) {
+            struct brr *r = &b->rrs[spans[k].end];
+            if (r->node == k) {
+                spans[k].end++;
+                continue;
+            }
+            size_t to = spans[r->node].end++;
+            struct brr t = b->rrs[to];
+            b->rrs[to] = *r;
+            *r = t;
+        }
+    }
     sort_builder = b;
     size_t w = 0;
     for (size_t k = 0; k < o->n; k++) {
@@ -846,18 +848,21 @@ static int render_node(const struct render *rd, size_t i, size_t *entries_cap)
     return 0;
 }
 
+/* The SOA of each zone for negative answers, owner written out: not a record of the zone. */
 static void add_negative_soas(struct builder *b)
 {
     struct zones_store *s = b->s;
     const struct dns_name *apex[3] = {&s->zone, &b->in_addr, &b->ip6};
+    uint8_t rdata[SOA_RDATA_MAX], head[10];
+    size_t rdlen = soa_rdata(b, rdata);
+    dns_wire_put_u16(head, DNS_TYPE_SOA);
+    dns_wire_put_u16(head + 2, DNS_CLASS_IN);
+    dns_wire_put_u32(head + 4, b->cfg->ttl);
+    dns_wire_put_u16(head + 8, (uint16_t)rdlen);
     for (int z = 0; z < 3; z++) {
-        size_t before = b->n_rrs;
-        add_soa(b, apex[z]);
-        if (b->n_rrs == before)
-            continue;
-        struct brr soa = b->rrs[--b->n_rrs]; /* not a record of the zone: rendered apart */
-        s->soa_off[z] = (uint32_t)b->out.len;
-        put_rr(&b->out, b->names.data + soa.owner, soa.owner_len, b, &soa, 0);
+        s->soa_off[z] = arena_put(&b->out, apex[z]->wire, apex[z]->len);
+        arena_put(&b->out, head, sizeof(head));
+        arena_put(&b->out, rdata, rdlen);
         s->soa_len[z] = (uint16_t)(b->out.len - s->soa_off[z]);
     }
 }
@@ -923,14 +928,13 @@ static void shrink_to_fit(struct zones_store *s)
 static int build(struct builder *b, const struct zones_objects *objs)
 {
     add_objects(b, objs);
-    struct owners owners = {0};
     struct span *spans = NULL;
-    int rc = number_owners(b, &owners);
+    int rc = add_ancestors(b);
+    size_t n_nodes = b->owners.n;
     if (rc == 0)
-        rc = group_rrs(b, &owners, &spans);
-    size_t n_nodes = owners.n;
-    free(owners.slots);
-    free(owners.first);
+        rc = group_rrs(b, &b->owners, &spans);
+    free(b->owners.slots);
+    free(b->owners.first);
     if (rc == 0)
         rc = make_nodes(b, spans, n_nodes);
     struct render rd = {b, spans};
