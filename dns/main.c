@@ -66,7 +66,8 @@ struct options {
     unsigned long cache_max_ttl;
     unsigned long cache_min_ttl;
     const char *serve_stale;
-    bool set[256]; /* options given on the command line, by set_index() */
+    const char *reload_interval; /* --reload-interval DURATION; default 30s */
+    bool set[256];               /* options given on the command line, by set_index() */
 };
 
 enum {
@@ -93,6 +94,7 @@ enum {
     OPT_CACHE_MAX_TTL,
     OPT_CACHE_MIN_TTL,
     OPT_SERVE_STALE,
+    OPT_RELOAD_INTERVAL,
 };
 
 static const struct option long_options[] = {
@@ -121,6 +123,7 @@ static const struct option long_options[] = {
     {"cache-max-ttl", required_argument, NULL, OPT_CACHE_MAX_TTL},
     {"cache-min-ttl", required_argument, NULL, OPT_CACHE_MIN_TTL},
     {"serve-stale", required_argument, NULL, OPT_SERVE_STALE},
+    {"reload-interval", required_argument, NULL, OPT_RELOAD_INTERVAL},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -140,6 +143,9 @@ static void usage(FILE *out)
           "      --ttl SECONDS          TTL of cluster records (default 5)\n"
           "      --pods MODE            pod records: disabled | insecure | verified\n"
           "                             (default insecure)\n"
+          "      --reload-interval DURATION\n"
+          "                             also look for changed manifests this often, for file\n"
+          "                             systems without change events (default 30s; 0: off)\n"
           "\n"
           "Serving:\n"
           "  -l, --listen ADDR:PORT     UDP and TCP address; repeatable (default 127.0.0.1:53;\n"
@@ -302,6 +308,9 @@ static int apply(struct options *o, int opt, const char *name, const char *value
         return parse_ulong(name, value, 604800, &o->cache_min_ttl);
     case OPT_SERVE_STALE:
         o->serve_stale = value;
+        return 0;
+    case OPT_RELOAD_INTERVAL:
+        o->reload_interval = value;
         return 0;
     case OPT_CHECK:
     case OPT_DUMP:
@@ -524,6 +533,9 @@ struct reload {
     uv_fs_event_t watches[MAX_LIST];
     size_t n_watches;
     uv_timer_t debounce; /* editors and kubelet write in bursts: reload once, 200 ms after */
+    uv_timer_t poll;     /* --reload-interval: for what sends no change events */
+    uint32_t interval_s;
+    uint64_t signature; /* of the manifests as last read: zones_manifest_signature() */
     uv_timer_t retire;
     struct {
         struct zones_store *store;
@@ -678,12 +690,22 @@ static void chain_free(void *ctx, struct dns_chain *chain)
     uv_close((uv_handle_t *)&wc->wake, on_worker_handle_closed);
 }
 
+static uint64_t manifests_signature(const struct options *o)
+{
+    uint64_t signature = ZONES_MANIFEST_SIGNATURE_SEED;
+    for (size_t i = 0; i < o->manifests.n; i++)
+        signature = zones_manifest_signature(signature, o->manifests.items[i]);
+    return signature;
+}
+
 /* Loads every manifest and builds a snapshot; the objects go once it is built, so only the
  * snapshot stays in memory. Returns 0, the number of manifest errors, or -1 (no memory). */
 static int build_snapshot(struct app *app, struct zones_store **out, FILE *summary)
 {
     struct zones_objects objs;
     zones_objects_init(&objs);
+    /* Taken before reading, so a change while reading shows at the next poll. */
+    app->reload.signature = manifests_signature(&app->opt);
     int rc = load_objects(&app->opt, &objs);
     if (rc < 0)
         rc = objs.n_diags > 0 ? (int)objs.n_diags : -1;
@@ -794,6 +816,13 @@ static void on_debounce(uv_timer_t *timer)
     reload_now(timer->data, "change");
 }
 
+static void on_poll(uv_timer_t *timer)
+{
+    struct app *app = timer->data;
+    if (manifests_signature(&app->opt) != app->reload.signature)
+        reload_now(app, "poll");
+}
+
 static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events, int status)
 {
     (void)filename;
@@ -813,9 +842,10 @@ static int reload_start(struct app *app)
     struct reload *r = &app->reload;
     uv_loop_t *loop = dns_server_loop(app->server);
     uv_timer_init(loop, &r->debounce);
+    uv_timer_init(loop, &r->poll);
     uv_timer_init(loop, &r->retire);
     uv_signal_init(loop, &r->sighup);
-    r->debounce.data = r->sighup.data = r->retire.data = app;
+    r->debounce.data = r->poll.data = r->sighup.data = r->retire.data = app;
     r->enabled = true;
     for (size_t i = 0; i < app->opt.manifests.n; i++) {
         if (strcmp(app->opt.manifests.items[i], "-") == 0) {
@@ -825,6 +855,9 @@ static int reload_start(struct app *app)
         }
     }
     uv_signal_start(&r->sighup, on_sighup, SIGHUP);
+    if (r->interval_s > 0)
+        uv_timer_start(&r->poll, on_poll, (uint64_t)r->interval_s * 1000,
+                       (uint64_t)r->interval_s * 1000);
     for (size_t i = 0; i < app->opt.manifests.n; i++) {
         const char *path = app->opt.manifests.items[i];
         char dir[4096];
@@ -861,6 +894,7 @@ static void reload_stop(struct app *app)
         return;
     uv_close((uv_handle_t *)&r->sighup, NULL);
     uv_close((uv_handle_t *)&r->debounce, NULL);
+    uv_close((uv_handle_t *)&r->poll, NULL);
     uv_close((uv_handle_t *)&r->retire, NULL);
     for (size_t i = 0; i < r->n_watches; i++)
         uv_close((uv_handle_t *)&r->watches[i], NULL);
@@ -1238,6 +1272,14 @@ static int configure(struct app *app, int argc, char **argv)
         app->store_cfg.cluster_domain = o->cluster_domain;
     }
     app->store_cfg.ttl = (uint32_t)o->ttl;
+    app->reload.interval_s = 30;
+    if (o->reload_interval &&
+        resolver_cache_parse_duration(o->reload_interval, &app->reload.interval_s) < 0) {
+        fail("--reload-interval: \"%s\" is not a duration; write 30s, 5m or 0 (off), at most "
+             "30d",
+             o->reload_interval);
+        return -2;
+    }
     if (o->pods && zones_store_parse_pods_mode(o->pods, &app->store_cfg.pods) < 0) {
         fail("--pods: \"%s\" is not one of disabled, insecure, verified", o->pods);
         return -2;

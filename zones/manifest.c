@@ -1721,11 +1721,40 @@ struct dir_chain {
     const struct dir_chain *up;
 };
 
-static void walk_dir(struct zones_objects *objs, const char *dir, const struct stat *st,
+/* One walk over the manifests: loading them into objs, or (objs NULL) only folding what
+ * stat says of each into a signature that changes when any of them does. */
+struct walker {
+    struct zones_objects *objs;
+    uint64_t signature;
+};
+
+static void mix(struct walker *w, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        w->signature ^= p[i];
+        w->signature *= 0x100000001b3ull; /* FNV-1a */
+    }
+}
+
+static void mix_file(struct walker *w, const char *path, const struct stat *st, int err)
+{
+    mix(w, path, strlen(path) + 1);
+    mix(w, &err, sizeof(err));
+    if (st != NULL) {
+        int64_t facts[] = {(int64_t)st->st_dev,          (int64_t)st->st_ino,
+                           (int64_t)st->st_size,         (int64_t)st->st_mtim.tv_sec,
+                           (int64_t)st->st_mtim.tv_nsec, (int64_t)st->st_ctim.tv_sec,
+                           (int64_t)st->st_ctim.tv_nsec};
+        mix(w, facts, sizeof(facts));
+    }
+}
+
+static void walk_dir(struct walker *w, const char *dir, const struct stat *st,
                      const struct dir_chain *up, unsigned depth);
 
 /* NOLINTNEXTLINE(misc-no-recursion): directories nest at most MAX_DIR_DEPTH deep. */
-static void walk_entry(struct zones_objects *objs, const char *dir, const char *name,
+static void walk_entry(struct walker *w, const char *dir, const char *name,
                        const struct dir_chain *chain, unsigned depth)
 {
     size_t dir_len = strlen(dir);
@@ -1735,19 +1764,25 @@ static void walk_entry(struct zones_objects *objs, const char *dir, const char *
     snprintf(path, size, "%s%s%s", dir, slash ? "" : "/", name);
     struct stat st;
     if (stat(path, &st) != 0) {
-        if (is_manifest_name(name))
-            fail_file(objs, path, "cannot open %s: %s; check the path and its permissions", path,
-                      strerror(errno));
+        int err = errno;
+        if (is_manifest_name(name) && w->objs)
+            fail_file(w->objs, path, "cannot open %s: %s; check the path and its permissions", path,
+                      strerror(err));
+        else if (is_manifest_name(name))
+            mix_file(w, path, NULL, err);
     } else if (S_ISDIR(st.st_mode)) {
-        walk_dir(objs, path, &st, chain, depth + 1);
+        walk_dir(w, path, &st, chain, depth + 1);
     } else if (is_manifest_name(name)) {
-        load_file(objs, path);
+        if (w->objs)
+            load_file(w->objs, path);
+        else
+            mix_file(w, path, &st, 0);
     }
     free(path);
 }
 
 /* NOLINTNEXTLINE(misc-no-recursion): directories nest at most MAX_DIR_DEPTH deep. */
-static void walk_dir(struct zones_objects *objs, const char *dir, const struct stat *st,
+static void walk_dir(struct walker *w, const char *dir, const struct stat *st,
                      const struct dir_chain *up, unsigned depth)
 {
     for (const struct dir_chain *c = up; c != NULL; c = c->up) {
@@ -1755,23 +1790,42 @@ static void walk_dir(struct zones_objects *objs, const char *dir, const struct s
             return; /* a symlink loop: this directory is already being read */
     }
     if (depth > MAX_DIR_DEPTH) {
-        fail_file(objs, dir, "directories nested more than %d deep; %s is not read", MAX_DIR_DEPTH,
-                  dir);
+        if (w->objs)
+            fail_file(w->objs, dir, "directories nested more than %d deep; %s is not read",
+                      MAX_DIR_DEPTH, dir);
         return;
     }
     struct dir_chain here = {.dev = st->st_dev, .ino = st->st_ino, .up = up};
     struct dirent **entries = NULL;
     int n = scandir(dir, &entries, is_visible, compare_entries);
     if (n < 0) {
-        fail_file(objs, dir, "cannot read the directory %s: %s; check its permissions", dir,
-                  strerror(errno));
+        if (w->objs)
+            fail_file(w->objs, dir, "cannot read the directory %s: %s; check its permissions", dir,
+                      strerror(errno));
+        else
+            mix_file(w, dir, NULL, errno);
         return;
     }
     for (int i = 0; i < n; i++) {
-        walk_entry(objs, dir, entries[i]->d_name, &here, depth);
+        walk_entry(w, dir, entries[i]->d_name, &here, depth);
         free(entries[i]);
     }
     free(entries);
+}
+
+uint64_t zones_manifest_signature(uint64_t signature, const char *path)
+{
+    struct walker w = {.objs = NULL, .signature = signature};
+    struct stat st;
+    if (strcmp(path, "-") == 0)
+        mix(&w, path, 2);
+    else if (stat(path, &st) != 0)
+        mix_file(&w, path, NULL, errno);
+    else if (S_ISDIR(st.st_mode))
+        walk_dir(&w, path, &st, NULL, 0);
+    else
+        mix_file(&w, path, &st, 0);
+    return w.signature;
 }
 
 size_t zones_manifest_load_path(struct zones_objects *objs, const char *path)
@@ -1783,7 +1837,7 @@ size_t zones_manifest_load_path(struct zones_objects *objs, const char *path)
     else if (stat(path, &st) != 0)
         fail_file(objs, path, "cannot open %s: %s; check the path", path, strerror(errno));
     else if (S_ISDIR(st.st_mode))
-        walk_dir(objs, path, &st, NULL, 0);
+        walk_dir(&(struct walker){.objs = objs}, path, &st, NULL, 0);
     else
         load_file(objs, path);
     return objs->n_diags - before;

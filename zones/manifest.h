@@ -8,6 +8,7 @@
 #define ZONES_MANIFEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "zones/objects.h"
 
@@ -24,6 +25,12 @@
  * ..data's targets only when reached through their dot-name). "-" reads stdin.
  * Returns the number of errors added to objs->diags (0: all loaded). */
 size_t zones_manifest_load_path(struct zones_objects *objs, const char *path);
+
+/* Folds into signature what stat says of every file zones_manifest_load_path(path) would
+ * read (name, inode, size, modification and change times) and of what cannot be read: it
+ * changes when any manifest does. Start from ZONES_MANIFEST_SIGNATURE_SEED. */
+#define ZONES_MANIFEST_SIGNATURE_SEED 0xcbf29ce484222325ull
+uint64_t zones_manifest_signature(uint64_t signature, const char *path);
 
 /* Loads one buffer; name is what errors call it. Returns the number of errors added. */
 size_t zones_manifest_load_buffer(struct zones_objects *objs, const char *name, const char *buf,

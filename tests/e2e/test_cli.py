@@ -192,7 +192,7 @@ def test_dump_examples_matches_server():
 
 
 HELP_FLAGS = ["--manifests", "--listen", "--cluster-domain", "--service-cidr", "--ttl", "--pods",
-              "--workers", "--config", "--check", "--dump", "--log-level", "--help",
+              "--reload-interval", "--workers", "--config", "--check", "--dump", "--log-level", "--help",
               "--version"]
 
 
@@ -215,6 +215,13 @@ def test_unknown_flag(args):
     p = run_cli(args)
     assert p.returncode == 2, f"exit {p.returncode}\n{p.stderr}"
     assert "--help" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("value", ["soon", "31d", "-1s", "1h30"])
+def test_bad_reload_interval(value):
+    p = run_cli(["--manifests", str(EXAMPLES), "--check", "--reload-interval", value])
+    assert p.returncode == 1, f"exit {p.returncode}\n{p.stderr}"  # a bad value, as --serve-stale
+    assert "--reload-interval" in p.stderr and "30s" in p.stderr, p.stderr
 
 
 # --- --config -----------------------------------------------------------------------------

@@ -88,6 +88,27 @@ def test_the_soa_serial_is_the_newest_manifest_time_and_only_goes_forward(manife
         assert soa_serial(srv) == 1_800_000_000
 
 
+def test_a_change_in_a_subdirectory_is_found_by_the_poll(manifests):
+    """inotify is not recursive: a file edited in a subdirectory (or on a file system without
+    change events) is found by the --reload-interval poll, and only by it."""
+    sub = manifests / "team-a"
+    sub.mkdir()
+    (sub / "api.yaml").write_text(service("api", "10.96.2.2"))
+    with e2e.Server([manifests], extra_args=["--reload-interval", "0"]) as srv:
+        assert addresses(srv, "api.default.svc.local.") == (dns.rcode.NOERROR, ["10.96.2.2"])
+        (sub / "api.yaml").write_text(service("api", "10.96.2.3"))
+        time.sleep(2.5)
+        assert addresses(srv, "api.default.svc.local.") == (dns.rcode.NOERROR, ["10.96.2.2"])
+    (sub / "api.yaml").write_text(service("api", "10.96.2.2"))
+    with e2e.Server([manifests], extra_args=["--reload-interval", "1s"]) as srv:
+        assert addresses(srv, "api.default.svc.local.") == (dns.rcode.NOERROR, ["10.96.2.2"])
+        (sub / "api.yaml").write_text(service("api", "10.96.2.3"))
+        wait_for(srv, "api.default.svc.local.", (dns.rcode.NOERROR, ["10.96.2.3"]))
+        (sub / "api.yaml").unlink()
+        wait_for(srv, "api.default.svc.local.", (dns.rcode.NXDOMAIN, []))
+        assert "trigger=poll" in srv.stderr()
+
+
 def test_a_broken_manifest_keeps_the_last_good_data_and_says_where(manifests):
     with e2e.Server([manifests]) as srv:
         broken = manifests / "broken.yaml"

@@ -1011,6 +1011,49 @@ START_TEST(loads_directory_with_configmap_layout)
 }
 END_TEST
 
+static uint64_t signature_of(const char *path)
+{
+    return zones_manifest_signature(ZONES_MANIFEST_SIGNATURE_SEED, path);
+}
+
+/* The signature changes with what the loader would read, and only with that. */
+START_TEST(signature_follows_the_manifests)
+{
+    char dir[] = "/tmp/svcdns-test-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[512];
+    snprintf(path, sizeof(path), "%s/sub", dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/sub/a.yaml", dir);
+    write_file(path, namespace_doc("ay"));
+    uint64_t first = signature_of(dir);
+    ck_assert_uint_eq(signature_of(dir), first);
+    /* Not read by the loader: no change. */
+    snprintf(path, sizeof(path), "%s/notes.txt", dir);
+    write_file(path, "notes");
+    snprintf(path, sizeof(path), "%s/.hidden.yaml", dir);
+    write_file(path, namespace_doc("hidden"));
+    ck_assert_uint_eq(signature_of(dir), first);
+    /* A new manifest, in a subdirectory. */
+    snprintf(path, sizeof(path), "%s/sub/b.yaml", dir);
+    write_file(path, namespace_doc("bee"));
+    uint64_t second = signature_of(dir);
+    ck_assert_uint_ne(second, first);
+    /* The same size, only a newer time. */
+    struct timespec times[2] = {{.tv_sec = 1700000000}, {.tv_sec = 1700000000}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+    uint64_t third = signature_of(dir);
+    ck_assert_uint_ne(third, second);
+    /* Gone again: back to the first set of files. */
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_uint_eq(signature_of(dir), first);
+    ck_assert_uint_ne(signature_of("/nonexistent/manifests"), signature_of("/nonexistent/other"));
+    char command[600];
+    snprintf(command, sizeof(command), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(command), 0);
+}
+END_TEST
+
 START_TEST(reports_missing_path)
 {
     struct zones_objects objs;
@@ -1098,6 +1141,7 @@ Suite *manifest_suite(void)
 
     TCase *paths = tcase_create("paths");
     tcase_add_test(paths, loads_directory_with_configmap_layout);
+    tcase_add_test(paths, signature_follows_the_manifests);
     tcase_add_test(paths, reports_missing_path);
     tcase_add_test(paths, reads_stdin_for_dash);
     suite_add_tcase(s, paths);
