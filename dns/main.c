@@ -150,7 +150,8 @@ static void usage(FILE *out)
           "Serving:\n"
           "  -l, --listen ADDR:PORT     UDP and TCP address; repeatable (default 127.0.0.1:53;\n"
           "                             IPv6 as [::1]:53)\n"
-          "      --workers N            event loops (default: the number of CPUs)\n"
+          "      --workers N            event loops (default: the number of CPUs, or the\n"
+          "                             cgroup CPU limit when lower)\n"
           "\n"
           "Search path:\n"
           "      --namespace NAME       namespace of clients that are no loaded Pod's address,\n"
@@ -521,7 +522,6 @@ struct worker_chain {
     int open_handles;
 };
 
-#define MAX_WORKERS 1024
 #define MAX_RETIRED 16
 
 /* Live reload: the control loop builds a new snapshot and publishes it; each worker takes it
@@ -550,7 +550,7 @@ struct app {
     struct zones_store_config store_cfg;
     _Atomic(struct zones_store *) store; /* the newest snapshot */
     atomic_uint generation;              /* bumped after each publish */
-    _Atomic(struct worker_chain *) workers[MAX_WORKERS];
+    _Atomic(struct worker_chain *) workers[DNS_SERVER_MAX_WORKERS];
     struct reload reload;
     struct dns_chaos chaos;
     struct zones_answer_config answer_cfg;
@@ -635,7 +635,7 @@ static void on_worker_handle_closed(uv_handle_t *handle)
 static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned worker)
 {
     struct app *app = ctx;
-    if (worker >= MAX_WORKERS)
+    if (worker >= DNS_SERVER_MAX_WORKERS)
         return NULL;
     struct worker_chain *wc = calloc(1, sizeof(*wc));
     if (!wc)
@@ -722,7 +722,7 @@ static int build_snapshot(struct app *app, struct zones_store **out, FILE *summa
 
 static void wake_workers(struct app *app)
 {
-    for (unsigned i = 0; i < MAX_WORKERS; i++) {
+    for (unsigned i = 0; i < DNS_SERVER_MAX_WORKERS; i++) {
         struct worker_chain *wc = atomic_load(&app->workers[i]);
         if (wc)
             uv_async_send(&wc->wake);
@@ -731,7 +731,7 @@ static void wake_workers(struct app *app)
 
 static bool every_worker_has_seen(struct app *app, unsigned generation)
 {
-    for (unsigned i = 0; i < MAX_WORKERS; i++) {
+    for (unsigned i = 0; i < DNS_SERVER_MAX_WORKERS; i++) {
         struct worker_chain *wc = atomic_load(&app->workers[i]);
         /* Unsigned difference: generations may wrap after four billion reloads. */
         if (wc && (int)(atomic_load(&wc->seen) - generation) < 0)
@@ -933,7 +933,7 @@ static void dns_metrics(struct app *app, struct dns_http_response *res)
            "UDP replies sent empty with TC because they were over the client's limit.",
            st.truncated);
     struct resolver_search_stats search = {0};
-    for (unsigned i = 0; i < MAX_WORKERS; i++) {
+    for (unsigned i = 0; i < DNS_SERVER_MAX_WORKERS; i++) {
         struct worker_chain *wc = atomic_load(&app->workers[i]);
         if (wc) {
             search.expanded += wc->search.stats.expanded;

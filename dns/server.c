@@ -42,7 +42,6 @@
 #define UDP_CHUNK (64 * 1024)      /* libuv's recvmmsg gives each datagram a chunk this size */
 #define UDP_BATCH 20               /* datagrams per recvmmsg, libuv's own maximum */
 #define TCP_BACKLOG 1024
-#define MAX_WORKERS 1024
 #define WARN_EVERY_MS 10000 /* at most one accept warning per worker this often */
 
 #define CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
@@ -239,11 +238,12 @@ static int check_config(const struct dns_server_config *cfg)
         return UV_EINVAL;
     }
     if (cfg->udp_slots == 0 || cfg->tcp_max_conns == 0 || cfg->tcp_idle_ms == 0 ||
-        cfg->tcp_read_ms == 0 || cfg->tcp_max_inflight == 0 || cfg->workers > MAX_WORKERS) {
+        cfg->tcp_read_ms == 0 || cfg->tcp_max_inflight == 0 ||
+        cfg->workers > DNS_SERVER_MAX_WORKERS) {
         log_error("server",
                   "error=\"slots, TCP limits and timeouts must be above 0, and "
                   "workers at most %d\"",
-                  MAX_WORKERS);
+                  DNS_SERVER_MAX_WORKERS);
         return UV_EINVAL;
     }
     for (size_t i = 0; i < cfg->n_listen; i++) {
@@ -1054,9 +1054,55 @@ static void log_listening(const struct dns_server *srv)
     }
 }
 
+/* The first one or two numbers of a one-line file; "max" (cgroup v2: no quota) reads as -1. */
+static int read_numbers(const char *root, const char *file, long long *a, long long *b)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", root, file);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    char line[128];
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    if (!ok)
+        return 0;
+    if (strncmp(line, "max", 3) == 0) {
+        *a = -1;
+        return sscanf(line + 3, "%lld", b) + 1;
+    }
+    return sscanf(line, "%lld %lld", a, b);
+}
+
+unsigned dns_server_cgroup_cpus(const char *root)
+{
+    long long quota = -1;
+    long long period = 0;
+    long long unused;
+    if (read_numbers(root, "cpu.max", &quota, &period) < 2 &&
+        (read_numbers(root, "cpu/cpu.cfs_quota_us", &quota, &unused) < 1 ||
+         read_numbers(root, "cpu/cpu.cfs_period_us", &period, &unused) < 1))
+        return 0;
+    if (quota <= 0 || period <= 0)
+        return 0;
+    long long cpus = (quota + period - 1) / period;
+    return cpus > DNS_SERVER_MAX_WORKERS ? DNS_SERVER_MAX_WORKERS : (unsigned)cpus;
+}
+
+/* The CPUs we may run on (affinity), capped by the CPU quota: a pod limited to 2 CPUs on a
+ * 64-CPU node gets 2 loops, not 64 threads that the quota throttles. */
+static unsigned default_workers(void)
+{
+    unsigned cpus = uv_available_parallelism();
+    unsigned quota = dns_server_cgroup_cpus("/sys/fs/cgroup");
+    if (quota != 0 && quota < cpus)
+        cpus = quota;
+    return cpus < DNS_SERVER_MAX_WORKERS ? cpus : DNS_SERVER_MAX_WORKERS;
+}
+
 static int server_init(struct dns_server *srv)
 {
-    srv->n_workers = srv->cfg.workers != 0 ? srv->cfg.workers : uv_available_parallelism();
+    srv->n_workers = srv->cfg.workers != 0 ? srv->cfg.workers : default_workers();
     srv->workers = calloc(srv->n_workers, sizeof(struct worker));
     if (srv->workers == NULL)
         return UV_ENOMEM;

@@ -17,15 +17,17 @@
 #include "dns/chain.h"
 
 #define DNS_SERVER_MAX_LISTEN 16
+#define DNS_SERVER_MAX_WORKERS 1024
 
 struct dns_server_config {
     struct sockaddr_storage listen[DNS_SERVER_MAX_LISTEN];
     size_t n_listen;
-    unsigned workers;          /* event loops (threads); 0 means the number of CPUs */
-    unsigned udp_slots;        /* request slots per worker: UDP, TCP (at most 3/4) and parked */
-    unsigned tcp_max_conns;    /* per worker; past it the oldest idle connection is closed */
-    unsigned tcp_idle_ms;      /* close a connection with no query in flight after this */
-    unsigned tcp_read_ms;      /* close a connection stuck in a partial message after this */
+    unsigned workers;       /* event loops (threads); 0: the CPUs we may run on, capped by a cgroup
+                               CPU quota (a pod's CPU limit) */
+    unsigned udp_slots;     /* request slots per worker: UDP, TCP (at most 3/4) and parked */
+    unsigned tcp_max_conns; /* per worker; past it the oldest idle connection is closed */
+    unsigned tcp_idle_ms;   /* close a connection with no query in flight after this */
+    unsigned tcp_read_ms;   /* close a connection stuck in a partial message after this */
     unsigned tcp_max_inflight; /* pipelined queries per connection answered concurrently */
 };
 
@@ -68,5 +70,10 @@ void dns_server_stats(struct dns_server *srv, struct dns_chain_stats *out);
 int dns_server_parse_addr(const char *text, uint16_t default_port, struct sockaddr_storage *out);
 /* Formats an address as ADDR:PORT or [ADDR]:PORT. */
 void dns_server_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
+
+/* The CPUs a cgroup CPU quota allows, rounded up, read below root (normally /sys/fs/cgroup,
+ * which a container sees as its own cgroup): cgroup v2's cpu.max, or v1's
+ * cpu/cpu.cfs_quota_us and cpu.cfs_period_us. 0 when there is no quota. */
+unsigned dns_server_cgroup_cpus(const char *root);
 
 #endif
