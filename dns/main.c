@@ -536,6 +536,15 @@ struct reload {
     uv_timer_t poll;     /* --reload-interval: for what sends no change events */
     uint32_t interval_s;
     uint64_t signature; /* of the manifests as last read: zones_manifest_signature() */
+    /* The build runs on libuv's thread pool, so /health, /metrics and signals are answered
+     * meanwhile; one at a time (app->store_cfg and signature are the build's while building
+     * is set), and a trigger during one queues one more. */
+    uv_work_t work;
+    bool building, stopping;
+    const char *trigger, *next_trigger; /* next_trigger: NULL, or one more reload to do */
+    struct zones_store *built;
+    int build_rc;
+    double build_ms;
     uv_timer_t retire;
     struct {
         struct zones_store *store;
@@ -779,28 +788,62 @@ static void publish(struct app *app, struct zones_store *store)
     uv_timer_start(&r->retire, on_retire, 20, 20);
 }
 
-static void reload_now(struct app *app, const char *trigger)
+static void build_in_pool(uv_work_t *work)
 {
+    struct app *app = work->data;
     struct reload *r = &app->reload;
     uint64_t start = uv_hrtime();
-    struct zones_store *store = NULL;
-    /* Secondaries and caches compare serials: a reload never goes back, even when the newest
-     * file was deleted or had its time set back. */
-    app->store_cfg.min_serial = atomic_load(&app->store)->serial + 1;
-    int rc = build_snapshot(app, &store, NULL);
-    double ms = (double)(uv_hrtime() - start) / 1e6;
-    if (rc != 0) {
+    r->built = NULL;
+    r->build_rc = build_snapshot(app, &r->built, NULL);
+    r->build_ms = (double)(uv_hrtime() - start) / 1e6;
+}
+
+static void reload_now(struct app *app, const char *trigger);
+
+static void on_built(uv_work_t *work, int status)
+{
+    struct app *app = work->data;
+    struct reload *r = &app->reload;
+    r->building = false;
+    if (status < 0 || r->build_rc != 0) {
         r->failures++;
         log_error("reload",
                   "trigger=%s errors=%d action=\"kept serving the last good data\" "
                   "hint=\"fix the FILE:LINE:COL errors above; the next change reloads\"",
-                  trigger, rc);
+                  r->trigger, status < 0 ? status : r->build_rc);
+    } else {
+        publish(app, r->built);
+        r->reloads++;
+        log_info("reload", "trigger=%s generation=%u records=%zu duration_ms=%.1f", r->trigger,
+                 atomic_load(&app->generation), r->built->n_records, r->build_ms);
+    }
+    r->built = NULL;
+    const char *next = r->next_trigger;
+    r->next_trigger = NULL;
+    if (next)
+        reload_now(app, next);
+}
+
+static void reload_now(struct app *app, const char *trigger)
+{
+    struct reload *r = &app->reload;
+    if (r->stopping)
+        return;
+    if (r->building) {
+        r->next_trigger = trigger; /* what changed during this build is read by the next */
         return;
     }
-    publish(app, store);
-    r->reloads++;
-    log_info("reload", "trigger=%s generation=%u records=%zu duration_ms=%.1f", trigger,
-             atomic_load(&app->generation), store->n_records, ms);
+    /* Secondaries and caches compare serials: a reload never goes back, even when the newest
+     * file was deleted or had its time set back. */
+    app->store_cfg.min_serial = atomic_load(&app->store)->serial + 1;
+    r->trigger = trigger;
+    r->work.data = app;
+    int rc = uv_queue_work(dns_server_loop(app->server), &r->work, build_in_pool, on_built);
+    if (rc < 0) {
+        log_error("reload", "trigger=%s error=\"%s\"", trigger, uv_strerror(rc));
+        return;
+    }
+    r->building = true;
 }
 
 static void on_sighup(uv_signal_t *handle, int signum)
@@ -819,7 +862,7 @@ static void on_debounce(uv_timer_t *timer)
 static void on_poll(uv_timer_t *timer)
 {
     struct app *app = timer->data;
-    if (manifests_signature(&app->opt) != app->reload.signature)
+    if (!app->reload.building && manifests_signature(&app->opt) != app->reload.signature)
         reload_now(app, "poll");
 }
 
@@ -892,6 +935,9 @@ static void reload_stop(struct app *app)
     struct reload *r = &app->reload;
     if (!r->enabled)
         return;
+    r->stopping = true;
+    while (r->building) /* a build cannot be cut short: let it finish, then drop it */
+        uv_run(dns_server_loop(app->server), UV_RUN_ONCE);
     uv_close((uv_handle_t *)&r->sighup, NULL);
     uv_close((uv_handle_t *)&r->debounce, NULL);
     uv_close((uv_handle_t *)&r->poll, NULL);

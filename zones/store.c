@@ -556,8 +556,9 @@ static int cmp_rr_ctx(const struct builder *b, const struct brr *x, const struct
     return memcmp(b->names.data + x->rdata, b->names.data + y->rdata, x->rdlen);
 }
 
-/* qsort has no context argument in C11; the builder being sorted is set just before. */
-static const struct builder *sort_builder;
+/* qsort has no context argument in C11; the builder being sorted is set just before (per
+ * thread, so builds on different threads do not meet). */
+static _Thread_local const struct builder *sort_builder;
 static int cmp_rr(const void *a, const void *b)
 {
     return cmp_rr_ctx(sort_builder, a, b);

@@ -109,6 +109,32 @@ def test_a_change_in_a_subdirectory_is_found_by_the_poll(manifests):
         assert "trigger=poll" in srv.stderr()
 
 
+def test_health_and_queries_are_answered_while_a_large_reload_builds(tmp_path):
+    """The snapshot is built on a thread: a reload of 50k Services (about a second) does not
+    hold up /health, which kubelet's probes give one second by default, nor DNS."""
+    import urllib.request
+    path = tmp_path / "big.yaml"
+    path.write_text("".join(
+        f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: ns{i % 50}}}\n"
+        f"spec: {{clusterIP: 10.{96 + i // 65536}.{i // 256 % 256}.{i % 256}, "
+        f"ports: [{{name: http, port: 80}}]}}\n" for i in range(50000)))
+    http_port = e2e.free_port()
+    with e2e.Server([path], extra_args=["--http", f"127.0.0.1:{http_port}"]) as srv:
+        srv.proc.send_signal(signal.SIGHUP)
+        during, slowest = 0, 0.0
+        deadline = time.monotonic() + 120
+        while "trigger=sighup" not in srv.stderr():
+            assert time.monotonic() < deadline, srv.stderr()
+            t0 = time.monotonic()
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=5) as r:
+                assert r.status == 200
+            assert srv.query("s7.ns7.svc.local.").rcode() == dns.rcode.NOERROR
+            slowest = max(slowest, time.monotonic() - t0)
+            during += "trigger=sighup" not in srv.stderr()
+        assert during >= 3, f"only {during} probes while the reload ran"
+        assert slowest < 0.5, f"a probe took {slowest:.2f} s during the reload"
+
+
 def test_a_broken_manifest_keeps_the_last_good_data_and_says_where(manifests):
     with e2e.Server([manifests]) as srv:
         broken = manifests / "broken.yaml"
