@@ -19,6 +19,7 @@
 #include "dns/chaos.h"
 #include "dns/http.h"
 #include "dns/log.h"
+#include "dns/notify.h"
 #include "dns/server.h"
 #include "resolver/cache.h"
 #include "resolver/forward.h"
@@ -788,6 +789,15 @@ static void publish(struct app *app, struct zones_store *store)
     uv_timer_start(&r->retire, on_retire, 20, 20);
 }
 
+/* READY=1 to a service manager, with the records served as the status line. */
+static void notify_ready(struct app *app)
+{
+    char state[160];
+    snprintf(state, sizeof(state), "READY=1\nSTATUS=serving %zu records under %s",
+             atomic_load(&app->store)->n_records, app->store_cfg.cluster_domain);
+    dns_notify(state);
+}
+
 static void build_in_pool(uv_work_t *work)
 {
     struct app *app = work->data;
@@ -818,6 +828,7 @@ static void on_built(uv_work_t *work, int status)
                  atomic_load(&app->generation), r->built->n_records, r->build_ms);
     }
     r->built = NULL;
+    notify_ready(app);
     const char *next = r->next_trigger;
     r->next_trigger = NULL;
     if (next)
@@ -844,6 +855,10 @@ static void reload_now(struct app *app, const char *trigger)
         return;
     }
     r->building = true;
+    char state[64];
+    snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)(uv_hrtime() / 1000));
+    dns_notify(state);
 }
 
 static void on_sighup(uv_signal_t *handle, int signum)
@@ -1235,8 +1250,10 @@ static int run(struct app *app)
     log_info("main", "serving zone=%s records=%zu listen=%s listeners=%zu version=%s",
              app->store_cfg.cluster_domain, atomic_load(&app->store)->n_records, addr,
              app->server_cfg.n_listen, SVCDNS_VERSION);
+    notify_ready(app);
     rc = dns_server_run(app->server);
     running_server = NULL;
+    dns_notify("STOPPING=1");
     log_resolver_stats(app);
 out:
     reload_stop(app);

@@ -117,7 +117,7 @@ class Server:
 
     def __init__(self, manifests=(), *, cluster_domain="local", poll_zone=None, v6=False,
                  ttl=None, pods=None, service_cidrs=SERVICE_CIDRS, extra_args=(),
-                 workers=1, with_listen=True, upstream=True, label=None):
+                 workers=1, with_listen=True, upstream=True, label=None, env=None):
         require_binary()
         self.manifests = [str(m) for m in manifests]
         self.cluster_domain = cluster_domain
@@ -131,6 +131,7 @@ class Server:
         self.with_listen = with_listen
         self.upstream = upstream
         self.label = label
+        self.env = dict(os.environ, **env) if env else None
         self.port = free_port(v6=v6)
         self.proc = None
         self.stderr_path = None
@@ -181,7 +182,7 @@ class Server:
         os.close(fd)
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, cwd=str(HERE))
+                                         stderr=err, cwd=str(HERE), env=self.env)
         return self
 
     def start(self, timeout=START_TIMEOUT):
