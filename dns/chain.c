@@ -86,7 +86,7 @@ static void finish(struct dns_request *req)
     struct dns_chain *chain = req->chain;
     for (unsigned i = chain->n; i-- > 0;) {
         const struct dns_handler *h = &chain->handlers[i];
-        if ((req->ran & (1u << i)) && h->on_answer)
+        if ((req->ran & (1U << i)) && h->on_answer)
             h->on_answer(h->self, req);
     }
     if (req->flags & DNS_REQ_REWRITTEN)
@@ -107,7 +107,7 @@ static void run_from(struct dns_request *req)
     while (req->next < chain->n) {
         unsigned i = req->next++;
         const struct dns_handler *h = &chain->handlers[i];
-        req->ran |= 1u << i;
+        req->ran |= 1U << i;
         enum dns_verdict v = h->serve(h->self, req);
         if (v == DNS_PENDING)
             return;

@@ -12,6 +12,8 @@ int log_parse_level(const char *text, enum log_level *out);
 void log_write(enum log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Lower case: they read as the functions they wrap. */
+// NOLINTBEGIN(readability-identifier-naming)
 #define log_error(module, ...) log_write(LOG_LEVEL_ERROR, module, __VA_ARGS__)
 #define log_warn(module, ...)                                                                      \
     do {                                                                                           \
@@ -28,5 +30,6 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
         if (log_current_level >= LOG_LEVEL_DEBUG)                                                  \
             log_write(LOG_LEVEL_DEBUG, module, __VA_ARGS__);                                       \
     } while (0)
+// NOLINTEND(readability-identifier-naming)
 
 #endif

@@ -418,7 +418,9 @@ static int load_config(struct options *o, const char *path)
 
 static void print_version(void)
 {
-    int major = 0, minor = 0, patch = 0;
+    int major = 0;
+    int minor = 0;
+    int patch = 0;
     yaml_get_version(&major, &minor, &patch);
     printf("svcdns %s\nlibuv %s, libyaml %d.%d.%d\n", SVCDNS_VERSION, uv_version_string(), major,
            minor, patch);
@@ -893,8 +895,36 @@ static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events,
     uv_timer_start(&app->reload.debounce, on_debounce, 200, 0);
 }
 
-/* Watches every manifest directory (a file: the directory it is in, so an editor's or
- * kubelet's atomic replace is seen) and takes SIGHUP, on the control loop. */
+/* Watches the directory of path (a file: the directory it is in, so an editor's or kubelet's
+ * atomic replace is seen). */
+static void watch_manifest_dir(struct app *app, const char *path)
+{
+    struct reload *r = &app->reload;
+    char dir[4096];
+    uv_fs_t req;
+    bool is_dir =
+        uv_fs_stat(NULL, &req, path, NULL) == 0 && (req.statbuf.st_mode & S_IFMT) == S_IFDIR;
+    uv_fs_req_cleanup(&req);
+    snprintf(dir, sizeof(dir), "%s", path);
+    if (!is_dir) {
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            slash[slash == dir ? 1 : 0] = '\0';
+        else
+            snprintf(dir, sizeof(dir), ".");
+    }
+    uv_fs_event_t *w = &r->watches[r->n_watches];
+    uv_fs_event_init(dns_server_loop(app->server), w);
+    w->data = app;
+    r->n_watches++;
+    int rc = uv_fs_event_start(w, on_fs_event, dir, 0);
+    if (rc < 0)
+        log_warn("reload", "path=%s error=\"%s\" hint=\"changes need a SIGHUP\"", dir,
+                 uv_strerror(rc));
+}
+
+/* Watches every manifest directory, polls them every --reload-interval and takes SIGHUP, on
+ * the control loop. */
 static int reload_start(struct app *app)
 {
     struct reload *r = &app->reload;
@@ -916,30 +946,8 @@ static int reload_start(struct app *app)
     if (r->interval_s > 0)
         uv_timer_start(&r->poll, on_poll, (uint64_t)r->interval_s * 1000,
                        (uint64_t)r->interval_s * 1000);
-    for (size_t i = 0; i < app->opt.manifests.n; i++) {
-        const char *path = app->opt.manifests.items[i];
-        char dir[4096];
-        uv_fs_t req;
-        bool is_dir =
-            uv_fs_stat(NULL, &req, path, NULL) == 0 && (req.statbuf.st_mode & S_IFMT) == S_IFDIR;
-        uv_fs_req_cleanup(&req);
-        snprintf(dir, sizeof(dir), "%s", path);
-        if (!is_dir) {
-            char *slash = strrchr(dir, '/');
-            if (slash)
-                slash[slash == dir ? 1 : 0] = '\0';
-            else
-                snprintf(dir, sizeof(dir), ".");
-        }
-        uv_fs_event_t *w = &r->watches[r->n_watches];
-        uv_fs_event_init(loop, w);
-        w->data = app;
-        r->n_watches++;
-        int rc = uv_fs_event_start(w, on_fs_event, dir, 0);
-        if (rc < 0)
-            log_warn("reload", "path=%s error=\"%s\" hint=\"changes need a SIGHUP\"", dir,
-                     uv_strerror(rc));
-    }
+    for (size_t i = 0; i < app->opt.manifests.n; i++)
+        watch_manifest_dir(app, app->opt.manifests.items[i]);
     return 0;
 }
 

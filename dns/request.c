@@ -107,7 +107,8 @@ void dns_request_restore(struct dns_request *req)
         return;
     /* The splice is written over the query buffer, which nobody reads any more; its question
      * stays the client's, so error replies made from req->pkt remain right. */
-    struct dns_cursor out, in;
+    struct dns_cursor out;
+    struct dns_cursor in;
     dns_cursor_init(&out, req->pkt, DNS_MAX_MSG);
     dns_cursor_put(&out, old, 4); /* ID and flags as answered */
     dns_cursor_put_u16(&out, 1);

@@ -19,7 +19,7 @@
  * routes from, which is the query's destination on single-homed hosts and pods but not on
  * multi-homed ones; libuv gives no access to IP_PKTINFO, so list the addresses instead. */
 /* SO_REUSEPORT is outside POSIX; glibc shows it with this feature macro. */
-#define _DEFAULT_SOURCE // NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp)
+#define _DEFAULT_SOURCE // NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp,readability-identifier-naming)
 
 #include "dns/server.h"
 
@@ -1054,7 +1054,8 @@ static void log_listening(const struct dns_server *srv)
     }
 }
 
-/* The first one or two numbers of a one-line file; "max" (cgroup v2: no quota) reads as -1. */
+/* How many of the first two numbers of a one-line file were read into a and b; "max" (cgroup
+ * v2: no quota) reads as -1. */
 static int read_numbers(const char *root, const char *file, long long *a, long long *b)
 {
     char path[512];
@@ -1067,11 +1068,26 @@ static int read_numbers(const char *root, const char *file, long long *a, long l
     fclose(f);
     if (!ok)
         return 0;
-    if (strncmp(line, "max", 3) == 0) {
-        *a = -1;
-        return sscanf(line + 3, "%lld", b) + 1;
+    long long *out[2] = {a, b};
+    int n = 0;
+    const char *p = line;
+    while (n < 2) {
+        long long v = -1;
+        if (strncmp(p, "max", 3) == 0) {
+            p += 3;
+        } else {
+            char *end = NULL;
+            errno = 0;
+            v = strtoll(p, &end, 10);
+            if (end == p || errno != 0)
+                break;
+            p = end;
+        }
+        if (*p != ' ' && *p != '\n' && *p != '\0')
+            break;
+        *out[n++] = v;
     }
-    return sscanf(line, "%lld %lld", a, b);
+    return n;
 }
 
 unsigned dns_server_cgroup_cpus(const char *root)

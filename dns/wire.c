@@ -10,7 +10,7 @@
 void dns_cursor_init(struct dns_cursor *c, const uint8_t *buf, size_t len)
 {
     /* Readers and writers share the struct; a reader never writes through buf. */
-    c->buf = (uint8_t *)(uintptr_t)buf;
+    c->buf = (uint8_t *)(uintptr_t)buf; // NOLINT(performance-no-int-to-ptr): drops const only
     c->len = len;
     c->pos = 0;
     c->err = false;
@@ -92,11 +92,28 @@ static uint8_t to_lower(uint8_t ch)
     return (ch >= 'A' && ch <= 'Z') ? (uint8_t)(ch + 32) : ch;
 }
 
+/* The compression pointer at *pos: moves *pos to its target, which must lie strictly before
+ * the start of the current run (*limit; so no loops) and after the header. The first pointer
+ * sets where the cursor resumes. */
+static bool follow_pointer(const struct dns_cursor *c, size_t *pos, size_t *limit, size_t *resume)
+{
+    if (*pos + 1 >= c->len)
+        return false;
+    size_t target = (size_t)((c->buf[*pos] & 0x3f) << 8 | c->buf[*pos + 1]);
+    if (target >= *limit || target < DNS_HEADER_SIZE)
+        return false;
+    if (*resume == 0)
+        *resume = *pos + 2;
+    *limit = target;
+    *pos = target;
+    return true;
+}
+
 void dns_cursor_name(struct dns_cursor *c, struct dns_name *out, bool lower)
 {
-    size_t pos = c->pos;   /* where we read the next label */
-    size_t limit = c->pos; /* a pointer must go strictly before this */
-    size_t resume = 0;     /* where the cursor ends: after the first pointer */
+    size_t pos = c->pos; /* where we read the next label */
+    size_t limit = pos;  /* a pointer must go strictly before this */
+    size_t resume = 0;   /* where the cursor ends: after the first pointer */
     size_t n = 0;
 
     out->len = 0;
@@ -107,16 +124,8 @@ void dns_cursor_name(struct dns_cursor *c, struct dns_name *out, bool lower)
             goto bad;
         uint8_t len = c->buf[pos];
         if ((len & 0xc0) == 0xc0) {
-            if (pos + 1 >= c->len)
+            if (!follow_pointer(c, &pos, &limit, &resume))
                 goto bad;
-            size_t target = (size_t)((len & 0x3f) << 8 | c->buf[pos + 1]);
-            /* Strictly backwards from the start of the current run: no loops, no header. */
-            if (target >= limit || target < DNS_HEADER_SIZE)
-                goto bad;
-            if (resume == 0)
-                resume = pos + 2;
-            limit = target;
-            pos = target;
             continue;
         }
         if (len & 0xc0) /* 0x40 and 0x80: reserved label types (RFC 6891 §5) */

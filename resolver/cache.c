@@ -86,7 +86,7 @@ void resolver_cache_config_default(struct resolver_cache_config *cfg)
 
 static uint64_t now_ms(const struct resolver_cache *cache)
 {
-    return cache->cfg.now_ms ? cache->cfg.now_ms() : uv_hrtime() / 1000000u;
+    return cache->cfg.now_ms ? cache->cfg.now_ms() : uv_hrtime() / 1000000U;
 }
 
 /* Setup. */

@@ -13,7 +13,8 @@
  * starts from a callback or from serve() with nothing that can complete synchronously, so a
  * request is never resumed from inside serve(). Health is shared by all workers through
  * atomics; only the first forwarder of a shared state (the prober) sends probes. */
-#define _DEFAULT_SOURCE /* arc4random (glibc 2.36) */
+/* arc4random (glibc 2.36) is outside POSIX; glibc shows it with this feature macro. */
+#define _DEFAULT_SOURCE // NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp,readability-identifier-naming)
 
 #include "resolver/forward.h"
 
@@ -523,16 +524,16 @@ static uint16_t new_id(struct resolver_forward *fwd)
     uint16_t id;
     do {
         id = (uint16_t)arc4random();
-    } while (fwd->id_used[id >> 3] & (1u << (id & 7)));
+    } while (fwd->id_used[id >> 3] & (1U << (id & 7)));
     if (fwd->id_count == ID_RING) {
         uint16_t old = fwd->id_ring[fwd->id_pos];
-        fwd->id_used[old >> 3] &= (uint8_t) ~(1u << (old & 7));
+        fwd->id_used[old >> 3] &= (uint8_t) ~(1U << (old & 7));
     } else {
         fwd->id_count++;
     }
     fwd->id_ring[fwd->id_pos] = id;
     fwd->id_pos = (fwd->id_pos + 1) % ID_RING;
-    fwd->id_used[id >> 3] |= (uint8_t)(1u << (id & 7));
+    fwd->id_used[id >> 3] |= (uint8_t)(1U << (id & 7));
     return id;
 }
 
@@ -587,11 +588,11 @@ static int pick_upstream(struct pending *p)
     int fallback = -1;
     for (unsigned k = 0; k < n; k++) {
         unsigned i = (start + k) % n;
-        if (!upstream_usable(sh, i) || (p->failed_mask & (1u << i)))
+        if (!upstream_usable(sh, i) || (p->failed_mask & (1U << i)))
             continue;
         if (!atomic_load(&sh->up[i].down))
             return (int)i;
-        if (fallback < 0 && !(p->tried_mask & (1u << i)))
+        if (fallback < 0 && !(p->tried_mask & (1U << i)))
             fallback = (int)i;
     }
     return fallback;
@@ -882,6 +883,7 @@ static void relay_tc(struct pending *p)
     resume_all(p->fwd, pending_finish(p));
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): a loop probe sends the next round, at most LOOP_ROUNDS
 static void probe_done(struct pending *p, bool ok)
 {
     struct resolver_forward *fwd = p->fwd;
@@ -905,12 +907,13 @@ static void probe_done(struct pending *p, bool ok)
 
 /* Tries. */
 
+// NOLINTNEXTLINE(misc-no-recursion): a failed try starts the next, at most one per upstream
 static void try_start(struct pending *p, int up)
 {
     struct resolver_forward *fwd = p->fwd;
     p->up = up;
     p->tries++;
-    p->tried_mask = (uint16_t)(p->tried_mask | (1u << up));
+    p->tried_mask = (uint16_t)(p->tried_mask | (1U << up));
     p->tcp = false;
     p->have_tc = false;
     build_query(p);
@@ -941,6 +944,7 @@ static void try_next(struct pending *p)
     try_start(p, up);
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): a failed try starts the next, at most one per upstream
 static void try_failed(struct pending *p, enum outcome why)
 {
     if (!p->active)
@@ -952,7 +956,7 @@ static void try_failed(struct pending *p, enum outcome why)
     upstream_failed(p->fwd->sh, (unsigned)p->up);
     if (why != OUT_TIMEOUT) {
         p->all_silent = false;
-        p->failed_mask = (uint16_t)(p->failed_mask | (1u << p->up));
+        p->failed_mask = (uint16_t)(p->failed_mask | (1U << p->up));
     }
     schedule_next(p);
 }
@@ -1154,6 +1158,7 @@ enum dns_verdict resolver_forward_serve(void *self, struct dns_request *req)
 
 /* Probes, sent by the prober only. */
 
+// NOLINTNEXTLINE(misc-no-recursion): a loop probe sends the next round, at most LOOP_ROUNDS
 static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned up, unsigned round)
 {
     struct pending *p = pending_get(fwd);

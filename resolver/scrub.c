@@ -101,9 +101,9 @@ static const char *rdata_layout(uint16_t type)
 
 static uint32_t name_hash(const uint8_t *wire, size_t len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a: the table is per message and bounded, no keying needed */
+    uint32_t h = 2166136261U; /* FNV-1a: the table is per message and bounded, no keying needed */
     for (size_t i = 0; i < len; i++)
-        h = (h ^ lower(wire[i])) * 16777619u;
+        h = (h ^ lower(wire[i])) * 16777619U;
     return h;
 }
 
@@ -160,7 +160,7 @@ static void put_name(struct writer *w, const struct dns_name *n, enum compressio
         }
     }
     dns_cursor_put(&w->c, n->wire, n->len);
-    remember_names(w, start, n, n->len > 0 ? n->len - 1u : 0);
+    remember_names(w, start, n, n->len > 0 ? n->len - 1U : 0);
 }
 
 /* Walks the RDATA of rr by its layout; validates only when w is NULL, else copies it to w with
@@ -333,7 +333,7 @@ static int keep_answer(const uint8_t *msg, const struct chain *ch,
 
 static uint32_t sane_ttl(uint32_t ttl)
 {
-    return (ttl & 0x80000000u) ? 0 : ttl; /* RFC 2181 §8 */
+    return (ttl & 0x80000000U) ? 0 : ttl; /* RFC 2181 §8 */
 }
 
 struct groups {
@@ -538,7 +538,7 @@ int resolver_scrub_rewrite(const uint8_t *msg, size_t len, const struct resolver
     dns_cursor_put_u16(&w.c, 0);
     dns_cursor_put_u16(&w.c, 0);
     dns_cursor_put(&w.c, question, question_len);
-    remember_names(&w, DNS_HEADER_SIZE, &qname, qname.len - 1u);
+    remember_names(&w, DNS_HEADER_SIZE, &qname, qname.len - 1U);
     if (w.c.err || !write_answer(&w, msg, len, an_start, an, &ch, q, &gs, out))
         return -1;
     unsigned rcode = DNS_RCODE(dns_wire_get_u16(msg + 2));

@@ -110,7 +110,7 @@ static enum dns_verdict autopath(struct resolver_search *search, struct dns_requ
     if (search->exists(search->ctx, q) != RESOLVER_SEARCH_ABSENT)
         return DNS_NEXT; /* a cluster name: the plain answer is the walk's answer */
     struct dns_name x = {.len = (uint8_t)(q->len - first.len + 1)};
-    memcpy(x.wire, q->wire, x.len - 1u);
+    memcpy(x.wire, q->wire, x.len - 1U);
     x.wire[x.len - 1] = 0;
     struct dns_name candidates[2];
     if (join(&candidates[0], &x, NULL, &search->svc_zone) < 0 ||

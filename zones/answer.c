@@ -37,14 +37,15 @@ static size_t negative(const struct zones_store *s, enum zones_zone zone, unsign
  * ("fd00--7"). Exactly three dashes between digits is IPv4; anything else is tried as IPv6. */
 static bool parse_dashed(const uint8_t *label, struct zones_ip *ip)
 {
-    char v4[DNS_MAX_LABEL + 1], v6[DNS_MAX_LABEL + 1];
+    char v4[DNS_MAX_LABEL + 1];
+    char v6[DNS_MAX_LABEL + 1];
     size_t len = label[0];
     size_t dashes = 0;
     for (size_t i = 0; i < len; i++) {
         char ch = (char)label[1 + i];
         dashes += ch == '-';
-        v4[i] = ch == '-' ? '.' : ch;
-        v6[i] = ch == '-' ? ':' : ch;
+        v4[i] = (char)(ch == '-' ? '.' : ch);
+        v6[i] = (char)(ch == '-' ? ':' : ch);
     }
     v4[len] = v6[len] = '\0';
     if (dashes == 3 && zones_ip_parse(v4, ip) == 0 && ip->family == 4)

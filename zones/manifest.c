@@ -1498,7 +1498,9 @@ static void report_syntax(struct loader *ld, const yaml_parser_t *parser, const 
         line = (unsigned)mark->line + 1;
         col = (unsigned)mark->column + 1;
     }
-    char at = parser->error == YAML_READER_ERROR ? 0 : byte_at(buf, len, mark->line, mark->column);
+    char at = '\0';
+    if (parser->error != YAML_READER_ERROR)
+        at = byte_at(buf, len, mark->line, mark->column);
     const char *hint = syntax_hint(problem, at);
     const yaml_mark_t *cm = &parser->context_mark;
     if (parser->context == NULL || mark == cm ||
@@ -1733,7 +1735,7 @@ static void mix(struct walker *w, const void *data, size_t len)
     const unsigned char *p = data;
     for (size_t i = 0; i < len; i++) {
         w->signature ^= p[i];
-        w->signature *= 0x100000001b3ull; /* FNV-1a */
+        w->signature *= 0x100000001b3ULL; /* FNV-1a */
     }
 }
 

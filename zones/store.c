@@ -129,10 +129,10 @@ static const uint8_t *rr_owner(const struct builder *b, const struct brr *r)
 
 static uint64_t hash_name(uint64_t seed, const uint8_t *wire, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ seed; /* FNV-1a, seeded per snapshot */
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed; /* FNV-1a, seeded per snapshot */
     for (size_t i = 0; i < len; i++) {
         h ^= wire[i];
-        h *= 0x100000001b3ull;
+        h *= 0x100000001b3ULL;
     }
     return h ^ (h >> 29);
 }
@@ -296,7 +296,8 @@ static void add_port_srv(struct builder *b, const struct dns_name *svc,
                          const struct zones_port *port, uint16_t number,
                          const struct dns_name *target)
 {
-    struct dns_name proto, owner;
+    struct dns_name proto;
+    struct dns_name owner;
     if (!port->name || name_under(&proto, "_", port->protocol ? port->protocol : "tcp", svc) < 0 ||
         name_under(&owner, "_", port->name, &proto) < 0)
         return;
@@ -307,7 +308,8 @@ static void add_port_srv(struct builder *b, const struct dns_name *svc,
 /* The apex SOA's rdata; returns its length. */
 static size_t soa_rdata(const struct builder *b, uint8_t *rdata)
 {
-    struct dns_name mname, rname;
+    struct dns_name mname;
+    struct dns_name rname;
     name_fmt(&mname, "ns.dns.%s", b->zone);
     name_fmt(&rname, "hostmaster.%s", b->zone);
     size_t n = 0;
@@ -432,7 +434,8 @@ static int cmp_slice(const void *a, const void *b)
 static void add_service(struct builder *b, const struct zones_objects *objs,
                         const struct zones_service *svc, struct zones_slice **sorted)
 {
-    struct dns_name name, target;
+    struct dns_name name;
+    struct dns_name target;
     if (svc_name(b, svc->name, svc->ns, &name) < 0)
         return;
     if (svc->kind == ZONES_SVC_EXTERNAL_NAME) {
@@ -455,7 +458,8 @@ static void add_service(struct builder *b, const struct zones_objects *objs,
     }
     struct zones_slice key = {.ns = svc->ns, .service = svc->name};
     struct zones_slice *keyp = &key;
-    size_t lo = 0, hi = objs->n_slices;
+    size_t lo = 0;
+    size_t hi = objs->n_slices;
     while (lo < hi) { /* lower bound */
         size_t mid = lo + (hi - lo) / 2;
         if (cmp_slice(&sorted[mid], &keyp) < 0)
@@ -477,7 +481,8 @@ static void add_service(struct builder *b, const struct zones_objects *objs,
 static void add_pod(struct builder *b, const struct zones_pod *pod)
 {
     char label[64];
-    struct dns_name ns_name, name;
+    struct dns_name ns_name;
+    struct dns_name name;
     b->s->counts.pods++;
     if (b->cfg->pods != ZONES_PODS_VERIFIED ||
         name_under(&ns_name, "", pod->ns, &b->s->pod_zone) < 0)
@@ -502,6 +507,7 @@ static void add_objects(struct builder *b, const struct zones_objects *objs)
         add_namespace(b, objs->pods[i].ns);
         add_pod(b, &objs->pods[i]);
     }
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, sized as one
     struct zones_slice **sorted = malloc((objs->n_slices + 1) * sizeof(*sorted));
     if (!sorted) {
         b->names.failed = true;
@@ -512,7 +518,7 @@ static void add_objects(struct builder *b, const struct zones_objects *objs)
         if (objs->slices[i].service)
             sorted[n++] = &objs->slices[i];
     }
-    qsort(sorted, n, sizeof(*sorted), cmp_slice);
+    qsort(sorted, n, sizeof(*sorted), cmp_slice); // NOLINT(bugprone-sizeof-expression)
     struct zones_objects view = *objs;
     view.n_slices = n;
     for (size_t i = 0; i < objs->n_services; i++)
@@ -533,7 +539,7 @@ static int add_ancestors(struct builder *b)
         const struct dns_name *apex = rr->zone == ZONES_ZONE_CLUSTER    ? &b->s->zone
                                       : rr->zone == ZONES_ZONE_REVERSE4 ? &b->in_addr
                                                                         : &b->ip6;
-        for (size_t at = name.wire[0] + 1u; name.len - at > apex->len; at += name.wire[at] + 1u) {
+        for (size_t at = name.wire[0] + 1U; name.len - at > apex->len; at += name.wire[at] + 1U) {
             const uint8_t *parent = name.wire + at;
             size_t len = name.len - at;
             if (*owner_slot(o, b, hash_name(0, parent, len), parent, len) != 0)
@@ -733,7 +739,7 @@ static uint16_t put_glue(const struct render *rd, const struct span *sp)
         if (rr->type != DNS_TYPE_SRV)
             continue;
         const uint8_t *target = b->names.data + rr->rdata + 6;
-        size_t tlen = rr->rdlen - 6u;
+        size_t tlen = rr->rdlen - 6U;
         bool seen = false; /* two ports with one target: glue once */
         for (size_t q = sp->first; q < r && !seen; q++) {
             seen = b->rrs[q].type == DNS_TYPE_SRV && b->rrs[q].rdlen == rr->rdlen &&
@@ -854,7 +860,8 @@ static void add_negative_soas(struct builder *b)
 {
     struct zones_store *s = b->s;
     const struct dns_name *apex[3] = {&s->zone, &b->in_addr, &b->ip6};
-    uint8_t rdata[SOA_RDATA_MAX], head[10];
+    uint8_t rdata[SOA_RDATA_MAX];
+    uint8_t head[10];
     size_t rdlen = soa_rdata(b, rdata);
     dns_wire_put_u16(head, DNS_TYPE_SOA);
     dns_wire_put_u16(head + 2, DNS_CLASS_IN);
@@ -870,7 +877,8 @@ static void add_negative_soas(struct builder *b)
 
 static int cmp_pod_ip(const void *a, const void *b)
 {
-    const struct zones_pod_ip *x = a, *y = b;
+    const struct zones_pod_ip *x = a;
+    const struct zones_pod_ip *y = b;
     if (x->ip.family != y->ip.family)
         return x->ip.family < y->ip.family ? -1 : 1;
     return memcmp(x->ip.addr, y->ip.addr, 16);
@@ -916,7 +924,9 @@ const uint8_t *zones_store_pod_namespace(const struct zones_store *store, const 
 static void *shrink(void *p, size_t size)
 {
     void *q = realloc(p, size ? size : 1);
-    return q ? q : p;
+    if (q == NULL)
+        return p; /* the larger block stays valid: keep it */
+    return q;
 }
 
 static void shrink_to_fit(struct zones_store *s)
@@ -952,7 +962,8 @@ static int build(struct builder *b, const struct zones_objects *objs)
     b->s->n_bytes = b->out.len;
     if (b->out.failed)
         return -ENOMEM;
-    shrink_to_fit(b->s);
+    if (rc == 0) /* on failure the caller frees b->out.data: it must not move */
+        shrink_to_fit(b->s);
     return rc;
 }
 
@@ -977,7 +988,7 @@ int zones_store_build(struct zones_store **out, const struct zones_objects *objs
     s->serial = objs->newest_mtime > 0 ? (uint32_t)objs->newest_mtime : 1;
     if (s->serial < cfg->min_serial)
         s->serial = cfg->min_serial;
-    s->hash_seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)s;
+    s->hash_seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)s;
     for (size_t i = 0; i < objs->n_namespaces; i++)
         s->counts.namespaces++;
     int rc = build(&b, objs);
@@ -1095,7 +1106,8 @@ static void dump_entry(const struct zones_store *s, const struct zones_node *nod
 int zones_store_dump(const struct zones_store *s, FILE *out)
 {
     char **lines = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
+    size_t cap = 0;
     for (size_t i = 0; i < s->n_nodes; i++) {
         const struct zones_node *node = &s->nodes[i];
         for (unsigned j = 0; j < node->n_entries; j++) {
@@ -1105,7 +1117,8 @@ int zones_store_dump(const struct zones_store *s, FILE *out)
                 dump_entry(s, node, e, &lines, &n, &cap);
         }
     }
-    qsort(lines, n, sizeof(*lines), cmp_line);
+    if (n > 0)
+        qsort(lines, n, sizeof(*lines), cmp_line);
     for (size_t i = 0; i < n; i++) {
         fputs(lines[i], out);
         free(lines[i]);
