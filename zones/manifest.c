@@ -54,14 +54,6 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-static char *xstrndup(const char *s, size_t len)
-{
-    char *p = xmalloc(len + 1);
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
 /* ---- arena: one per document, freed whole ---- */
 
 struct arena_block {
@@ -721,7 +713,7 @@ static char *get_name(struct loader *ld, const struct node *map, const char *pat
     const struct node *name = get_scalar(ld, map, path, key);
     if (name == NULL || !check_name(ld, name, join(field, path, key), rule))
         return NULL;
-    return xstrndup(name->text, name->len);
+    return zones_objects_strndup(ld->objs, name->text, name->len);
 }
 
 /* ---- shared object parts ---- */
@@ -772,13 +764,14 @@ static void read_meta(struct loader *ld, const struct node *obj, const char *kin
     if (has(meta->node, "namespace"))
         meta->ns = get_name(ld, meta->node, "metadata", "namespace", DNS1123_LABEL);
     else
-        meta->ns = xstrndup("default", 7);
+        meta->ns = zones_objects_strndup(ld->objs, "default", 7);
     meta->labels = get(ld, meta->node, "metadata", "labels", NODE_MAP);
 }
 
-static char *meta_name(const struct meta *meta)
+static char *meta_name(struct loader *ld, const struct meta *meta)
 {
-    return meta->name != NULL ? xstrndup(meta->name->text, meta->name->len) : NULL;
+    return meta->name != NULL ? zones_objects_strndup(ld->objs, meta->name->text, meta->name->len)
+                              : NULL;
 }
 
 /* A mapping of strings (labels, a selector). Values that are not strings are reported. */
@@ -788,7 +781,7 @@ static size_t read_labels(struct loader *ld, const struct node *map, const char 
     *out = NULL;
     if (map == NULL || map->n < 2)
         return 0;
-    struct zones_label *labels = xcalloc(map->n / 2, sizeof(labels[0]));
+    struct zones_label *labels = zones_objects_alloc(ld->objs, map->n / 2 * sizeof(labels[0]));
     size_t n = 0;
     for (const struct node *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
         const struct node *key = deref(k);
@@ -803,8 +796,9 @@ static size_t read_labels(struct loader *ld, const struct node *map, const char 
             fail_type(ld, value, field, NODE_SCALAR);
             continue;
         }
-        labels[n].key = xstrndup(key->text, key->len);
-        labels[n].value = is_null(value) ? xstrndup("", 0) : xstrndup(value->text, value->len);
+        labels[n].key = zones_objects_strndup(ld->objs, key->text, key->len);
+        labels[n].value = is_null(value) ? zones_objects_strndup(ld->objs, "", 0)
+                                         : zones_objects_strndup(ld->objs, value->text, value->len);
         n++;
     }
     *out = labels;
@@ -817,11 +811,11 @@ static char *read_protocol(struct loader *ld, const struct node *port, const cha
     char shown[SHOW_CAP];
     const struct node *value = get_scalar(ld, port, path, "protocol");
     if (value == NULL || scalar_is(value, "TCP"))
-        return xstrndup("tcp", 3);
+        return zones_objects_strndup(ld->objs, "tcp", 3);
     if (scalar_is(value, "UDP"))
-        return xstrndup("udp", 3);
+        return zones_objects_strndup(ld->objs, "udp", 3);
     if (scalar_is(value, "SCTP"))
-        return xstrndup("sctp", 4);
+        return zones_objects_strndup(ld->objs, "sctp", 4);
     fail_at(ld, value, "%s %s is not TCP, UDP or SCTP; write one of those, in upper case",
             join(field, path, "protocol"), show(value, shown, sizeof(shown)));
     return NULL;
@@ -878,7 +872,7 @@ static size_t read_ports(struct loader *ld, const struct node *list, const char 
     *out = NULL;
     if (list == NULL || list->n == 0)
         return 0;
-    struct zones_port *ports = xcalloc(list->n, sizeof(ports[0]));
+    struct zones_port *ports = zones_objects_alloc(ld->objs, list->n * sizeof(ports[0]));
     size_t n = 0;
     size_t index = 0;
     for (const struct node *p = list->first; p != NULL; p = p->next, index++) {
@@ -895,9 +889,7 @@ static size_t read_ports(struct loader *ld, const struct node *list, const char 
             n++;
             continue;
         }
-        free(dst->name);
-        free(dst->protocol);
-        memset(dst, 0, sizeof(*dst));
+        memset(dst, 0, sizeof(*dst)); /* the slot is reused; its strings stay in the arena */
     }
     *out = ports;
     return n;
@@ -934,7 +926,7 @@ static char *read_external_name(struct loader *ld, const struct node *spec)
     size_t len = value->len;
     if (len > 1 && value->text[len - 1] == '.')
         len--;
-    char *name = xstrndup(value->text, len);
+    char *name = zones_objects_strndup(ld->objs, value->text, len);
     for (size_t i = 0; i < len; i++) {
         if (name[i] >= 'A' && name[i] <= 'Z')
             name[i] = (char)(name[i] - 'A' + 'a');
@@ -953,7 +945,6 @@ static char *read_external_name(struct loader *ld, const struct node *spec)
                 show(value, shown, sizeof(shown)));
     else
         return name;
-    free(name);
     return NULL;
 }
 
@@ -976,7 +967,7 @@ static void read_cluster_ip_list(struct loader *ld, const struct node *list,
                 list->n);
         return;
     }
-    svc->ips = xcalloc(list->n, sizeof(svc->ips[0]));
+    svc->ips = zones_objects_alloc(ld->objs, list->n * sizeof(svc->ips[0]));
     for (const struct node *p = list->first; p != NULL; p = p->next, index++) {
         const struct node *entry = deref(p);
         item(field, "spec.clusterIPs", index);
@@ -1036,7 +1027,7 @@ static void read_cluster_ips(struct loader *ld, const struct node *spec, struct 
     struct zones_ip ip;
     if (!parse_ip(ld, one, "spec.clusterIP", HEADLESS_HINT, &ip))
         return;
-    svc->ips = xcalloc(1, sizeof(svc->ips[0]));
+    svc->ips = zones_objects_alloc(ld->objs, sizeof(svc->ips[0]));
     svc->ips[0] = ip;
     svc->n_ips = 1;
 }
@@ -1046,7 +1037,7 @@ static void read_service(struct loader *ld, const struct node *obj)
     struct meta meta;
     read_meta(ld, obj, "Service", DNS1035_LABEL, &meta);
     struct zones_service *svc = zones_objects_add_service(ld->objs);
-    svc->name = meta_name(&meta);
+    svc->name = meta_name(ld, &meta);
     svc->ns = meta.ns;
     svc->where = meta.where;
     svc->ips_where = meta.where;
@@ -1076,7 +1067,7 @@ static void read_slice_endpoint(struct loader *ld, const struct node *ep, const 
     const struct node *addresses = get(ld, ep, path, "addresses", NODE_SEQ);
     join(field, path, "addresses");
     if (addresses != NULL && addresses->n > 0) {
-        out->ips = xcalloc(addresses->n, sizeof(out->ips[0]));
+        out->ips = zones_objects_alloc(ld->objs, addresses->n * sizeof(out->ips[0]));
         size_t index = 0;
         for (const struct node *a = addresses->first; a != NULL; a = a->next, index++) {
             if (parse_ip(ld, deref(a), item(at, field, index), "", &out->ips[out->n_ips]))
@@ -1113,18 +1104,18 @@ static void read_endpointslice(struct loader *ld, const struct node *obj)
     }
     /* FQDN slices are deprecated and name no addresses; a slice with no Service is not ours. */
     if (service == NULL || scalar_is(type, "FQDN")) {
-        free(meta.ns);
         ld->objs->n_skipped++;
         return;
     }
     struct zones_slice *slice = zones_objects_add_slice(ld->objs);
-    slice->name = meta_name(&meta);
+    slice->name = meta_name(ld, &meta);
     slice->ns = meta.ns;
-    slice->service = xstrndup(service->text, service->len);
+    slice->service = zones_objects_strndup(ld->objs, service->text, service->len);
     slice->where = meta.where;
     const struct node *endpoints = get(ld, obj, "", "endpoints", NODE_SEQ);
     if (endpoints != NULL && endpoints->n > 0) {
-        slice->endpoints = xcalloc(endpoints->n, sizeof(slice->endpoints[0]));
+        slice->endpoints =
+            zones_objects_alloc(ld->objs, endpoints->n * sizeof(slice->endpoints[0]));
         size_t index = 0;
         for (const struct node *e = endpoints->first; e != NULL; e = e->next, index++) {
             const struct node *ep = deref(e);
@@ -1167,7 +1158,7 @@ static void read_endpoint_addresses(struct loader *ld, const struct node *subset
         }
         if (!parse_ip(ld, ip, join(ip_field, field, "ip"), "", &parsed))
             continue;
-        ep->ips = xcalloc(1, sizeof(ep->ips[0]));
+        ep->ips = zones_objects_alloc(ld->objs, sizeof(ep->ips[0]));
         ep->ips[0] = parsed;
         ep->n_ips = 1;
         ep->hostname = get_name(ld, address, field, "hostname", DNS1123_LABEL);
@@ -1199,12 +1190,13 @@ static void read_endpoints(struct loader *ld, const struct node *obj)
             continue;
         }
         struct zones_slice *slice = zones_objects_add_slice(ld->objs);
-        slice->name = meta_name(&meta);
-        slice->ns = meta.ns != NULL ? xstrndup(meta.ns, strlen(meta.ns)) : NULL;
-        slice->service = meta_name(&meta);
+        slice->name = meta_name(ld, &meta);
+        slice->ns = meta.ns; /* in the arena: every subset's slice may share it */
+        slice->service = meta_name(ld, &meta);
         slice->where = meta.where;
         size_t n = count_items(subset, "addresses") + count_items(subset, "notReadyAddresses");
-        slice->endpoints = n > 0 ? xcalloc(n, sizeof(slice->endpoints[0])) : NULL;
+        slice->endpoints =
+            n > 0 ? zones_objects_alloc(ld->objs, n * sizeof(slice->endpoints[0])) : NULL;
         read_endpoint_addresses(ld, subset, path, "addresses", true, slice);
         read_endpoint_addresses(ld, subset, path, "notReadyAddresses", false, slice);
         char ports_path[FIELD_CAP];
@@ -1212,7 +1204,6 @@ static void read_endpoints(struct loader *ld, const struct node *obj)
         slice->n_ports =
             read_ports(ld, ports, join(ports_path, path, "ports"), true, &slice->ports);
     }
-    free(meta.ns);
 }
 
 /* ---- Pod and Namespace ---- */
@@ -1223,7 +1214,7 @@ static void read_pod_ips(struct loader *ld, const struct node *status, struct zo
     char ip_field[FIELD_CAP];
     const struct node *list = get(ld, status, "status", "podIPs", NODE_SEQ);
     if (list != NULL && list->n > 0) {
-        pod->ips = xcalloc(list->n, sizeof(pod->ips[0]));
+        pod->ips = zones_objects_alloc(ld->objs, list->n * sizeof(pod->ips[0]));
         size_t index = 0;
         for (const struct node *p = list->first; p != NULL; p = p->next, index++) {
             const struct node *entry = deref(p);
@@ -1242,7 +1233,7 @@ static void read_pod_ips(struct loader *ld, const struct node *status, struct zo
     const struct node *ip = get_scalar(ld, status, "status", "podIP");
     if (ip == NULL || ip->len == 0)
         return;
-    pod->ips = xcalloc(1, sizeof(pod->ips[0]));
+    pod->ips = zones_objects_alloc(ld->objs, sizeof(pod->ips[0]));
     if (parse_ip(ld, ip, "status.podIP", "", &pod->ips[0]))
         pod->n_ips = 1;
 }
@@ -1267,7 +1258,7 @@ static void read_pod(struct loader *ld, const struct node *obj)
     struct meta meta;
     read_meta(ld, obj, "Pod", DNS1123_SUBDOMAIN, &meta);
     struct zones_pod *pod = zones_objects_add_pod(ld->objs);
-    pod->name = meta_name(&meta);
+    pod->name = meta_name(ld, &meta);
     pod->ns = meta.ns;
     pod->where = meta.where;
     pod->n_labels = read_labels(ld, meta.labels, "metadata.labels", &pod->labels);
@@ -1287,10 +1278,9 @@ static void read_pod(struct loader *ld, const struct node *obj)
 static void read_namespace(struct loader *ld, const struct node *obj)
 {
     struct meta meta;
-    read_meta(ld, obj, "Namespace", DNS1123_LABEL, &meta);
-    free(meta.ns); /* a Namespace is not in a namespace */
+    read_meta(ld, obj, "Namespace", DNS1123_LABEL, &meta); /* its meta.ns means nothing */
     struct zones_namespace *ns = zones_objects_add_namespace(ld->objs);
-    ns->name = meta_name(&meta);
+    ns->name = meta_name(ld, &meta);
     ns->where = meta.where;
 }
 

@@ -1,8 +1,9 @@
 /* zones/objects.c - the object container, IP and CIDR helpers, and ClusterIP assignment.
  *
- * Owns every string and array the objects point to. The invariant that matters is in
- * zones_objects_assign_ips(): an assigned address depends only on the Service's namespace and
- * name and on the addresses other Services state, never on load order or on a random seed. */
+ * Owns every string and array the objects point to, in blocks freed together. The invariant
+ * that matters is in zones_objects_assign_ips(): an assigned address depends only on the
+ * Service's namespace and name and on the addresses other Services state, never on load order
+ * or on a random seed. */
 #include "zones/objects.h"
 
 #include <arpa/inet.h>
@@ -49,67 +50,48 @@ void zones_objects_init(struct zones_objects *objs)
     memset(objs, 0, sizeof(*objs));
 }
 
-static void free_labels(struct zones_label *labels, size_t n)
+struct zones_block {
+    union {
+        struct zones_block *next;
+        max_align_t align; /* what follows is aligned for anything */
+    } head;
+};
+
+#define BLOCK_BYTES ((size_t)256 * 1024)
+
+void *zones_objects_alloc(struct zones_objects *objs, size_t size)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(labels[i].key);
-        free(labels[i].value);
+    size = (size + 7) & ~(size_t)7;
+    if (size > objs->block_left) {
+        bool own = size > BLOCK_BYTES / 4; /* a big array gets a block of its own */
+        size_t cap = own ? size : BLOCK_BYTES;
+        struct zones_block *b = xrealloc(NULL, sizeof(*b) + cap);
+        b->head.next = objs->blocks;
+        objs->blocks = b;
+        if (own)
+            return memset(b + 1, 0, size);
+        objs->block_next = (char *)(b + 1);
+        objs->block_left = cap;
     }
-    free(labels);
+    char *p = objs->block_next;
+    objs->block_next += size;
+    objs->block_left -= size;
+    return memset(p, 0, size);
 }
 
-static void free_ports(struct zones_port *ports, size_t n)
+char *zones_objects_strndup(struct zones_objects *objs, const char *s, size_t len)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(ports[i].name);
-        free(ports[i].protocol);
-    }
-    free(ports);
-}
-
-static void free_service(struct zones_service *svc)
-{
-    free(svc->name);
-    free(svc->ns);
-    free(svc->ips);
-    free(svc->external_name);
-    free_ports(svc->ports, svc->n_ports);
-    free_labels(svc->selector, svc->n_selector);
-}
-
-static void free_slice(struct zones_slice *slice)
-{
-    free(slice->name);
-    free(slice->ns);
-    free(slice->service);
-    for (size_t i = 0; i < slice->n_endpoints; i++) {
-        free(slice->endpoints[i].ips);
-        free(slice->endpoints[i].hostname);
-    }
-    free(slice->endpoints);
-    free_ports(slice->ports, slice->n_ports);
-}
-
-static void free_pod(struct zones_pod *pod)
-{
-    free(pod->name);
-    free(pod->ns);
-    free(pod->ips);
-    free(pod->hostname);
-    free(pod->subdomain);
-    free_labels(pod->labels, pod->n_labels);
+    char *p = zones_objects_alloc(objs, len + 1);
+    memcpy(p, s, len);
+    return p;
 }
 
 void zones_objects_rollback(struct zones_objects *objs, const struct zones_objects_mark *mark)
 {
-    while (objs->n_services > mark->n_services)
-        free_service(&objs->services[--objs->n_services]);
-    while (objs->n_slices > mark->n_slices)
-        free_slice(&objs->slices[--objs->n_slices]);
-    while (objs->n_pods > mark->n_pods)
-        free_pod(&objs->pods[--objs->n_pods]);
-    while (objs->n_namespaces > mark->n_namespaces)
-        free(objs->namespaces[--objs->n_namespaces].name);
+    objs->n_services = mark->n_services;
+    objs->n_slices = mark->n_slices;
+    objs->n_pods = mark->n_pods;
+    objs->n_namespaces = mark->n_namespaces;
     objs->n_skipped = mark->n_skipped;
 }
 
@@ -127,8 +109,11 @@ struct zones_objects_mark zones_objects_checkpoint(const struct zones_objects *o
 
 void zones_objects_free(struct zones_objects *objs)
 {
-    struct zones_objects_mark empty = {0};
-    zones_objects_rollback(objs, &empty);
+    while (objs->blocks != NULL) {
+        struct zones_block *b = objs->blocks;
+        objs->blocks = b->head.next;
+        free(b);
+    }
     free(objs->services);
     free(objs->slices);
     free(objs->pods);
@@ -414,9 +399,7 @@ static bool drop_replaced(struct zones_objects *objs, const bool *replaced)
 {
     size_t w = 0;
     for (size_t i = 0; i < objs->n_services; i++) {
-        if (replaced[i])
-            free_service(&objs->services[i]);
-        else
+        if (!replaced[i])
             objs->services[w++] = objs->services[i];
     }
     bool dropped = w < objs->n_services;
@@ -561,7 +544,7 @@ static void assign_one(struct zones_objects *objs, struct zones_service *svc,
         struct zones_ip ip = pool_address(pool, 2 + offset);
         if (ip_set_add(taken, &ip))
             continue;
-        svc->ips = xrealloc(NULL, sizeof(svc->ips[0]));
+        svc->ips = zones_objects_alloc(objs, sizeof(svc->ips[0]));
         svc->ips[0] = ip;
         svc->n_ips = 1;
         svc->ips_assigned = true;

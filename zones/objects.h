@@ -115,6 +115,10 @@ struct zones_objects {
     size_t n_diags;
     struct zones_diag *warnings; /* what was loaded anyway, but deserves a look */
     size_t n_warnings;
+    /* Every string and array the objects point to: carved from blocks freed together. */
+    struct zones_block *blocks;
+    char *block_next;
+    size_t block_left;
 };
 
 void zones_objects_init(struct zones_objects *objs);
@@ -136,6 +140,11 @@ struct zones_slice *zones_objects_add_slice(struct zones_objects *objs);
 struct zones_pod *zones_objects_add_pod(struct zones_objects *objs);
 struct zones_namespace *zones_objects_add_namespace(struct zones_objects *objs);
 const char *zones_objects_intern_file(struct zones_objects *objs, const char *name);
+/* Memory for what the objects point to: zeroed, 8-byte aligned, freed with objs and never on
+ * its own (a rolled-back or replaced object leaves its bytes until then). 100k Services make
+ * a million strings and arrays; one malloc each cost twice the memory and much of the time. */
+void *zones_objects_alloc(struct zones_objects *objs, size_t size);
+char *zones_objects_strndup(struct zones_objects *objs, const char *s, size_t len);
 
 struct zones_objects_mark {
     size_t n_services, n_slices, n_pods, n_namespaces, n_skipped;

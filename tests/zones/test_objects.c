@@ -169,16 +169,17 @@ START_TEST(rolls_back_to_a_checkpoint)
     struct zones_objects objs;
     zones_objects_init(&objs);
     for (int i = 0; i < 5; i++)
-        zones_objects_add_service(&objs)->name = strdup("kept");
+        zones_objects_add_service(&objs)->name = zones_objects_strndup(&objs, "kept", 4);
     struct zones_objects_mark mark = zones_objects_checkpoint(&objs);
     for (int i = 0; i < 20; i++) {
         struct zones_service *svc = zones_objects_add_service(&objs);
-        svc->name = strdup("dropped");
-        svc->ips = calloc(1, sizeof(*svc->ips));
+        svc->name = zones_objects_strndup(&objs, "dropped", 7);
+        svc->ips = zones_objects_alloc(&objs, sizeof(*svc->ips));
         svc->n_ips = 1;
-        zones_objects_add_pod(&objs)->labels = calloc(1, sizeof(struct zones_label));
-        zones_objects_add_slice(&objs)->service = strdup("x");
-        zones_objects_add_namespace(&objs)->name = strdup("ns");
+        zones_objects_add_pod(&objs)->labels =
+            zones_objects_alloc(&objs, sizeof(struct zones_label));
+        zones_objects_add_slice(&objs)->service = zones_objects_strndup(&objs, "x", 1);
+        zones_objects_add_namespace(&objs)->name = zones_objects_strndup(&objs, "ns", 2);
         objs.n_skipped++;
     }
     zones_objects_rollback(&objs, &mark);
@@ -192,6 +193,31 @@ START_TEST(rolls_back_to_a_checkpoint)
     zones_objects_free(&objs);
     ck_assert_uint_eq(objs.n_services, 0);
     zones_objects_free(&objs); /* freeing twice is harmless */
+}
+END_TEST
+
+/* The objects' memory: zeroed, aligned, and big arrays beside the small ones. */
+START_TEST(allocates_zeroed_aligned_memory_freed_with_the_objects)
+{
+    struct zones_objects objs;
+    zones_objects_init(&objs);
+    char *text = zones_objects_strndup(&objs, "echo-and-more", 4);
+    ck_assert_str_eq(text, "echo");
+    size_t sizes[] = {1, 17, 3, 200000, 24, 65536, 5};
+    for (size_t round = 0; round < 50; round++) {
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            unsigned char *p = zones_objects_alloc(&objs, sizes[i]);
+            ck_assert_uint_eq((uintptr_t)p % 8, 0);
+            bool zero = true;
+            for (size_t k = 0; k < sizes[i]; k++)
+                zero = zero && p[k] == 0;
+            ck_assert(zero);
+            memset(p, 0xa5, sizes[i]); /* ASan: every byte is ours, and no block overlaps */
+        }
+    }
+    ck_assert_str_eq(text, "echo");
+    zones_objects_free(&objs);
+    ck_assert_ptr_null(objs.blocks);
 }
 END_TEST
 
@@ -309,8 +335,7 @@ START_TEST(skips_network_first_host_and_broadcast)
     add_service(&objs, "a.yaml", "default", "more", NULL);
     objs.services[0].n_ips = 0;
     objs.services[0].ips_assigned = false;
-    free(objs.services[0].ips);
-    objs.services[0].ips = NULL;
+    objs.services[0].ips = NULL; /* its memory stays with objs */
     zones_objects_assign_ips(&objs, &c, 1);
     ck_assert_uint_eq(objs.n_diags, 1);
     ck_assert(strstr(objs.diags[0].message, "no free address left in --service-cidr "
@@ -495,6 +520,7 @@ Suite *objects_suite(void)
 
     TCase *container = tcase_create("container");
     tcase_add_test(container, rolls_back_to_a_checkpoint);
+    tcase_add_test(container, allocates_zeroed_aligned_memory_freed_with_the_objects);
     tcase_add_test(container, keeps_its_own_copy_of_error_file_names);
     suite_add_tcase(s, container);
 
