@@ -14,12 +14,14 @@
  * requests is in flight, so a reply that completes after the client left finds the
  * connection still allocated, sees it closing and is discarded.
  *
- * RFC 2181 §4 (reply from the address the query went to) holds for every listen address that
- * names one address. A wildcard (0.0.0.0, ::) UDP socket replies from the address the kernel
- * routes from, which is the query's destination on single-homed hosts and pods but not on
- * multi-homed ones; libuv gives no access to IP_PKTINFO, so list the addresses instead. */
-/* SO_REUSEPORT is outside POSIX; glibc shows it with this feature macro. */
-#define _DEFAULT_SOURCE // NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp,readability-identifier-naming)
+ * RFC 2181 §4: a reply leaves from the address the query went to. A socket bound to one
+ * address does that by itself. A wildcard (0.0.0.0, ::) UDP socket would reply from the
+ * address the kernel routes from, which on a multi-homed host is often another one, and the
+ * client drops the reply; libuv's UDP handle cannot see a datagram's destination, so wildcard
+ * sockets are read with our own recvmmsg under a uv_poll_t, asking for IP_PKTINFO /
+ * IPV6_PKTINFO, and answered with sendmsg from that destination. */
+/* SO_REUSEPORT, struct in6_pktinfo and recvmmsg are outside POSIX; glibc shows them here. */
+#define _GNU_SOURCE // NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp,readability-identifier-naming)
 
 #include "dns/server.h"
 
@@ -31,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -38,9 +41,9 @@
 #include "dns/log.h"
 #include "dns/wire.h"
 
-#define SLOT_BUF (DNS_MAX_MSG + 2) /* a whole TCP frame: length prefix and message */
-#define UDP_CHUNK (64 * 1024)      /* libuv's recvmmsg gives each datagram a chunk this size */
-#define UDP_BATCH 20               /* datagrams per recvmmsg, libuv's own maximum */
+#define SLOT_BUF (DNS_MAX_MSG + 2)    /* a whole TCP frame: length prefix and message */
+#define UDP_CHUNK ((size_t)64 * 1024) /* libuv's recvmmsg gives each datagram a chunk this size */
+#define UDP_BATCH 20                  /* datagrams per recvmmsg, libuv's own maximum */
 #define TCP_BACKLOG 1024
 #define WARN_EVERY_MS 10000 /* at most one accept warning per worker this often */
 
@@ -59,7 +62,8 @@ struct slot {
     struct worker *w;
     struct slot *next_free;
     struct conn *conn; /* TCP: the connection the query came on, which it holds a ref of */
-    uv_udp_t *udp;     /* UDP: the socket the query came on */
+    uv_udp_t *udp;     /* UDP: the socket the query came on; NULL for a wildcard socket */
+    int udp_fd;        /* a wildcard socket: answered with sendmsg from req->local */
     bool tcp;          /* counted in worker.tcp_slots */
     uv_udp_send_t udp_send;
     uv_write_t write;
@@ -92,6 +96,7 @@ struct worker {
     uv_async_t stop;
     uv_idle_t wake; /* runs starved connections once slots are free again */
     uv_udp_t udp[DNS_SERVER_MAX_LISTEN];
+    uv_poll_t udp_poll[DNS_SERVER_MAX_LISTEN]; /* instead of udp[i] when listen[i] is wildcard */
     uv_tcp_t tcp[DNS_SERVER_MAX_LISTEN];
     unsigned n_udp, n_tcp; /* handles initialised, for the teardown after a failed start */
     bool wake_init;
@@ -115,6 +120,7 @@ struct dns_server {
     dns_chain_free_fn chain_free;
     void *ctx;
     struct sockaddr_storage local[DNS_SERVER_MAX_LISTEN]; /* req->local: unspecified if wildcard */
+    bool wildcard[DNS_SERVER_MAX_LISTEN];
     unsigned n_workers;
     struct worker *workers;
     uv_loop_t loop; /* the control loop, run by dns_server_run() on the caller's thread */
@@ -348,6 +354,10 @@ static int bind_all(struct dns_server *srv)
         struct worker *w = &srv->workers[k];
         for (size_t i = 0; i < cfg->n_listen; i++) {
             int err = open_socket(&cfg->listen[i], SOCK_DGRAM, &w->udp_fd[i]);
+            if (err == 0 && addr_is_wildcard(&cfg->listen[i])) /* each datagram's destination */
+                err = cfg->listen[i].ss_family == AF_INET6
+                          ? set_int_option(w->udp_fd[i], IPPROTO_IPV6, IPV6_RECVPKTINFO)
+                          : set_int_option(w->udp_fd[i], IPPROTO_IP, IP_PKTINFO);
             if (err != 0) {
                 log_bind_error(&cfg->listen[i], "udp", err);
                 return err;
@@ -416,6 +426,44 @@ static void on_udp_sent(uv_udp_send_t *sr, int status)
     slot_put(sr->data);
 }
 
+/* A reply on a wildcard socket, from the address the query went to (req->local, with the
+ * interface in sin6_scope_id for IPv6). A full socket buffer drops it, as the network may:
+ * the client asks again. */
+static void send_from(int fd, const struct dns_request *req)
+{
+    _Alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(struct in6_pktinfo))] = {0};
+    struct iovec iov = {.iov_base = req->ans, .iov_len = req->ans_len};
+    struct msghdr msg = {
+        .msg_name = (void *)(uintptr_t)&req->peer, // NOLINT(performance-no-int-to-ptr)
+        .msg_namelen = addr_len((const struct sockaddr *)&req->peer),
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control,
+    };
+    struct cmsghdr *cm = (struct cmsghdr *)(void *)control;
+    if (req->local.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *local = (const void *)&req->local;
+        struct in6_pktinfo info = {.ipi6_addr = local->sin6_addr,
+                                   .ipi6_ifindex = local->sin6_scope_id};
+        cm->cmsg_level = IPPROTO_IPV6;
+        cm->cmsg_type = IPV6_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(info));
+        memcpy(CMSG_DATA(cm), &info, sizeof(info));
+        msg.msg_controllen = CMSG_SPACE(sizeof(info));
+    } else if (req->local.ss_family == AF_INET) {
+        const struct sockaddr_in *local = (const void *)&req->local;
+        struct in_pktinfo info = {.ipi_spec_dst = local->sin_addr};
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(info));
+        memcpy(CMSG_DATA(cm), &info, sizeof(info));
+        msg.msg_controllen = CMSG_SPACE(sizeof(info));
+    } else {
+        msg.msg_control = NULL; /* no destination seen: the kernel picks */
+    }
+    (void)sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 static void udp_send(struct dns_request *req)
 {
     struct slot *s = req->server_data;
@@ -424,6 +472,11 @@ static void udp_send(struct dns_request *req)
         return;
     }
     assert(req->ans == s->reply + 2);
+    if (s->udp == NULL) {
+        send_from(s->udp_fd, req);
+        slot_put(s);
+        return;
+    }
     uv_buf_t buf = uv_buf_init((char *)req->ans, (unsigned)req->ans_len);
     const struct sockaddr *peer = (const struct sockaddr *)&req->peer;
     int r = uv_udp_try_send(s->udp, &buf, 1, peer);
@@ -468,6 +521,76 @@ static void on_udp_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
     size_t i = (size_t)(udp - w->udp);
     request_init(s, s->query, (size_t)nread, DNS_PROTO_UDP, addr, &w->srv->local[i], udp_send);
     dns_chain_handle(w->chain, &s->req);
+}
+
+/* The destination of a datagram on a wildcard socket, from its IP_PKTINFO / IPV6_PKTINFO. */
+static void datagram_destination(struct msghdr *msg, uint16_t port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo info;
+            memcpy(&info, CMSG_DATA(cm), sizeof(info));
+            struct sockaddr_in *a = (void *)out;
+            a->sin_family = AF_INET;
+            a->sin_port = htons(port);
+            a->sin_addr = info.ipi_addr;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(cm), sizeof(info));
+            struct sockaddr_in6 *a = (void *)out;
+            a->sin6_family = AF_INET6;
+            a->sin6_port = htons(port);
+            a->sin6_addr = info.ipi6_addr;
+            a->sin6_scope_id = info.ipi6_ifindex;
+        }
+    }
+}
+
+/* A wildcard socket is readable: one recvmmsg batch, each datagram with its destination. The
+ * poll is level-triggered, so what is left is read on the next turn of the loop. */
+static void on_udp_readable(uv_poll_t *poll, int status, int events)
+{
+    (void)events;
+    struct worker *w = poll->data;
+    size_t i = (size_t)(poll - w->udp_poll);
+    if (status < 0 || w->stopping)
+        return;
+    struct mmsghdr msgs[UDP_BATCH];
+    struct iovec iov[UDP_BATCH];
+    struct sockaddr_storage peers[UDP_BATCH];
+    _Alignas(struct cmsghdr) char control[UDP_BATCH][CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    for (size_t k = 0; k < UDP_BATCH; k++) {
+        iov[k] = (struct iovec){.iov_base = w->udp_buf + k * UDP_CHUNK, .iov_len = UDP_CHUNK};
+        msgs[k].msg_hdr = (struct msghdr){
+            .msg_name = &peers[k],
+            .msg_namelen = sizeof(peers[k]),
+            .msg_iov = &iov[k],
+            .msg_iovlen = 1,
+            .msg_control = control[k],
+            .msg_controllen = sizeof(control[k]),
+        };
+    }
+    int n = recvmmsg(w->udp_fd[i], msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+    uint16_t port = addr_port(&w->srv->cfg.listen[i]);
+    for (int k = 0; k < n && !w->stopping; k++) {
+        size_t len = msgs[k].msg_len;
+        if (len == 0 || len > DNS_MAX_MSG || (msgs[k].msg_hdr.msg_flags & MSG_TRUNC))
+            continue; /* empty, or larger than any query: not one */
+        struct slot *s = slot_get(w, false);
+        if (s == NULL) {
+            w->chain->stats.dropped++;
+            continue;
+        }
+        struct sockaddr_storage local;
+        datagram_destination(&msgs[k].msg_hdr, port, &local);
+        memcpy(s->query, iov[k].iov_base, len);
+        s->udp = NULL;
+        s->udp_fd = w->udp_fd[i];
+        request_init(s, s->query, len, DNS_PROTO_UDP, (const struct sockaddr *)&peers[k], &local,
+                     udp_send);
+        dns_chain_handle(w->chain, &s->req);
+    }
 }
 
 /* TCP connections: lifetime. */
@@ -874,6 +997,16 @@ static int worker_listen(struct worker *w)
 {
     size_t n = w->srv->cfg.n_listen;
     for (size_t i = 0; i < n; i++) {
+        if (w->srv->wildcard[i]) { /* the fd stays ours: closed in dns_server_free() */
+            int err = uv_poll_init(&w->loop, &w->udp_poll[i], w->udp_fd[i]);
+            if (err != 0)
+                return err;
+            w->n_udp++;
+            w->udp_poll[i].data = w;
+            if ((err = uv_poll_start(&w->udp_poll[i], UV_READABLE, on_udp_readable)) != 0)
+                return err;
+            continue;
+        }
         int err = uv_udp_init_ex(&w->loop, &w->udp[i], AF_UNSPEC | UV_UDP_RECVMMSG);
         if (err != 0)
             return err;
@@ -936,7 +1069,8 @@ static void on_worker_stop(uv_async_t *async)
     while (!link_is_empty(&w->open))
         conn_close(CONTAINER_OF(w->open.next, struct conn, link));
     for (unsigned i = 0; i < w->n_udp; i++)
-        uv_close((uv_handle_t *)&w->udp[i], NULL);
+        uv_close(w->srv->wildcard[i] ? (uv_handle_t *)&w->udp_poll[i] : (uv_handle_t *)&w->udp[i],
+                 NULL);
     for (unsigned i = 0; i < w->n_tcp; i++)
         uv_close((uv_handle_t *)&w->tcp[i], NULL);
     if (w->wake_init)
@@ -1046,11 +1180,6 @@ static void log_listening(const struct dns_server *srv)
         dns_server_format_addr(&srv->cfg.listen[i], text, sizeof(text));
         log_info("server", "event=listening listen=%s proto=udp,tcp workers=%u", text,
                  srv->n_workers);
-        if (addr_is_wildcard(&srv->cfg.listen[i]))
-            log_info("server",
-                     "listen=%s note=\"wildcard: UDP replies leave from the routed "
-                     "source address; list each address on multi-homed hosts\"",
-                     text);
     }
 }
 
@@ -1132,9 +1261,11 @@ static int server_init(struct dns_server *srv)
         }
         uv_mutex_init(&w->stats_lock);
     }
-    for (size_t i = 0; i < srv->cfg.n_listen; i++)
-        if (!addr_is_wildcard(&srv->cfg.listen[i]))
+    for (size_t i = 0; i < srv->cfg.n_listen; i++) {
+        srv->wildcard[i] = addr_is_wildcard(&srv->cfg.listen[i]);
+        if (!srv->wildcard[i])
             srv->local[i] = srv->cfg.listen[i];
+    }
     int err = uv_loop_init(&srv->loop);
     if (err != 0)
         return err;

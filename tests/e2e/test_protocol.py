@@ -66,6 +66,25 @@ def test_ipv6_listener(server, tcp):
     assert_normal_echo_answer(Reply(raw))
 
 
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_wildcard_listener_replies_from_the_address_asked(cluster_manifests, tcp):
+    """RFC 2181 section 4: on 0.0.0.0 and [::] the reply leaves from the address the query
+    went to (IP_PKTINFO), not from the one the kernel would route from: asked at 127.0.0.2,
+    a reply from 127.0.0.1 is dropped by the client (dnspython raises UnexpectedSource)."""
+    port = e2e.free_port()
+    listen = ["--listen", f"0.0.0.0:{port}"]
+    if e2e.have_ipv6_loopback():
+        listen += ["--listen", f"[::]:{port}"]
+    srv = e2e.Server(cluster_manifests, with_listen=False, extra_args=listen, workers=2)
+    srv.port = port
+    with srv:
+        hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.53"] + (["::1"] if e2e.have_ipv6_loopback() else [])
+        for host in hosts:
+            for _ in range(3):  # both workers
+                r = srv.query(ECHO + ".", "A", tcp=tcp, host=host)
+                assert_answer(r, "A", [ECHO_IP])
+
+
 # --- EDNS -----------------------------------------------------------------------------------
 
 
