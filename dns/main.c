@@ -763,6 +763,8 @@ static void on_retire(uv_timer_t *timer)
         else
             r->retired[kept++] = r->retired[i];
     }
+    if (kept < r->n_retired)
+        malloc_trim(0); /* a snapshot is tens of MB in the heap: give the pages back */
     r->n_retired = kept;
     if (kept == 0)
         uv_timer_stop(timer);
@@ -1445,6 +1447,11 @@ static int print_resolv_conf(const struct app *app)
 int main(int argc, char **argv)
 {
     static struct app app;
+    /* One malloc arena for every thread. The workers do not allocate per query, so there is
+     * nothing to contend for; a reload built on a pool thread would otherwise leave its own
+     * arena's free pages behind (RSS at 100k Services stayed at 90 MB after a reload instead
+     * of 62 MB, and the next reload peaked 23 MB higher). */
+    mallopt(M_ARENA_MAX, 1);
     int rc = configure(&app, argc, argv);
     if (rc == 1)
         return 0;
