@@ -181,6 +181,8 @@ static int owners_reserve(struct owners *o, const struct builder *b)
 static void add_rr(struct builder *b, const struct dns_name *owner, uint16_t type, uint32_t ttl,
                    const void *rdata, size_t rdlen)
 {
+    if (b->names.failed)
+        return; /* out of memory: the build fails; owners may point nowhere */
     if (b->n_rrs == b->cap_rrs) {
         size_t cap = b->cap_rrs ? b->cap_rrs * 2 : 1024;
         struct brr *p = realloc(b->rrs, cap * sizeof(*p));
