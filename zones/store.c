@@ -163,7 +163,9 @@ static int owners_reserve(struct owners *o, const struct builder *b)
     }
     if ((o->n + 1) * 2 <= o->mask + 1)
         return 0;
-    size_t size = o->mask ? (o->mask + 1) * 2 : 4096;
+    size_t size = o->slots ? (o->mask + 1) * 2 : 4096;
+    if (size == 0)
+        return -ENOMEM; /* the table cannot double any more */
     struct owners bigger = {calloc(size, sizeof(uint32_t)), size - 1, o->first, o->n, o->cap};
     if (!bigger.slots)
         return -ENOMEM;
@@ -938,9 +940,13 @@ static void shrink_to_fit(struct zones_store *s)
     s->entries = shrink(s->entries, s->n_entries * sizeof(*s->entries));
 }
 
-static int build(struct builder *b, const struct zones_objects *objs)
+struct zones_store_builder {
+    struct builder b;
+};
+
+/* Everything but the records: ancestors, grouping, nodes, rendering. */
+static int finish(struct builder *b)
 {
-    add_objects(b, objs);
     struct span *spans = NULL;
     int rc = add_ancestors(b);
     size_t n_nodes = b->owners.n;
@@ -948,6 +954,7 @@ static int build(struct builder *b, const struct zones_objects *objs)
         rc = group_rrs(b, &b->owners, &spans);
     free(b->owners.slots);
     free(b->owners.first);
+    b->owners = (struct owners){0};
     if (rc == 0)
         rc = make_nodes(b, spans, n_nodes);
     struct render rd = {b, spans};
@@ -955,10 +962,8 @@ static int build(struct builder *b, const struct zones_objects *objs)
     for (size_t i = 0; i < b->s->n_nodes && rc == 0; i++)
         rc = render_node(&rd, i, &entries_cap);
     free(spans);
-    if (rc == 0) {
+    if (rc == 0)
         add_negative_soas(b);
-        rc = index_pod_ips(b, objs);
-    }
     b->s->n_records = b->n_rrs;
     b->s->bytes = b->out.data;
     b->s->n_bytes = b->out.len;
@@ -969,40 +974,74 @@ static int build(struct builder *b, const struct zones_objects *objs)
     return rc;
 }
 
-int zones_store_build(struct zones_store **out, const struct zones_objects *objs,
-                      const struct zones_store_config *cfg)
+static void builder_free(struct zones_store_builder *zb, bool with_store)
 {
+    struct builder *b = &zb->b;
+    free(b->names.data);
+    free(b->rrs);
+    free(b->owners.slots);
+    free(b->owners.first);
+    if (with_store) {
+        b->s->bytes = b->out.data;
+        zones_store_free(b->s);
+    }
+    free(zb);
+}
+
+int zones_store_collect(struct zones_store_builder **out, const struct zones_objects *objs,
+                        const struct zones_store_config *cfg)
+{
+    struct zones_store_builder *zb = calloc(1, sizeof(*zb));
     struct zones_store *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!zb || !s) {
+        free(zb);
+        free(s);
         return -ENOMEM;
-    struct builder b = {.cfg = cfg, .s = s};
+    }
+    struct builder *b = &zb->b;
+    *b = (struct builder){.cfg = cfg, .s = s};
     if (dns_name_from_text(&s->zone, cfg->cluster_domain) < 0 ||
         name_under(&s->pod_zone, "", "pod", &s->zone) < 0 ||
-        name_under(&b.svc_zone, "", "svc", &s->zone) < 0) {
-        free(s);
+        name_under(&b->svc_zone, "", "svc", &s->zone) < 0) {
+        builder_free(zb, true);
         return -EINVAL;
     }
-    dns_name_to_text(&s->zone, b.zone, sizeof(b.zone));
-    dns_name_from_text(&b.in_addr, "in-addr.arpa");
-    dns_name_from_text(&b.ip6, "ip6.arpa");
+    dns_name_to_text(&s->zone, b->zone, sizeof(b->zone));
+    dns_name_from_text(&b->in_addr, "in-addr.arpa");
+    dns_name_from_text(&b->ip6, "ip6.arpa");
     s->ttl = cfg->ttl;
     s->pods = cfg->pods;
     s->serial = objs->newest_mtime > 0 ? (uint32_t)objs->newest_mtime : 1;
     if (s->serial < cfg->min_serial)
         s->serial = cfg->min_serial;
     s->hash_seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)s;
-    for (size_t i = 0; i < objs->n_namespaces; i++)
-        s->counts.namespaces++;
-    int rc = build(&b, objs);
-    free(b.names.data);
-    free(b.rrs);
-    if (rc < 0) {
-        s->bytes = b.out.data;
-        zones_store_free(s);
-        return rc;
+    s->counts.namespaces = objs->n_namespaces;
+    add_objects(b, objs);
+    if (b->names.failed || index_pod_ips(b, objs) < 0) {
+        builder_free(zb, true);
+        return -ENOMEM;
     }
+    *out = zb;
+    return 0;
+}
+
+int zones_store_finish(struct zones_store_builder *builder, struct zones_store **out)
+{
+    int rc = finish(&builder->b);
+    struct zones_store *s = builder->b.s;
+    builder_free(builder, rc < 0);
+    if (rc < 0)
+        return rc;
     *out = s;
     return 0;
+}
+
+int zones_store_build(struct zones_store **out, const struct zones_objects *objs,
+                      const struct zones_store_config *cfg)
+{
+    struct zones_store_builder *zb = NULL;
+    int rc = zones_store_collect(&zb, objs, cfg);
+    return rc < 0 ? rc : zones_store_finish(zb, out);
 }
 
 void zones_store_free(struct zones_store *store)

@@ -91,6 +91,14 @@ struct zones_store {
  * Returns 0 or -ENOMEM; *out is freed with zones_store_free(). */
 int zones_store_build(struct zones_store **out, const struct zones_objects *objs,
                       const struct zones_store_config *cfg);
+
+/* The same in two steps, so the objects can be freed in between and a reload does not hold
+ * them, the records and the new snapshot at once: collect takes every record from objs (cfg
+ * must outlive the builder); finish renders them and frees the builder, also on failure. */
+struct zones_store_builder;
+int zones_store_collect(struct zones_store_builder **out, const struct zones_objects *objs,
+                        const struct zones_store_config *cfg);
+int zones_store_finish(struct zones_store_builder *builder, struct zones_store **out);
 void zones_store_free(struct zones_store *store);
 
 /* The node of a lower-cased name, or NULL. */
