@@ -354,7 +354,7 @@ static int bind_all(struct dns_server *srv)
         struct worker *w = &srv->workers[k];
         for (size_t i = 0; i < cfg->n_listen; i++) {
             int err = open_socket(&cfg->listen[i], SOCK_DGRAM, &w->udp_fd[i]);
-            if (err == 0 && addr_is_wildcard(&cfg->listen[i])) /* each datagram's destination */
+            if (err == 0 && srv->wildcard[i]) /* each datagram's destination */
                 err = cfg->listen[i].ss_family == AF_INET6
                           ? set_int_option(w->udp_fd[i], IPPROTO_IPV6, IPV6_RECVPKTINFO)
                           : set_int_option(w->udp_fd[i], IPPROTO_IP, IP_PKTINFO);

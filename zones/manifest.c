@@ -26,7 +26,6 @@
 
 #include "dns/log.h"
 
-#define ARENA_BLOCK ((size_t)64 * 1024)
 #define SHOW_CAP 200 /* a value quoted in a message */
 #define FIELD_CAP 96 /* a field path in a message, e.g. "endpoints[3].addresses[0]" */
 #define MAX_DIR_DEPTH 32
@@ -52,53 +51,6 @@ static void *xcalloc(size_t n, size_t size)
         abort();
     }
     return p;
-}
-
-/* ---- arena: one per document, freed whole ---- */
-
-struct arena_block {
-    struct arena_block *next;
-    size_t used;
-    size_t cap;
-    uint64_t data[]; /* nodes hold only pointers, sizes and uint64_t: 8-byte alignment */
-};
-
-struct arena {
-    struct arena_block *head;
-};
-
-static void *arena_alloc(struct arena *arena, size_t size)
-{
-    size_t align = _Alignof(uint64_t) > _Alignof(void *) ? _Alignof(uint64_t) : _Alignof(void *);
-    size = (size + align - 1) / align * align;
-    struct arena_block *block = arena->head;
-    if (block == NULL || block->cap - block->used < size) {
-        bool dedicated = size > ARENA_BLOCK / 4;
-        size_t cap = dedicated ? size : ARENA_BLOCK;
-        block = xmalloc(sizeof(*block) + cap);
-        block->used = 0;
-        block->cap = cap;
-        /* A block of its own goes second, so the head's free space is not abandoned. */
-        if (dedicated && arena->head != NULL) {
-            block->next = arena->head->next;
-            arena->head->next = block;
-        } else {
-            block->next = arena->head;
-            arena->head = block;
-        }
-    }
-    void *p = (char *)block->data + block->used;
-    block->used += size;
-    return p;
-}
-
-static void arena_free(struct arena *arena)
-{
-    while (arena->head != NULL) {
-        struct arena_block *next = arena->head->next;
-        free(arena->head);
-        arena->head = next;
-    }
 }
 
 /* ---- the DOM ---- */
@@ -139,19 +91,9 @@ struct anchors {
     size_t n;
 };
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t hash = 0xcbf29ce484222325U;
-    for (; *s != '\0'; s++) {
-        hash ^= (unsigned char)*s;
-        hash *= 0x100000001b3U;
-    }
-    return hash;
-}
-
 static struct anchor *anchors_slot(const struct anchors *table, const char *name)
 {
-    size_t i = (size_t)fnv1a(name) & (table->cap - 1);
+    size_t i = (size_t)zones_fnv1a(ZONES_FNV_OFFSET_BASIS, name, strlen(name)) & (table->cap - 1);
     while (table->slots[i].name != NULL && strcmp(table->slots[i].name, name) != 0)
         i = (i + 1) & (table->cap - 1);
     return &table->slots[i];
@@ -188,14 +130,14 @@ static struct node *anchors_get(const struct anchors *table, const char *name)
 
 struct loader {
     struct zones_objects *objs;
-    const char *file;   /* interned */
-    size_t n_errors;    /* errors reported for this file */
-    uint64_t n_nodes;   /* nodes in this file so far, aliases expanded */
-    uint64_t n_aliases; /* alias uses in this file so far */
-    bool stop;          /* a limit was hit: load nothing more from this file */
-    unsigned lists;     /* Lists inside Lists being read, bounded against recursion */
-    unsigned line_base; /* lines before the piece being parsed */
-    struct arena arena; /* the document being built */
+    const char *file;         /* interned */
+    size_t n_errors;          /* errors reported for this file */
+    uint64_t n_nodes;         /* nodes in this file so far, aliases expanded */
+    uint64_t n_aliases;       /* alias uses in this file so far */
+    bool stop;                /* a limit was hit: load nothing more from this file */
+    unsigned lists;           /* Lists inside Lists being read, bounded against recursion */
+    unsigned line_base;       /* lines before the piece being parsed */
+    struct zones_arena arena; /* the document being built */
     struct anchors anchors;
     struct node *stack[ZONES_MANIFEST_MAX_DEPTH];
     size_t depth;
@@ -247,7 +189,7 @@ static struct zones_where where_of(const struct loader *ld, const struct node *n
 
 static void document_reset(struct loader *ld)
 {
-    arena_free(&ld->arena);
+    zones_arena_free(&ld->arena);
     free(ld->anchors.slots);
     memset(&ld->anchors, 0, sizeof(ld->anchors));
     ld->depth = 0;
@@ -260,7 +202,7 @@ enum step { STEP_MORE, STEP_DOCUMENT_END, STEP_STREAM_END, STEP_ERROR };
 
 static struct node *new_node(struct loader *ld, enum node_kind kind, const yaml_mark_t *mark)
 {
-    struct node *node = arena_alloc(&ld->arena, sizeof(*node));
+    struct node *node = zones_arena_alloc(&ld->arena, sizeof(*node));
     memset(node, 0, sizeof(*node));
     node->kind = kind;
     node->line = ld->line_base + (unsigned)mark->line + 1;
@@ -313,7 +255,7 @@ static void set_anchor(struct loader *ld, const yaml_char_t *anchor, struct node
     if (anchor == NULL)
         return;
     size_t len = strlen((const char *)anchor);
-    char *name = arena_alloc(&ld->arena, len + 1);
+    char *name = zones_arena_alloc(&ld->arena, len + 1);
     memcpy(name, anchor, len + 1);
     anchors_put(&ld->anchors, name, node);
 }
@@ -324,7 +266,7 @@ static enum step add_scalar(struct loader *ld, const yaml_event_t *ev)
     if (!count_nodes(ld, node, 1))
         return STEP_ERROR;
     node->len = ev->data.scalar.length;
-    node->text = arena_alloc(&ld->arena, node->len + 1);
+    node->text = zones_arena_alloc(&ld->arena, node->len + 1);
     memcpy(node->text, ev->data.scalar.value, node->len);
     node->text[node->len] = '\0';
     node->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
@@ -1720,25 +1662,16 @@ struct walker {
     uint64_t signature;
 };
 
-static void mix(struct walker *w, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        w->signature ^= p[i];
-        w->signature *= 0x100000001b3ULL; /* FNV-1a */
-    }
-}
-
 static void mix_file(struct walker *w, const char *path, const struct stat *st, int err)
 {
-    mix(w, path, strlen(path) + 1);
-    mix(w, &err, sizeof(err));
+    w->signature = zones_fnv1a(w->signature, path, strlen(path) + 1);
+    w->signature = zones_fnv1a(w->signature, &err, sizeof(err));
     if (st != NULL) {
         int64_t facts[] = {(int64_t)st->st_dev,          (int64_t)st->st_ino,
                            (int64_t)st->st_size,         (int64_t)st->st_mtim.tv_sec,
                            (int64_t)st->st_mtim.tv_nsec, (int64_t)st->st_ctim.tv_sec,
                            (int64_t)st->st_ctim.tv_nsec};
-        mix(w, facts, sizeof(facts));
+        w->signature = zones_fnv1a(w->signature, facts, sizeof(facts));
     }
 }
 
@@ -1810,7 +1743,7 @@ uint64_t zones_manifest_signature(uint64_t signature, const char *path)
     struct walker w = {.objs = NULL, .signature = signature};
     struct stat st;
     if (strcmp(path, "-") == 0)
-        mix(&w, path, 2);
+        w.signature = zones_fnv1a(w.signature, path, 2);
     else if (stat(path, &st) != 0)
         mix_file(&w, path, NULL, errno);
     else if (S_ISDIR(st.st_mode))

@@ -29,7 +29,7 @@ size_t zones_manifest_load_path(struct zones_objects *objs, const char *path);
 /* Folds into signature what stat says of every file zones_manifest_load_path(path) would
  * read (name, inode, size, modification and change times) and of what cannot be read: it
  * changes when any manifest does. Start from ZONES_MANIFEST_SIGNATURE_SEED. */
-#define ZONES_MANIFEST_SIGNATURE_SEED 0xcbf29ce484222325ull
+#define ZONES_MANIFEST_SIGNATURE_SEED ZONES_FNV_OFFSET_BASIS
 uint64_t zones_manifest_signature(uint64_t signature, const char *path);
 
 /* Loads one buffer; name is what errors call it. Returns the number of errors added. */

@@ -14,7 +14,6 @@
 
 #include "dns/log.h"
 
-#define FNV_OFFSET_BASIS 0xcbf29ce484222325U
 #define FNV_PRIME 0x100000001b3U
 
 static void *xrealloc(void *ptr, size_t size)
@@ -50,33 +49,52 @@ void zones_objects_init(struct zones_objects *objs)
     memset(objs, 0, sizeof(*objs));
 }
 
-struct zones_block {
-    union {
-        struct zones_block *next;
-        max_align_t align; /* what follows is aligned for anything */
-    } head;
+#define ARENA_BLOCK ((size_t)64 * 1024)
+
+struct zones_arena_block {
+    struct zones_arena_block *next;
+    size_t used;
+    size_t cap;
+    uint64_t data[]; /* what lives here holds pointers, sizes and uint64_t: 8-byte alignment */
 };
 
-#define BLOCK_BYTES ((size_t)256 * 1024)
+void *zones_arena_alloc(struct zones_arena *arena, size_t size)
+{
+    size_t align = _Alignof(uint64_t) > _Alignof(void *) ? _Alignof(uint64_t) : _Alignof(void *);
+    size = (size + align - 1) / align * align;
+    struct zones_arena_block *block = arena->head;
+    if (block == NULL || block->cap - block->used < size) {
+        bool dedicated = size > ARENA_BLOCK / 4;
+        size_t cap = dedicated ? size : ARENA_BLOCK;
+        block = xrealloc(NULL, sizeof(*block) + cap);
+        block->used = 0;
+        block->cap = cap;
+        /* A block of its own goes second, so the head's free space is not abandoned. */
+        if (dedicated && arena->head != NULL) {
+            block->next = arena->head->next;
+            arena->head->next = block;
+        } else {
+            block->next = arena->head;
+            arena->head = block;
+        }
+    }
+    void *p = (char *)block->data + block->used;
+    block->used += size;
+    return p;
+}
+
+void zones_arena_free(struct zones_arena *arena)
+{
+    while (arena->head != NULL) {
+        struct zones_arena_block *next = arena->head->next;
+        free(arena->head);
+        arena->head = next;
+    }
+}
 
 void *zones_objects_alloc(struct zones_objects *objs, size_t size)
 {
-    size = (size + 7) & ~(size_t)7;
-    if (size > objs->block_left) {
-        bool own = size > BLOCK_BYTES / 4; /* a big array gets a block of its own */
-        size_t cap = own ? size : BLOCK_BYTES;
-        struct zones_block *b = xrealloc(NULL, sizeof(*b) + cap);
-        b->head.next = objs->blocks;
-        objs->blocks = b;
-        if (own)
-            return memset(b + 1, 0, size);
-        objs->block_next = (char *)(b + 1);
-        objs->block_left = cap;
-    }
-    char *p = objs->block_next;
-    objs->block_next += size;
-    objs->block_left -= size;
-    return memset(p, 0, size);
+    return memset(zones_arena_alloc(&objs->blocks, size), 0, size);
 }
 
 char *zones_objects_strndup(struct zones_objects *objs, const char *s, size_t len)
@@ -109,11 +127,7 @@ struct zones_objects_mark zones_objects_checkpoint(const struct zones_objects *o
 
 void zones_objects_free(struct zones_objects *objs)
 {
-    while (objs->blocks != NULL) {
-        struct zones_block *b = objs->blocks;
-        objs->blocks = b->head.next;
-        free(b);
-    }
+    zones_arena_free(&objs->blocks);
     free(objs->services);
     free(objs->slices);
     free(objs->pods);
@@ -293,7 +307,7 @@ bool zones_cidr_contains(const struct zones_cidr *cidr, const struct zones_ip *i
 
 /* ---- ClusterIP validation and assignment ---- */
 
-static uint64_t fnv1a(uint64_t hash, const void *data, size_t len)
+uint64_t zones_fnv1a(uint64_t hash, const void *data, size_t len)
 {
     const uint8_t *p = data;
     for (size_t i = 0; i < len; i++) {
@@ -329,7 +343,7 @@ static void ip_set_init(struct ip_set *set, size_t expected)
 /* Returns true when ip was already in the set. */
 static bool ip_set_add(struct ip_set *set, const struct zones_ip *ip)
 {
-    size_t i = (size_t)fnv1a(FNV_OFFSET_BASIS, ip, sizeof(*ip)) & set->mask;
+    size_t i = (size_t)zones_fnv1a(ZONES_FNV_OFFSET_BASIS, ip, sizeof(*ip)) & set->mask;
     while (set->slots[i].family != 0) {
         if (ip_equal(&set->slots[i], ip))
             return true;
@@ -533,9 +547,9 @@ static struct zones_ip pool_address(const struct pool *pool, uint64_t offset)
 static void assign_one(struct zones_objects *objs, struct zones_service *svc,
                        const struct pool *pool, struct ip_set *taken)
 {
-    uint64_t hash = fnv1a(FNV_OFFSET_BASIS, svc->ns, strlen(svc->ns));
-    hash = fnv1a(hash, "/", 1);
-    hash = fnv1a(hash, svc->name, strlen(svc->name));
+    uint64_t hash = zones_fnv1a(ZONES_FNV_OFFSET_BASIS, svc->ns, strlen(svc->ns));
+    hash = zones_fnv1a(hash, "/", 1);
+    hash = zones_fnv1a(hash, svc->name, strlen(svc->name));
     /* Among taken->n + 1 candidates at least one is free, so the probe is short even in a
      * huge IPv6 range; only a range smaller than that can be full. */
     uint64_t tries = pool->count < taken->n + 1 ? pool->count : taken->n + 1;

@@ -98,6 +98,21 @@ struct zones_diag {
     char *message; /* what is wrong and what to do, one line, no trailing period needed */
 };
 
+/* Memory carved from blocks and freed together, for what lives exactly as long as its owner:
+ * the objects' strings and arrays, the loader's DOM of one document. 8-byte aligned, not
+ * zeroed; a request over a quarter of a block gets a block of its own. Zeroed: all-empty. */
+struct zones_arena_block;
+struct zones_arena {
+    struct zones_arena_block *head;
+};
+void *zones_arena_alloc(struct zones_arena *arena, size_t size);
+void zones_arena_free(struct zones_arena *arena);
+
+/* FNV-1a over data, continuing from hash (start from ZONES_FNV_OFFSET_BASIS): stable across
+ * runs and machines, for ClusterIPs, tables and the manifests' signature. */
+#define ZONES_FNV_OFFSET_BASIS 0xcbf29ce484222325U
+uint64_t zones_fnv1a(uint64_t hash, const void *data, size_t len);
+
 struct zones_objects {
     struct zones_service *services;
     size_t n_services;
@@ -115,10 +130,7 @@ struct zones_objects {
     size_t n_diags;
     struct zones_diag *warnings; /* what was loaded anyway, but deserves a look */
     size_t n_warnings;
-    /* Every string and array the objects point to: carved from blocks freed together. */
-    struct zones_block *blocks;
-    char *block_next;
-    size_t block_left;
+    struct zones_arena blocks; /* every string and array the objects point to */
 };
 
 void zones_objects_init(struct zones_objects *objs);

@@ -21,13 +21,13 @@
 #define SOA_RDATA_MAX (2 * DNS_MAX_NAME + 20)
 
 struct brr {
-    uint64_t key;   /* hash of the owner: sorting only has to group equal owners */
+    uint64_t key;   /* hash of the owner, for the owner table */
     uint32_t owner; /* offsets into builder.arena */
     uint32_t rdata;
     uint16_t rdlen;
     uint16_t type;
     uint32_t ttl;
-    uint32_t node; /* the owner's number, once grouped */
+    uint32_t node; /* the owner's number: the node it becomes */
     uint8_t owner_len;
     uint8_t zone;
 };
@@ -582,8 +582,9 @@ struct span {
 /* Puts the records in owner order (a counting sort on the owner number, in place: each
  * owner's cursor takes the record that belongs there, swapping out the one in the way), sorts
  * each owner's few records, and drops exact duplicates (two slices may list one endpoint). */
-static int group_rrs(struct builder *b, const struct owners *o, struct span **spans_out)
+static int group_rrs(struct builder *b, struct span **spans_out)
 {
+    const struct owners *o = &b->owners;
     struct span *spans = calloc(o->n + 1, sizeof(*spans));
     if (!spans)
         return -ENOMEM;
@@ -683,11 +684,21 @@ static int make_nodes(struct builder *b, const struct span *spans, size_t n_node
     return 0;
 }
 
+/* Type, class IN, TTL and rdata length: what follows a record's owner. */
+static void put_rr_head(struct arena *out, uint16_t type, uint32_t ttl, uint16_t rdlen)
+{
+    uint8_t head[10];
+    dns_wire_put_u16(head, type);
+    dns_wire_put_u16(head + 2, DNS_CLASS_IN);
+    dns_wire_put_u32(head + 4, ttl);
+    dns_wire_put_u16(head + 8, rdlen);
+    arena_put(out, head, sizeof(head));
+}
+
 /* Writes one record. owner NULL means the question name (pointer 0xc00c). */
 static void put_rr(struct arena *out, const uint8_t *owner, size_t owner_len,
                    const struct builder *b, const struct brr *r, uint16_t srv_weight)
 {
-    uint8_t head[10];
     if (owner) {
         arena_put(out, owner, owner_len);
     } else {
@@ -695,11 +706,7 @@ static void put_rr(struct arena *out, const uint8_t *owner, size_t owner_len,
         dns_wire_put_u16(ptr, DNS_QUESTION_PTR);
         arena_put(out, ptr, 2);
     }
-    dns_wire_put_u16(head, r->type);
-    dns_wire_put_u16(head + 2, DNS_CLASS_IN);
-    dns_wire_put_u32(head + 4, r->ttl);
-    dns_wire_put_u16(head + 8, r->rdlen);
-    arena_put(out, head, sizeof(head));
+    put_rr_head(out, r->type, r->ttl, r->rdlen);
     uint32_t at = arena_put(out, b->names.data + r->rdata, r->rdlen);
     if (r->type == DNS_TYPE_SRV && !out->failed)
         dns_wire_put_u16(out->data + at + 2, srv_weight);
@@ -865,15 +872,10 @@ static void add_negative_soas(struct builder *b)
     struct zones_store *s = b->s;
     const struct dns_name *apex[3] = {&s->zone, &b->in_addr, &b->ip6};
     uint8_t rdata[SOA_RDATA_MAX];
-    uint8_t head[10];
     size_t rdlen = soa_rdata(b, rdata);
-    dns_wire_put_u16(head, DNS_TYPE_SOA);
-    dns_wire_put_u16(head + 2, DNS_CLASS_IN);
-    dns_wire_put_u32(head + 4, b->cfg->ttl);
-    dns_wire_put_u16(head + 8, (uint16_t)rdlen);
     for (int z = 0; z < 3; z++) {
         s->soa_off[z] = arena_put(&b->out, apex[z]->wire, apex[z]->len);
-        arena_put(&b->out, head, sizeof(head));
+        put_rr_head(&b->out, DNS_TYPE_SOA, b->cfg->ttl, (uint16_t)rdlen);
         arena_put(&b->out, rdata, rdlen);
         s->soa_len[z] = (uint16_t)(b->out.len - s->soa_off[z]);
     }
@@ -951,7 +953,7 @@ static int finish(struct builder *b)
     int rc = add_ancestors(b);
     size_t n_nodes = b->owners.n;
     if (rc == 0)
-        rc = group_rrs(b, &b->owners, &spans);
+        rc = group_rrs(b, &spans);
     free(b->owners.slots);
     free(b->owners.first);
     b->owners = (struct owners){0};

@@ -217,7 +217,7 @@ START_TEST(allocates_zeroed_aligned_memory_freed_with_the_objects)
     }
     ck_assert_str_eq(text, "echo");
     zones_objects_free(&objs);
-    ck_assert_ptr_null(objs.blocks);
+    ck_assert_ptr_null(objs.blocks.head);
 }
 END_TEST
 
