@@ -1,8 +1,8 @@
-/* dns/chain.c - runs a parsed query through the handlers and finishes it exactly once.
+/* dns/chain.c - runs a parsed query through the stages and finishes it exactly once.
  *
  * Invariant: every request that enters dns_chain_handle() leaves through finish(), which
- * applies the size limit, runs the on_answer hooks of the handlers that ran (in reverse),
- * counts, logs and calls req->send() once. */
+ * puts a followed alias back, applies the size limit, counts, logs and calls req->send()
+ * once. */
 #include "dns/chain.h"
 
 #include <stdio.h>
@@ -10,20 +10,27 @@
 
 #include <uv.h>
 
+#include "dns/addr.h"
 #include "dns/log.h"
-#include "dns/server.h"
+
+static const char *const stage_names[DNS_STAGE_COUNT] = {
+    "protocol", "chaos", "search", "zones", "cache", "forward",
+};
 
 void dns_chain_init(struct dns_chain *chain)
 {
     memset(chain, 0, sizeof(*chain));
 }
 
-int dns_chain_add(struct dns_chain *chain, const struct dns_handler *h)
+void dns_chain_set(struct dns_chain *chain, enum dns_stage stage, const struct dns_stage_handler *h)
 {
-    if (chain->n == DNS_CHAIN_MAX)
-        return -1;
-    chain->handlers[chain->n++] = *h;
-    return 0;
+    if (stage > DNS_STAGE_PROTOCOL && stage < DNS_STAGE_COUNT)
+        chain->stages[stage] = *h;
+}
+
+const char *dns_stage_name(enum dns_stage stage)
+{
+    return stage < DNS_STAGE_COUNT ? stage_names[stage] : "?";
 }
 
 void dns_chain_reply_error(struct dns_request *req, unsigned rcode, int ede)
@@ -35,19 +42,19 @@ void dns_chain_reply_error(struct dns_request *req, unsigned rcode, int ede)
     req->ans_len = dns_wire_error_reply(req->ans, req->ans_cap, &req->q, req->pkt, rcode, ra, ede);
 }
 
-void dns_chain_truncate(struct dns_request *req)
+/* A reply longer than req->max_size becomes an empty reply with TC set, as NSD and Knot send:
+ * a partial RRset would be worse than none (RFC 2181 §9), and the client retries over TCP.
+ * The question and OPT stay. */
+static void truncate_reply(struct dns_request *req)
 {
     if (req->ans_len <= req->max_size)
         return;
-    /* An empty answer with TC, as NSD and Knot send: a partial RRset would be worse than none
-     * (RFC 2181 §9), and the client retries over TCP. The question and OPT stay. */
     uint16_t flags = dns_wire_get_u16(req->ans + 2);
     unsigned rcode = DNS_RCODE(flags);
     uint16_t keep = (uint16_t)(flags & (DNS_FLAG_AA | DNS_FLAG_RA));
     req->ans_len = dns_wire_error_reply(req->ans, req->ans_cap, &req->q, req->pkt, rcode,
                                         (uint16_t)(keep | DNS_FLAG_TC), -1);
-    if (req->chain)
-        req->chain->stats.truncated++;
+    dns_counter_inc(&req->chain->stats.truncated);
 }
 
 static unsigned reply_rcode(const struct dns_request *req)
@@ -61,63 +68,75 @@ static unsigned reply_rcode(const struct dns_request *req)
     return rcode;
 }
 
+static const char *failure_name(enum dns_failure failure)
+{
+    switch (failure) {
+    case DNS_FAILURE_SILENT:
+        return "silent";
+    case DNS_FAILURE_UPSTREAM:
+        return "upstream";
+    case DNS_FAILURE_OVERLOAD:
+        return "overload";
+    case DNS_FAILURE_NONE:
+        break;
+    }
+    return "-";
+}
+
 /* A CoreDNS-style query log line: client, id, "type class name proto size do bufsize",
- * rcode, flags, reply size, duration. */
+ * rcode, reply size, the stage that answered, why it failed, duration. */
 static void log_query(const struct dns_request *req, unsigned rcode)
 {
-    char peer[64];
+    char peer[DNS_ADDR_TEXT_MAX];
     char name[DNS_MAX_NAME * 4 + 2] = ".";
-    dns_server_format_addr(&req->peer, peer, sizeof(peer));
+    dns_addr_format(&req->peer, peer, sizeof(peer));
     if (req->q.has_question && dns_name_to_text(&req->q.qname, name, sizeof(name)) < 0)
         snprintf(name, sizeof(name), "?");
     double ms = (double)(uv_hrtime() - req->start_ns) / 1e6;
     log_write(LOG_LEVEL_INFO, "query",
               "client=%s id=%u type=%u class=%u name=%s proto=%s size=%zu do=%d bufsize=%u "
-              "rcode=%s reply_size=%zu handler=%s duration_ms=%.3f",
+              "rcode=%s reply_size=%zu handler=%s failure=%s duration_ms=%.3f",
               peer, req->q.id, req->q.qtype, req->q.qclass, name,
               req->proto == DNS_PROTO_TCP ? "tcp" : "udp", req->pkt_len,
               (req->q.edns_flags & DNS_EDNS_DO) ? 1 : 0, req->q.udp_size,
-              dns_wire_rcode_name(rcode), req->ans_len, req->answered_by ? req->answered_by : "-",
-              ms);
+              dns_wire_rcode_name(rcode), req->ans_len, dns_stage_name(req->stage),
+              failure_name(req->failure), ms);
 }
 
 static void finish(struct dns_request *req)
 {
     struct dns_chain *chain = req->chain;
-    for (unsigned i = chain->n; i-- > 0;) {
-        const struct dns_handler *h = &chain->handlers[i];
-        if ((req->ran & (1U << i)) && h->on_answer)
-            h->on_answer(h->self, req);
-    }
-    if (req->flags & DNS_REQ_REWRITTEN)
-        dns_request_restore(req);
-    dns_chain_truncate(req);
+    if (req->alias.active)
+        dns_request_end_alias(req);
+    truncate_reply(req);
     unsigned rcode = reply_rcode(req);
-    chain->stats.queries++;
+    dns_counter_inc(&chain->stats.queries);
     if (rcode < sizeof(chain->stats.by_rcode) / sizeof(chain->stats.by_rcode[0]))
-        chain->stats.by_rcode[rcode]++;
+        dns_counter_inc(&chain->stats.by_rcode[rcode]);
     if (chain->log_queries)
         log_query(req, rcode);
     req->send(req);
 }
 
+/* Runs the stages from req->stage on. CHAOS-class queries have a plan of one stage. */
 static void run_from(struct dns_request *req)
 {
     struct dns_chain *chain = req->chain;
-    while (req->next < chain->n) {
-        unsigned i = req->next++;
-        const struct dns_handler *h = &chain->handlers[i];
-        req->ran |= 1U << i;
+    unsigned last = req->q.qclass == DNS_CLASS_CH ? DNS_STAGE_CHAOS : DNS_STAGE_COUNT - 1;
+    for (; req->stage <= last; req->stage++) {
+        const struct dns_stage_handler *h = &chain->stages[req->stage];
+        if (h->serve == NULL)
+            continue;
         enum dns_verdict v = h->serve(h->self, req);
         if (v == DNS_PENDING)
             return;
         if (v == DNS_DONE) {
-            req->answered_by = h->name;
             finish(req);
             return;
         }
     }
-    /* No handler took it: a zone we do not serve and no forwarder (CoreDNS answers so too). */
+    /* No stage took it: a zone we do not serve and no forwarder (CoreDNS answers so too). */
+    req->stage = DNS_STAGE_PROTOCOL;
     dns_chain_reply_error(req, DNS_RCODE_REFUSED, -1);
     finish(req);
 }
@@ -125,14 +144,14 @@ static void run_from(struct dns_request *req)
 void dns_chain_resume(struct dns_request *req, enum dns_verdict verdict)
 {
     if (verdict == DNS_DONE) {
-        req->answered_by = req->chain->handlers[req->next - 1].name;
         finish(req);
-    } else {
-        run_from(req);
+        return;
     }
+    req->stage++;
+    run_from(req);
 }
 
-/* What the protocol alone decides, before any handler sees the query. */
+/* What the protocol alone decides, before any stage sees the query. */
 static bool answer_by_protocol(struct dns_request *req, enum dns_parse_result r)
 {
     switch (r) {
@@ -171,26 +190,25 @@ static bool answer_by_protocol(struct dns_request *req, enum dns_parse_result r)
 void dns_chain_handle(struct dns_chain *chain, struct dns_request *req)
 {
     req->chain = chain;
-    req->next = 0;
-    req->ran = 0;
-    req->flags = 0;
+    req->stage = DNS_STAGE_PROTOCOL;
+    req->failure = DNS_FAILURE_NONE;
+    req->alias.active = false;
     req->ans_len = 0;
-    req->answered_by = NULL;
     enum dns_parse_result r = dns_wire_parse_query(&req->q, req->pkt, req->pkt_len);
     if (req->proto == DNS_PROTO_TCP)
         req->max_size = DNS_MAX_MSG;
     else
         req->max_size = req->q.udp_size < DNS_MAX_UDP ? req->q.udp_size : DNS_MAX_UDP;
     if (r == DNS_PARSE_DROP) {
-        chain->stats.dropped++;
+        dns_counter_inc(&chain->stats.dropped);
         req->ans_len = 0;
         req->send(req);
         return;
     }
     if (answer_by_protocol(req, r)) {
-        req->answered_by = "protocol";
         finish(req);
         return;
     }
+    req->stage = req->q.qclass == DNS_CLASS_CH ? DNS_STAGE_CHAOS : DNS_STAGE_SEARCH;
     run_from(req);
 }

@@ -24,6 +24,7 @@
 
 #include <uv.h>
 
+#include "dns/addr.h"
 #include "dns/log.h"
 #include "dns/server.h"
 
@@ -605,7 +606,7 @@ int dns_http_new(struct dns_http **out, uv_loop_t *loop, const struct sockaddr_s
     *out = http;
     return 0;
 fail:
-    dns_server_format_addr(addr, text, sizeof(text));
+    dns_addr_format(addr, text, sizeof(text));
     log_error("http", "listen=%s error=\"%s\" hint=\"%s\"", text, uv_strerror(err),
               listen_hint(err));
     return err;

@@ -1,20 +1,21 @@
 /* dns/request.c - following aliases on the client's behalf.
  *
- * A handler that learns the answer lies under another name (an ExternalName's target, a
- * search-path candidate) rewrites the question and lets the chain go on; at the end the
- * reply is spliced back together under the client's question. The query buffer is free by
- * then, so the splice is built there and copied back: no allocation. */
+ * dns_request_follow() rewrites the query in req->pkt to one for the target and keeps the
+ * client's question and the CNAME records that lead there; dns_request_end_alias(), at the
+ * chain's end, puts the client's question back and splices the reply together. The query
+ * buffer is free by then, so the splice is built there and copied back: no allocation. */
 #include "dns/request.h"
 
 #include <string.h>
 
-/* Appends src's records to out, expanding the pointer 0xc00c to the name it stood for. */
-static int append_prefix(struct dns_rewrite *rw, const struct dns_name *current, const uint8_t *src,
-                         size_t len, uint16_t count, bool first)
+/* Appends src's records to the prefix, expanding the pointer 0xc00c to the name it stood
+ * for (current) on every follow but the first. */
+static int append_prefix(struct dns_alias *alias, const struct dns_name *current,
+                         const uint8_t *src, size_t len, uint16_t count, bool first)
 {
     struct dns_cursor out;
-    dns_cursor_init(&out, rw->prefix, sizeof(rw->prefix));
-    out.pos = rw->prefix_len;
+    dns_cursor_init(&out, alias->prefix, sizeof(alias->prefix));
+    out.pos = alias->prefix_len;
     for (size_t i = 0; i < len;) {
         bool ptr = i + 1 < len && dns_wire_get_u16(src + i) == DNS_QUESTION_PTR;
         if (!ptr) {
@@ -30,7 +31,7 @@ static int append_prefix(struct dns_rewrite *rw, const struct dns_name *current,
             i = end;
             continue;
         }
-        /* The first rewrite keeps 0xc00c: in the final reply it is the client's question. */
+        /* The first follow keeps 0xc00c: in the final reply it is the client's question. */
         if (first)
             dns_cursor_put(&out, src + i, 2);
         else
@@ -43,25 +44,32 @@ static int append_prefix(struct dns_rewrite *rw, const struct dns_name *current,
     }
     if (out.err || out.pos > UINT16_MAX)
         return -1;
-    rw->prefix_len = (uint16_t)out.pos;
-    rw->prefix_count = (uint16_t)(rw->prefix_count + count);
+    alias->prefix_len = (uint16_t)out.pos;
+    alias->prefix_count = (uint16_t)(alias->prefix_count + count);
     return 0;
 }
 
-int dns_request_rewrite(struct dns_request *req, const struct dns_name *target,
-                        const uint8_t *prefix, size_t prefix_len, uint16_t prefix_count)
+int dns_request_follow(struct dns_request *req, const struct dns_name *target,
+                       const uint8_t *prefix, size_t prefix_len, uint16_t prefix_count)
 {
-    struct dns_rewrite *rw = &req->rewrite;
-    bool first = !(req->flags & DNS_REQ_REWRITTEN);
+    struct dns_alias *alias = &req->alias;
+    bool first = !alias->active;
     if (first) {
-        rw->q = req->q;
-        rw->question_len = (uint16_t)(req->q.question_end - DNS_HEADER_SIZE);
-        memcpy(rw->question, req->pkt + DNS_HEADER_SIZE, rw->question_len);
-        rw->prefix_len = 0;
-        rw->prefix_count = 0;
+        alias->q = req->q;
+        alias->question_len = (uint16_t)(req->q.question_end - DNS_HEADER_SIZE);
+        memcpy(alias->question, req->pkt + DNS_HEADER_SIZE, alias->question_len);
+        alias->prefix_len = 0;
+        alias->prefix_count = 0;
+        alias->fallback_len = 0;
+        alias->fallback_used = NULL;
     }
-    if (append_prefix(rw, &req->q.qname, prefix, prefix_len, prefix_count, first) < 0)
+    uint16_t saved_len = alias->prefix_len;
+    uint16_t saved_count = alias->prefix_count;
+    if (append_prefix(alias, &req->q.qname, prefix, prefix_len, prefix_count, first) < 0) {
+        alias->prefix_len = saved_len;
+        alias->prefix_count = saved_count;
         return -1;
+    }
     /* The query becomes header + the target's question: what a client asking for target
      * would have sent, so the cache and the forwarder need to know nothing of this. */
     uint8_t *p = req->pkt + DNS_HEADER_SIZE;
@@ -72,19 +80,16 @@ int dns_request_rewrite(struct dns_request *req, const struct dns_name *target,
     req->q.qname = *target;
     req->q.question_end = (uint16_t)(DNS_HEADER_SIZE + target->len + 4);
     req->pkt_len = req->q.question_end;
-    req->flags |= DNS_REQ_REWRITTEN;
+    alias->active = true;
     return 0;
 }
 
-void dns_request_cancel_rewrite(struct dns_request *req)
+void dns_request_fallback(struct dns_request *req, size_t len, struct dns_counter *used)
 {
-    if (!(req->flags & DNS_REQ_REWRITTEN))
+    if (!req->alias.active || len < DNS_HEADER_SIZE || len > sizeof(req->alias.fallback))
         return;
-    struct dns_rewrite *rw = &req->rewrite;
-    memcpy(req->pkt + DNS_HEADER_SIZE, rw->question, rw->question_len);
-    req->q = rw->q;
-    req->pkt_len = req->q.question_end;
-    req->flags &= ~(uint32_t)DNS_REQ_REWRITTEN;
+    req->alias.fallback_len = (uint16_t)len;
+    req->alias.fallback_used = used;
 }
 
 /* Copies count records from in to out with names expanded. The OPT record comes along as
@@ -97,24 +102,22 @@ static void copy_section(struct dns_cursor *out, struct dns_cursor *in, uint16_t
     }
 }
 
-void dns_request_restore(struct dns_request *req)
+/* question + prefix + the answer's sections, built over the query buffer, which nobody reads
+ * any more; its question is the client's again, so error replies made from req->pkt stay
+ * right. */
+static void splice(struct dns_request *req)
 {
-    struct dns_rewrite *rw = &req->rewrite;
+    const struct dns_alias *alias = &req->alias;
     const uint8_t *old = req->ans;
     size_t old_len = req->ans_len;
-    dns_request_cancel_rewrite(req);
-    if (old_len < DNS_HEADER_SIZE)
-        return;
-    /* The splice is written over the query buffer, which nobody reads any more; its question
-     * stays the client's, so error replies made from req->pkt remain right. */
     struct dns_cursor out;
     struct dns_cursor in;
     dns_cursor_init(&out, req->pkt, DNS_MAX_MSG);
     dns_cursor_put(&out, old, 4); /* ID and flags as answered */
     dns_cursor_put_u16(&out, 1);
     out.pos = DNS_HEADER_SIZE;
-    dns_cursor_put(&out, rw->question, rw->question_len);
-    dns_cursor_put(&out, rw->prefix, rw->prefix_len);
+    dns_cursor_put(&out, alias->question, alias->question_len);
+    dns_cursor_put(&out, alias->prefix, alias->prefix_len);
     dns_cursor_init(&in, old, old_len);
     in.pos = DNS_HEADER_SIZE;
     uint16_t qd = dns_wire_get_u16(old + 4);
@@ -135,7 +138,29 @@ void dns_request_restore(struct dns_request *req)
                                             DNS_RCODE_SERVFAIL, 0, -1);
         return;
     }
-    dns_wire_reply_counts(req->pkt, (uint16_t)(rw->prefix_count + an), ns, ar);
+    dns_wire_reply_counts(req->pkt, (uint16_t)(alias->prefix_count + an), ns, ar);
     memcpy(req->ans, req->pkt, out.pos);
     req->ans_len = out.pos;
+}
+
+void dns_request_end_alias(struct dns_request *req)
+{
+    struct dns_alias *alias = &req->alias;
+    if (!alias->active)
+        return;
+    memcpy(req->pkt + DNS_HEADER_SIZE, alias->question, alias->question_len);
+    req->q = alias->q;
+    req->pkt_len = req->q.question_end;
+    alias->active = false;
+    if (req->ans_len < DNS_HEADER_SIZE)
+        return;
+    bool resolved = DNS_RCODE(dns_wire_get_u16(req->ans + 2)) == DNS_RCODE_NOERROR;
+    if (!resolved && alias->fallback_len > 0) {
+        memcpy(req->ans, alias->fallback, alias->fallback_len);
+        req->ans_len = alias->fallback_len;
+        if (alias->fallback_used)
+            dns_counter_inc(alias->fallback_used);
+        return;
+    }
+    splice(req);
 }

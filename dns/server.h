@@ -1,8 +1,8 @@
 /* dns/server.h - UDP and TCP listeners on libuv, one event loop per worker thread.
  *
  * Each worker owns a loop, its own SO_REUSEPORT UDP and TCP socket on every listen address,
- * a fixed pool of request slots, and the dns_chain that main.c built for it. The server
- * knows sockets only: a datagram or a TCP frame becomes a dns_request handed to
+ * a fixed pool of request slots, and the dns_chain that the composition root built for it. The
+ * server knows sockets only: a datagram or a TCP frame becomes a dns_request handed to
  * dns_chain_handle(), and req->send() puts the reply on the wire. */
 #ifndef DNS_SERVER_H
 #define DNS_SERVER_H
@@ -22,12 +22,11 @@
 struct dns_server_config {
     struct sockaddr_storage listen[DNS_SERVER_MAX_LISTEN];
     size_t n_listen;
-    unsigned workers;       /* event loops (threads); 0: the CPUs we may run on, capped by a cgroup
-                               CPU quota (a pod's CPU limit) */
-    unsigned udp_slots;     /* request slots per worker: UDP, TCP (at most 3/4) and parked */
-    unsigned tcp_max_conns; /* per worker; past it the oldest idle connection is closed */
-    unsigned tcp_idle_ms;   /* close a connection with no query in flight after this */
-    unsigned tcp_read_ms;   /* close a connection stuck in a partial message after this */
+    unsigned workers;          /* event loops (threads), at least 1; default 1 */
+    unsigned udp_slots;        /* request slots per worker: UDP, TCP (at most 3/4) and parked */
+    unsigned tcp_max_conns;    /* per worker; past it the oldest idle connection is closed */
+    unsigned tcp_idle_ms;      /* close a connection with no query in flight after this */
+    unsigned tcp_read_ms;      /* close a connection stuck in a partial message after this */
     unsigned tcp_max_inflight; /* pipelined queries per connection answered concurrently */
 };
 
@@ -54,26 +53,15 @@ int dns_server_run(struct dns_server *srv);
 /* Safe from any thread and from a signal handler (it is one uv_async_send()), at any time
  * between dns_server_new() and dns_server_free(), also before dns_server_run(). */
 void dns_server_stop(struct dns_server *srv);
-/* The loop dns_server_run() runs on the calling thread, for main.c's own handles (signals,
- * file watches, HTTP); it stops serving them at dns_server_stop(). Close them before
+/* The loop dns_server_run() runs on the calling thread, for the composition root's own handles
+ * (signals, file watches, HTTP); it stops serving them at dns_server_stop(). Close them before
  * dns_server_free(). Worker threads block asynchronous signals (SIGPIPE too), so a signal
- * always lands on one of main.c's threads. */
+ * always lands on the control thread. */
 uv_loop_t *dns_server_loop(struct dns_server *srv);
 /* After dns_server_run() has returned, or instead of it. */
 void dns_server_free(struct dns_server *srv);
 /* Aggregated counters of all workers' chains, for metrics. Safe from any thread while the
  * server runs and after; a count may lag the workers by a few queries. */
 void dns_server_stats(struct dns_server *srv, struct dns_chain_stats *out);
-
-/* Parses "127.0.0.1:53", "[::1]:53", "127.0.0.1" or "::1" (default_port). Numeric
- * addresses only; port 0 is rejected (each worker would bind a different port). 0 or -1. */
-int dns_server_parse_addr(const char *text, uint16_t default_port, struct sockaddr_storage *out);
-/* Formats an address as ADDR:PORT or [ADDR]:PORT. */
-void dns_server_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
-
-/* The CPUs a cgroup CPU quota allows, rounded up, read below root (normally /sys/fs/cgroup,
- * which a container sees as its own cgroup): cgroup v2's cpu.max, or v1's
- * cpu/cpu.cfs_quota_us and cpu.cfs_period_us. 0 when there is no quota. */
-unsigned dns_server_cgroup_cpus(const char *root);
 
 #endif

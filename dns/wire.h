@@ -67,6 +67,11 @@ enum dns_opcode { DNS_OPCODE_QUERY = 0 };
 /* EDNS option codes we emit. */
 #define DNS_EDNS_OPT_EDE 15
 
+/* Extended DNS Error info codes (RFC 8914) we send. */
+#define DNS_EDE_STALE_ANSWER 3
+#define DNS_EDE_NO_REACHABLE_AUTHORITY 22
+#define DNS_EDE_NETWORK_ERROR 23
+
 /* An uncompressed name in wire form, root included: "\4echo\7default\0". len counts the root. */
 struct dns_name {
     uint8_t len;

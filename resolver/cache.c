@@ -19,7 +19,6 @@
 #include <uv.h>
 
 #include "dns/log.h"
-#include "resolver/forward.h"
 #include "resolver/scrub.h"
 #include "resolver/siphash.h"
 
@@ -81,7 +80,6 @@ void resolver_cache_config_default(struct resolver_cache_config *cfg)
     cfg->min_ttl = 0;
     cfg->serve_stale_s = 0;
     cfg->servfail_ttl = 5;
-    cfg->forward_name = RESOLVER_FORWARD_NAME;
 }
 
 static uint64_t now_ms(const struct resolver_cache *cache)
@@ -129,8 +127,6 @@ int resolver_cache_new(struct resolver_cache **out, const struct resolver_cache_
     if (!cache)
         return UV_ENOMEM;
     cache->cfg = *cfg;
-    if (!cache->cfg.forward_name)
-        cache->cfg.forward_name = RESOLVER_FORWARD_NAME;
     unsigned n = (unsigned)(cfg->size / MIN_PER_SHARD);
     cache->n_shards = pow2_at_most(n < 1 ? 1 : n > MAX_SHARDS ? MAX_SHARDS : n);
     cache->shards = calloc(cache->n_shards, sizeof(*cache->shards));
@@ -240,7 +236,7 @@ static bool render(const struct entry *e, struct dns_request *req, uint64_t now,
         struct dns_cursor c;
         dns_cursor_init(&c, req->ans, req->ans_cap);
         c.pos = n;
-        dns_wire_put_opt(&c, q, DNS_RCODE(stored), stale ? RESOLVER_EDE_STALE_ANSWER : e->ede);
+        dns_wire_put_opt(&c, q, DNS_RCODE(stored), stale ? DNS_EDE_STALE_ANSWER : e->ede);
         if (c.err)
             return false;
         n = c.pos;
@@ -397,16 +393,20 @@ static uint32_t clamp_ttls(const struct resolver_cache *cache, uint8_t *reply, c
 static _Thread_local uint8_t scratch[DNS_MAX_MSG];
 static _Thread_local uint16_t scratch_ttl[MAX_TTL_OFFSETS];
 
-static void store_answer(struct resolver_cache *cache, struct dns_request *req, const struct key *k,
-                         uint64_t now)
+void resolver_cache_store(struct resolver_cache *cache, const struct dns_request *req,
+                          const uint8_t *msg, size_t len)
 {
     const struct dns_query *q = &req->q;
     struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass};
     struct resolver_scrub_reply info;
-    /* The forwarder scrubbed already; checking again costs little and keeps this module
-     * honest about what it stores whoever answered. */
-    if (resolver_scrub_check(req->ans, req->ans_len, q->id, &sq, &info) != RESOLVER_SCRUB_OK)
+    if (!q->has_question || len < DNS_HEADER_SIZE)
         return;
+    /* The forwarder checked already; checking again costs little and keeps this module
+     * honest about what it stores, whoever calls. */
+    if (resolver_scrub_check(msg, len, dns_wire_get_u16(msg), &sq, &info) != RESOLVER_SCRUB_OK ||
+        (info.flags & DNS_FLAG_TC) ||
+        (info.rcode != DNS_RCODE_NOERROR && info.rcode != DNS_RCODE_NXDOMAIN))
+        return; /* RFC 2181 §9: a truncated reply is never cached */
     uint16_t flags =
         (uint16_t)(DNS_FLAG_QR | DNS_FLAG_RA | (info.flags & DNS_FLAG_AD) | DNS_RCODE(info.flags));
     struct resolver_scrub_out out = {.buf = scratch,
@@ -414,29 +414,35 @@ static void store_answer(struct resolver_cache *cache, struct dns_request *req, 
                                      .ttl_off = scratch_ttl,
                                      .ttl_cap = MAX_TTL_OFFSETS};
     size_t qlen = (size_t)q->question_end - DNS_HEADER_SIZE;
-    if (resolver_scrub_rewrite(req->ans, req->ans_len, &sq, req->pkt + DNS_HEADER_SIZE, qlen, 0,
-                               flags, &out) < 0)
+    if (resolver_scrub_rewrite(msg, len, &sq, req->pkt + DNS_HEADER_SIZE, qlen, 0, flags, &out) < 0)
         return;
     if (out.negative && !out.has_soa)
         return; /* RFC 2308 §5: a negative answer without SOA is not cached */
     uint32_t lifetime = clamp_ttls(cache, scratch, scratch_ttl, out.n_ttl);
     if (out.n_ttl == 0 || lifetime == 0)
         return;
+    struct key k;
+    key_init(cache, req, &k);
     struct stored st = {scratch, out.len, scratch_ttl, out.n_ttl, lifetime, true, -1};
-    insert(cache, k, &st, now);
+    insert(cache, &k, &st, now_ms(cache));
 }
 
-/* The forwarder gave up. Serve the expired entry if it is young enough (RFC 8767), else
- * remember the SERVFAIL for a few seconds (CoreDNS caches it 5 s) so a dead upstream does not
- * cost every client the full deadline. */
-static void on_failure(struct resolver_cache *cache, struct dns_request *req, const struct key *k,
-                       uint64_t now)
+/* Serve the expired entry if it is young enough (RFC 8767), else remember the SERVFAIL for a
+ * few seconds (CoreDNS caches it 5 s). */
+bool resolver_cache_fail(struct resolver_cache *cache, struct dns_request *req,
+                         enum dns_failure why)
 {
+    const struct dns_query *q = &req->q;
+    if (!q->has_question)
+        return false;
+    struct key k;
+    key_init(cache, req, &k);
+    uint64_t now = now_ms(cache);
     if (cache->cfg.serve_stale_s > 0) {
-        struct shard *s = shard_of(cache, k->hash);
+        struct shard *s = shard_of(cache, k.hash);
         bool served = false;
         uv_mutex_lock(&s->lock);
-        uint32_t i = shard_find(s, k);
+        uint32_t i = shard_find(s, &k);
         struct entry *e = i != NO_ENTRY ? &s->entries[i] : NULL;
         if (e && now < e->stale_until_ms && render(e, req, now, true)) {
             e->stale_hold_ms = now + STALE_HOLD_MS;
@@ -445,41 +451,20 @@ static void on_failure(struct resolver_cache *cache, struct dns_request *req, co
         }
         uv_mutex_unlock(&s->lock);
         if (served)
-            return;
+            return true;
     }
     if (cache->cfg.servfail_ttl == 0)
-        return;
-    const struct dns_query *q = &req->q;
+        return false;
     size_t qlen = (size_t)q->question_end - DNS_HEADER_SIZE;
     memset(scratch, 0, DNS_HEADER_SIZE);
     dns_wire_put_u16(scratch + 2, DNS_FLAG_QR | DNS_FLAG_RA | DNS_RCODE_SERVFAIL);
     dns_wire_put_u16(scratch + 4, 1);
     memcpy(scratch + DNS_HEADER_SIZE, req->pkt + DNS_HEADER_SIZE, qlen);
-    int ede = (req->flags & RESOLVER_FORWARD_REQ_TIMEOUT) ? RESOLVER_EDE_NO_REACHABLE_AUTHORITY
-                                                          : RESOLVER_EDE_NETWORK_ERROR;
-    uint32_t ttl = cache->cfg.servfail_ttl;
-    struct stored st = {scratch, DNS_HEADER_SIZE + qlen, NULL, 0, ttl, false, ede};
-    insert(cache, k, &st, now);
-}
-
-void resolver_cache_on_answer(void *self, struct dns_request *req)
-{
-    struct resolver_cache *cache = self;
-    if (!req->answered_by || strcmp(req->answered_by, cache->cfg.forward_name) != 0 ||
-        (req->flags & RESOLVER_FORWARD_REQ_LOCAL) || !req->q.has_question ||
-        req->ans_len < DNS_HEADER_SIZE)
-        return;
-    uint16_t flags = dns_wire_get_u16(req->ans + 2);
-    unsigned rcode = DNS_RCODE(flags);
-    if (flags & DNS_FLAG_TC)
-        return; /* RFC 2181 §9: a truncated reply is never cached */
-    struct key k;
-    key_init(cache, req, &k);
-    uint64_t now = now_ms(cache);
-    if (rcode == DNS_RCODE_SERVFAIL && (req->flags & RESOLVER_FORWARD_REQ_FAILED))
-        on_failure(cache, req, &k, now);
-    else if (rcode == DNS_RCODE_NOERROR || rcode == DNS_RCODE_NXDOMAIN)
-        store_answer(cache, req, &k, now);
+    int ede = why == DNS_FAILURE_SILENT ? DNS_EDE_NO_REACHABLE_AUTHORITY : DNS_EDE_NETWORK_ERROR;
+    struct stored st = {scratch, DNS_HEADER_SIZE + qlen, NULL, 0, cache->cfg.servfail_ttl, false,
+                        ede};
+    insert(cache, &k, &st, now);
+    return false;
 }
 
 void resolver_cache_stats(struct resolver_cache *cache, struct resolver_cache_stats *out)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dns/chain.h"
+#include "dns/request.h"
 
 struct resolver_cache_config {
     size_t size;              /* entries, the hard bound (--cache-size); default 10000 */
@@ -19,7 +20,6 @@ struct resolver_cache_config {
     uint32_t min_ttl;         /* ... and raised to this (--cache-min-ttl); default 0 */
     uint32_t serve_stale_s;   /* keep expired entries this long for RFC 8767 (--serve-stale); 0 */
     uint32_t servfail_ttl;    /* how long our own SERVFAIL is cached; default 5, 0 = never */
-    const char *forward_name; /* on_answer stores replies of this handler; "forward" */
     uint64_t (*now_ms)(void); /* a monotonic clock in ms; NULL: uv_hrtime(). For tests. */
 };
 
@@ -37,17 +37,25 @@ struct resolver_cache_stats {
 
 struct resolver_cache;
 
-/* Allocates the whole table; keeps a copy of cfg (forward_name must outlive the cache). */
+/* Allocates the whole table; keeps a copy of cfg. */
 int resolver_cache_new(struct resolver_cache **out, const struct resolver_cache_config *cfg);
 /* NULL is a no-op. */
 void resolver_cache_free(struct resolver_cache *cache);
 
-/* The handler: answers fresh hits (DNS_DONE), passes the rest (DNS_NEXT). Thread-safe. */
+/* The cache stage: answers fresh hits (DNS_DONE), passes the rest (DNS_NEXT). Thread-safe. */
 enum dns_verdict resolver_cache_serve(void *self, struct dns_request *req);
-/* The on_answer hook: stores what forward_name answered; when that is a SERVFAIL because no
- * upstream answered and serve_stale_s allows, replaces it with the stale entry (TTL 30,
- * EDE 3 Stale Answer). Thread-safe. */
-void resolver_cache_on_answer(void *self, struct dns_request *req);
+
+/* The forwarder's side (resolver/forward.c calls these; no stage runs after an answer).
+ * Stores msg, an upstream reply to req's question that resolver_scrub_check() accepted, with
+ * no TC bit, rcode NOERROR or NXDOMAIN. Thread-safe. */
+void resolver_cache_store(struct resolver_cache *cache, const struct dns_request *req,
+                          const uint8_t *msg, size_t len);
+/* Every upstream failed for req's question (why: DNS_FAILURE_SILENT or _UPSTREAM). When
+ * serve_stale_s allows, answers req from the expired entry (TTL 30, EDE 3 Stale Answer) and
+ * returns true. Otherwise remembers the failure for servfail_ttl seconds, so a dead upstream
+ * does not cost every client the full deadline, and returns false. Thread-safe. */
+bool resolver_cache_fail(struct resolver_cache *cache, struct dns_request *req,
+                         enum dns_failure why);
 
 void resolver_cache_stats(struct resolver_cache *cache, struct resolver_cache_stats *out);
 

@@ -28,44 +28,29 @@
 
 #include <uv.h>
 
+#include "dns/addr.h"
 #include "dns/log.h"
-#include "dns/server.h"
+#include "resolver/cache.h"
 #include "resolver/scrub.h"
 #include "resolver/siphash.h"
+#include "resolver/upstream.h"
 
 #define RBUF_SIZE 65536  /* one UDP datagram or one TCP message from upstream */
 #define MIN_TRY_MS 50    /* no new try with less time than this left */
 #define QUERY_MAX 300    /* 2 (TCP length) + 12 + 255 + 4 + 11 (OPT) */
 #define ID_RING 1024     /* recent IDs not reused: birthday collisions within a burst */
-#define LOOP_ROUNDS 3    /* a loop probe coming back this many times marks a loop */
 #define PROBE_PENDINGS 2 /* per upstream: one health probe and one loop probe */
-#define LOOP_LABEL "svcdns-loop-check"
-
-struct upstream {
-    struct sockaddr_storage addr;
-    char text[64];
-    struct dns_name probe; /* <random>.<random>.svcdns-loop-check., fixed at start */
-    atomic_uint fails;     /* consecutive */
-    atomic_bool down;
-    atomic_bool no_edns;
-    atomic_bool looping;
-    atomic_uint loop_seen;
-    atomic_uint_fast64_t queries;
-    atomic_uint_fast64_t failures;
-};
 
 struct counters {
     atomic_uint_fast64_t requests, coalesced, timeouts, mismatches, malformed, refused, tcp_retries,
-        edns_fallbacks, upstream_down, loop_probes_seen;
+        edns_fallbacks;
     atomic_uint_fast64_t rcode[16];
 };
 
 struct resolver_forward_shared {
     struct resolver_forward_config cfg;
-    struct upstream up[RESOLVER_FORWARD_MAX_UPSTREAMS];
-    size_t n;
-    atomic_uint preferred; /* the upstream that answered last */
-    atomic_uint inflight;  /* parked client requests over all workers */
+    struct resolver_upstreams ups;
+    atomic_uint inflight; /* parked client requests over all workers */
     atomic_bool prober_taken;
     struct resolver_siphash_key key;
     struct counters c;
@@ -124,6 +109,7 @@ struct pending {
 struct resolver_forward {
     uv_loop_t *loop;
     struct resolver_forward_shared *sh;
+    struct resolver_cache *cache; /* NULL: no cache to fill */
     struct resolver_forward_config cfg;
     struct pending *pendings;
     unsigned n_pendings;
@@ -139,7 +125,7 @@ struct resolver_forward {
     bool prober;
     uv_timer_t probe_timer;
     bool probe_timer_open;
-    bool health_busy[RESOLVER_FORWARD_MAX_UPSTREAMS];
+    bool health_busy[RESOLVER_UPSTREAM_MAX];
     /* Recent upstream IDs, so that a burst does not repeat one by chance. */
     uint8_t id_used[65536 / 8];
     uint16_t id_ring[ID_RING];
@@ -164,187 +150,27 @@ void resolver_forward_config_default(struct resolver_forward_config *cfg)
     cfg->loop_check = true;
 }
 
-static uint16_t addr_port(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
-    return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
-}
-
-static int parse_port(const char *text, uint16_t *port)
-{
-    char *end;
-    if (*text < '0' || *text > '9')
-        return -1;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno || *end || v == 0 || v > 65535)
-        return -1;
-    *port = (uint16_t)v;
-    return 0;
-}
-
-int resolver_forward_parse_upstream(const char *text, struct sockaddr_storage *out)
-{
-    char host[INET6_ADDRSTRLEN + 32];
-    uint16_t port = 53;
-    const char *colon = strchr(text, ':');
-    size_t hlen;
-    bool v6 = false;
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (!close || (close[1] != '\0' && (close[1] != ':' || parse_port(close + 2, &port))))
-            return -1;
-        text++;
-        hlen = (size_t)(close - text);
-        v6 = true;
-    } else if (colon && strchr(colon + 1, ':')) {
-        hlen = strlen(text); /* a bare IPv6 address: no port */
-        v6 = true;
-    } else {
-        hlen = colon ? (size_t)(colon - text) : strlen(text);
-        if (colon && parse_port(colon + 1, &port) < 0)
-            return -1;
-    }
-    if (hlen == 0 || hlen >= sizeof(host))
-        return -1;
-    memcpy(host, text, hlen);
-    host[hlen] = '\0';
-    memset(out, 0, sizeof(*out));
-    if (v6)
-        return uv_ip6_addr(host, port, (struct sockaddr_in6 *)(void *)out) == 0 ? 0 : -1;
-    return uv_ip4_addr(host, port, (struct sockaddr_in *)(void *)out) == 0 &&
-                   inet_pton(AF_INET, host, &(struct in_addr){0}) == 1
-               ? 0
-               : -1;
-}
-
-int resolver_forward_upstreams_from_resolv_conf(const char *path, struct sockaddr_storage *out,
-                                                size_t cap, size_t *n)
-{
-    char line[512];
-    *n = 0;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "#;\r\n")] = '\0';
-        char *save = NULL;
-        char *key = strtok_r(line, " \t", &save);
-        char *value = key ? strtok_r(NULL, " \t", &save) : NULL;
-        if (!key || !value || strcmp(key, "nameserver") != 0 || *n == cap)
-            continue;
-        /* resolv.conf has no port syntax: a colon means IPv6, which may carry a %zone. */
-        struct sockaddr_storage ss;
-        int rc = strchr(value, ':') ? uv_ip6_addr(value, 53, (struct sockaddr_in6 *)(void *)&ss)
-                                    : resolver_forward_parse_upstream(value, &ss);
-        if (rc == 0)
-            out[(*n)++] = ss;
-    }
-    fclose(f);
-    return 0;
-}
-
-static bool addr_is_any(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr);
-    return ((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
-}
-
-static bool addr_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET6)
-        return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
-                      &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr, 16) == 0;
-    return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
-           ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
-}
-
-/* Loopback, or an address of one of this host's interfaces. */
-static bool addr_is_local(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr);
-        if ((a >> 24) == 127)
-            return true;
-    } else if (IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr)) {
-        return true;
-    }
-    uv_interface_address_t *ifs = NULL;
-    int count = 0;
-    bool local = false;
-    if (uv_interface_addresses(&ifs, &count) != 0)
-        return false;
-    for (int i = 0; i < count && !local; i++) {
-        struct sockaddr_storage s;
-        memset(&s, 0, sizeof(s));
-        memcpy(&s, &ifs[i].address,
-               ifs[i].address.address4.sin_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                              : sizeof(struct sockaddr_in));
-        local = addr_same_host(&s, ss);
-    }
-    uv_free_interface_addresses(ifs, count);
-    return local;
-}
-
-bool resolver_forward_is_self(const struct sockaddr_storage *up,
-                              const struct sockaddr_storage *listen, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        const struct sockaddr_storage *l = &listen[i];
-        if (l->ss_family != up->ss_family || addr_port(l) != addr_port(up))
-            continue;
-        if (addr_same_host(l, up) || (addr_is_any(l) && addr_is_local(up)))
-            return true;
-    }
-    return false;
-}
-
 /* Shared state. */
-
-static void random_label(char *out, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++)
-        out[i] = hex[arc4random_uniform(16)];
-    out[n] = '\0';
-}
 
 int resolver_forward_shared_new(struct resolver_forward_shared **out,
                                 const struct resolver_forward_config *cfg)
 {
     *out = NULL;
-    if (cfg->n_upstreams == 0 || cfg->n_upstreams > RESOLVER_FORWARD_MAX_UPSTREAMS ||
+    if (cfg->n_upstreams == 0 || cfg->n_upstreams > RESOLVER_UPSTREAM_MAX ||
         cfg->max_concurrent == 0 || cfg->timeout_ms == 0 || cfg->deadline_ms == 0)
         return UV_EINVAL;
     struct resolver_forward_shared *sh = calloc(1, sizeof(*sh));
     if (!sh)
         return UV_ENOMEM;
     sh->cfg = *cfg;
-    if (sh->cfg.max_fails == 0)
-        sh->cfg.max_fails = 1;
     if (sh->cfg.probe_interval_ms == 0)
         sh->cfg.probe_interval_ms = 500;
-    sh->n = cfg->n_upstreams;
     int rc = resolver_siphash_key_random(&sh->key);
+    if (rc == 0)
+        rc = resolver_upstream_init(&sh->ups, cfg->upstreams, cfg->n_upstreams, cfg->max_fails);
     if (rc != 0) {
         free(sh);
         return rc;
-    }
-    for (size_t i = 0; i < sh->n; i++) {
-        struct upstream *u = &sh->up[i];
-        char a[9];
-        char b[9];
-        char text[64];
-        u->addr = cfg->upstreams[i];
-        dns_server_format_addr(&u->addr, u->text, sizeof(u->text));
-        random_label(a, 8);
-        random_label(b, 8);
-        snprintf(text, sizeof(text), "%s.%s." LOOP_LABEL ".", a, b);
-        dns_name_from_text(&u->probe, text);
     }
     *out = sh;
     return 0;
@@ -375,13 +201,13 @@ void resolver_forward_stats(const struct resolver_forward_shared *shared,
     out->refused_max_concurrent = atomic_load(&c->refused);
     out->tcp_retries = atomic_load(&c->tcp_retries);
     out->edns_fallbacks = atomic_load(&c->edns_fallbacks);
-    out->upstream_down = atomic_load(&c->upstream_down);
-    out->loop_probes_seen = atomic_load(&c->loop_probes_seen);
+    out->upstream_down = atomic_load(&sh->ups.marked_down);
+    out->loop_probes_seen = atomic_load(&sh->ups.loop_probes_seen);
     for (size_t i = 0; i < 16; i++)
         out->rcode[i] = atomic_load(&c->rcode[i]);
-    out->n_upstreams = sh->n;
-    for (size_t i = 0; i < sh->n; i++) {
-        struct upstream *u = &sh->up[i];
+    out->n_upstreams = sh->ups.n;
+    for (size_t i = 0; i < sh->ups.n; i++) {
+        struct resolver_upstream *u = &sh->ups.up[i];
         out->upstreams[i].addr = u->addr;
         out->upstreams[i].queries = atomic_load(&u->queries);
         out->upstreams[i].failures = atomic_load(&u->failures);
@@ -389,63 +215,6 @@ void resolver_forward_stats(const struct resolver_forward_shared *shared,
         out->upstreams[i].looping = atomic_load(&u->looping);
         out->upstreams[i].no_edns = atomic_load(&u->no_edns);
     }
-}
-
-bool resolver_forward_is_loop_probe(struct resolver_forward_shared *shared,
-                                    const struct dns_query *q)
-{
-    for (size_t i = 0; i < shared->n; i++) {
-        struct upstream *u = &shared->up[i];
-        if (!dns_name_equal(&q->qname, &u->probe))
-            continue;
-        count(&shared->c.loop_probes_seen);
-        unsigned seen = atomic_fetch_add(&u->loop_seen, 1) + 1;
-        if (seen >= LOOP_ROUNDS && !atomic_exchange(&u->looping, true))
-            log_error("forward",
-                      "upstream=%s error=\"forwarding loop: our loop-check query came back %u "
-                      "times; this upstream leads back to svcdns and will not be used\" "
-                      "remedy=\"point kubelet's resolvConf at /run/systemd/resolve/resolv.conf "
-                      "(not a stub resolver that forwards to us), or pass --upstream with "
-                      "the real resolvers\"",
-                      u->text, seen);
-        return true;
-    }
-    return false;
-}
-
-/* Health. */
-
-static void upstream_failed(struct resolver_forward_shared *sh, unsigned i)
-{
-    struct upstream *u = &sh->up[i];
-    count(&u->failures);
-    unsigned fails = atomic_fetch_add(&u->fails, 1) + 1;
-    if (fails >= sh->cfg.max_fails && !atomic_exchange(&u->down, true)) {
-        count(&sh->c.upstream_down);
-        log_warn("forward", "upstream=%s state=down consecutive_failures=%u", u->text, fails);
-    }
-}
-
-static void upstream_ok(struct resolver_forward_shared *sh, unsigned i)
-{
-    struct upstream *u = &sh->up[i];
-    atomic_store(&u->fails, 0);
-    if (atomic_exchange(&u->down, false))
-        log_info("forward", "upstream=%s state=up", u->text);
-}
-
-static bool upstream_usable(struct resolver_forward_shared *sh, unsigned i)
-{
-    return !atomic_load_explicit(&sh->up[i].looping, memory_order_relaxed);
-}
-
-static bool any_usable(struct resolver_forward_shared *sh)
-{
-    for (unsigned i = 0; i < sh->n; i++) {
-        if (upstream_usable(sh, i))
-            return true;
-    }
-    return false;
 }
 
 /* Pending table. */
@@ -544,7 +313,7 @@ static void build_query(struct pending *p)
     struct resolver_forward_shared *sh = p->fwd->sh;
     struct dns_cursor c;
     p->id = new_id(p->fwd);
-    p->edns = !atomic_load(&sh->up[p->up].no_edns);
+    p->edns = !atomic_load(&sh->ups.up[p->up].no_edns);
     dns_cursor_init(&c, p->query + 2, sizeof(p->query) - 2);
     dns_cursor_put_u16(&c, p->id);
     dns_cursor_put_u16(&c, DNS_FLAG_RD);
@@ -572,7 +341,7 @@ static void build_query(struct pending *p)
 static int pick_upstream(struct pending *p)
 {
     struct resolver_forward_shared *sh = p->fwd->sh;
-    unsigned n = (unsigned)sh->n;
+    unsigned n = (unsigned)sh->ups.n;
     if (p->kind != KIND_CLIENT)
         return p->tries == 0 ? (int)p->target : -1;
     if (p->force_up >= 0) {
@@ -584,13 +353,13 @@ static int pick_upstream(struct pending *p)
      * one must not be asked again and again while the deadline lasts. */
     if (p->tries >= 2 * n)
         return -1;
-    unsigned start = p->up < 0 ? atomic_load(&sh->preferred) % n : (unsigned)p->up + 1;
+    unsigned start = p->up < 0 ? atomic_load(&sh->ups.preferred) % n : (unsigned)p->up + 1;
     int fallback = -1;
     for (unsigned k = 0; k < n; k++) {
         unsigned i = (start + k) % n;
-        if (!upstream_usable(sh, i) || (p->failed_mask & (1U << i)))
+        if (!resolver_upstream_usable(&sh->ups, i) || (p->failed_mask & (1U << i)))
             continue;
-        if (!atomic_load(&sh->up[i].down))
+        if (!atomic_load(&sh->ups.up[i].down))
             return (int)i;
         if (fallback < 0 && !(p->tried_mask & (1U << i)))
             fallback = (int)i;
@@ -699,7 +468,7 @@ static void on_udp_sent(uv_udp_send_t *sr, int status)
 static int udp_start(struct pending *p)
 {
     struct resolver_forward *fwd = p->fwd;
-    const struct sockaddr_storage *to = &fwd->sh->up[p->up].addr;
+    const struct sockaddr_storage *to = &fwd->sh->ups.up[p->up].addr;
     struct sockaddr_storage any;
     memset(&any, 0, sizeof(any));
     any.ss_family = to->ss_family;
@@ -796,7 +565,7 @@ static void tcp_start(struct pending *p)
 {
     struct resolver_forward *fwd = p->fwd;
     count(&fwd->sh->c.tcp_retries);
-    count(&fwd->sh->up[p->up].queries);
+    count(&fwd->sh->ups.up[p->up].queries);
     close_handle((uv_handle_t *)&p->udp, p->udp_open);
     p->tcp = true;
     p->tcp_got = 0;
@@ -807,8 +576,9 @@ static void tcp_start(struct pending *p)
         p->tcp_open = true;
         fwd->open_handles++;
         p->connect.data = p;
-        rc = uv_tcp_connect(&p->connect, &p->tcp_h,
-                            (const struct sockaddr *)&fwd->sh->up[p->up].addr, on_tcp_connected);
+        rc =
+            uv_tcp_connect(&p->connect, &p->tcp_h,
+                           (const struct sockaddr *)&fwd->sh->ups.up[p->up].addr, on_tcp_connected);
     }
     if (rc != 0) {
         on_tcp_failed(p);
@@ -853,15 +623,18 @@ static void resume_all(struct resolver_forward *fwd, struct waiter *ws)
     }
 }
 
-/* No upstream left: SERVFAIL with EDE 22 when every try met silence, 23 otherwise. */
+/* No upstream left: an expired answer when the cache may serve it stale (RFC 8767), else
+ * SERVFAIL with EDE 22 when every try met silence, 23 otherwise. */
 static void fail_all(struct pending *p)
 {
-    int ede = p->all_silent ? RESOLVER_EDE_NO_REACHABLE_AUTHORITY : RESOLVER_EDE_NETWORK_ERROR;
-    uint32_t flags =
-        RESOLVER_FORWARD_REQ_FAILED | (p->all_silent ? RESOLVER_FORWARD_REQ_TIMEOUT : 0);
+    enum dns_failure why = p->all_silent ? DNS_FAILURE_SILENT : DNS_FAILURE_UPSTREAM;
+    int ede = p->all_silent ? DNS_EDE_NO_REACHABLE_AUTHORITY : DNS_EDE_NETWORK_ERROR;
     for (struct waiter *w = p->waiters; w; w = w->next) {
-        dns_chain_reply_error(w->req, DNS_RCODE_SERVFAIL, ede);
-        w->req->flags |= flags;
+        struct dns_request *req = w->req;
+        if (p->fwd->cache && !p->fwd->stopping && resolver_cache_fail(p->fwd->cache, req, why))
+            continue;
+        dns_chain_reply_error(req, DNS_RCODE_SERVFAIL, ede);
+        req->failure = why;
     }
     if (log_current_level >= LOG_LEVEL_DEBUG) {
         char name[DNS_MAX_NAME * 4 + 2];
@@ -883,7 +656,7 @@ static void relay_tc(struct pending *p)
     resume_all(p->fwd, pending_finish(p));
 }
 
-// NOLINTNEXTLINE(misc-no-recursion): a loop probe sends the next round, at most LOOP_ROUNDS
+// NOLINTNEXTLINE(misc-no-recursion): a loop probe sends the next round, a bounded number
 static void probe_done(struct pending *p, bool ok)
 {
     struct resolver_forward *fwd = p->fwd;
@@ -894,13 +667,13 @@ static void probe_done(struct pending *p, bool ok)
     if (kind == KIND_HEALTH) {
         fwd->health_busy[up] = false;
         if (ok)
-            upstream_ok(fwd->sh, up);
+            resolver_upstream_ok(&fwd->sh->ups, up);
         return;
     }
     /* A loop probe: send it again while it keeps coming back, until the count proves a loop
      * (resolver_forward_is_loop_probe() decides). One that never arrives ends the check. */
-    struct upstream *u = &fwd->sh->up[up];
-    if (!fwd->stopping && !atomic_load(&u->looping) && round < LOOP_ROUNDS &&
+    struct resolver_upstream *u = &fwd->sh->ups.up[up];
+    if (!fwd->stopping && !atomic_load(&u->looping) && round < RESOLVER_UPSTREAM_LOOP_ROUNDS &&
         atomic_load(&u->loop_seen) >= round)
         start_probe(fwd, KIND_LOOP, up, round + 1);
 }
@@ -917,10 +690,10 @@ static void try_start(struct pending *p, int up)
     p->tcp = false;
     p->have_tc = false;
     build_query(p);
-    count(&fwd->sh->up[up].queries);
+    count(&fwd->sh->ups.up[up].queries);
     int rc = udp_start(p);
     if (rc != 0) {
-        log_warn("forward", "upstream=%s error=\"cannot send: %s\"", fwd->sh->up[up].text,
+        log_warn("forward", "upstream=%s error=\"cannot send: %s\"", fwd->sh->ups.up[up].text,
                  uv_strerror(rc));
         try_failed(p, OUT_NETERR);
         return;
@@ -953,7 +726,7 @@ static void try_failed(struct pending *p, enum outcome why)
         probe_done(p, false);
         return;
     }
-    upstream_failed(p->fwd->sh, (unsigned)p->up);
+    resolver_upstream_failed(&p->fwd->sh->ups, (unsigned)p->up);
     if (why != OUT_TIMEOUT) {
         p->all_silent = false;
         p->failed_mask = (uint16_t)(p->failed_mask | (1U << p->up));
@@ -983,11 +756,14 @@ static void on_tcp_failed(struct pending *p)
 
 /* Replies. */
 
+/* Every waiter gets the reply to its own ID and question case; the cache keeps one copy. */
 static void deliver(struct pending *p, const uint8_t *msg, size_t len, bool tc)
 {
+    if (p->fwd->cache && !tc && p->waiters)
+        resolver_cache_store(p->fwd->cache, p->waiters->req, msg, len);
     for (struct waiter *w = p->waiters; w; w = w->next) {
         if (resolver_forward_build_reply(w->req, msg, len, tc) < 0)
-            dns_chain_reply_error(w->req, DNS_RCODE_SERVFAIL, RESOLVER_EDE_NETWORK_ERROR);
+            dns_chain_reply_error(w->req, DNS_RCODE_SERVFAIL, DNS_EDE_NETWORK_ERROR);
     }
     resume_all(p->fwd, pending_finish(p));
 }
@@ -995,7 +771,7 @@ static void deliver(struct pending *p, const uint8_t *msg, size_t len, bool tc)
 static void edns_fallback(struct pending *p)
 {
     struct resolver_forward_shared *sh = p->fwd->sh;
-    struct upstream *u = &sh->up[p->up];
+    struct resolver_upstream *u = &sh->ups.up[p->up];
     count(&sh->c.edns_fallbacks);
     if (!atomic_exchange(&u->no_edns, true))
         log_info("forward", "upstream=%s edns=off reason=\"FORMERR to a query with OPT\"", u->text);
@@ -1036,8 +812,8 @@ static void handle_reply(struct pending *p, const uint8_t *msg, size_t len)
         try_failed(p, OUT_RCODE);
         return;
     }
-    upstream_ok(sh, (unsigned)p->up);
-    atomic_store(&sh->preferred, (unsigned)p->up);
+    resolver_upstream_ok(&sh->ups, (unsigned)p->up);
+    atomic_store(&sh->ups.preferred, (unsigned)p->up);
     bool tc = (info.flags & DNS_FLAG_TC) != 0;
     if (tc && !p->tcp) {
         p->have_tc = true;
@@ -1084,10 +860,10 @@ int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, si
 /* The handler. */
 
 static enum dns_verdict answer_now(struct resolver_forward *fwd, struct dns_request *req,
-                                   unsigned rcode, int ede, uint32_t flags)
+                                   unsigned rcode, int ede, enum dns_failure why)
 {
     dns_chain_reply_error(req, rcode, ede);
-    req->flags |= flags;
+    req->failure = why;
     count(&fwd->sh->c.rcode[rcode & 0xf]);
     return DNS_DONE;
 }
@@ -1116,16 +892,20 @@ enum dns_verdict resolver_forward_serve(void *self, struct dns_request *req)
     const struct dns_query *q = &req->q;
     if (!q->has_question)
         return DNS_NEXT;
-    if (resolver_forward_is_loop_probe(sh, q))
-        return answer_now(fwd, req, DNS_RCODE_NXDOMAIN, -1, RESOLVER_FORWARD_REQ_LOCAL);
+    if (resolver_upstream_is_loop_probe(&sh->ups, q))
+        return answer_now(fwd, req, DNS_RCODE_NXDOMAIN, -1, DNS_FAILURE_NONE);
     count(&sh->c.requests);
-    if (fwd->stopping || !any_usable(sh))
-        return answer_now(fwd, req, DNS_RCODE_SERVFAIL, RESOLVER_EDE_NO_REACHABLE_AUTHORITY,
-                          RESOLVER_FORWARD_REQ_FAILED | RESOLVER_FORWARD_REQ_TIMEOUT);
+    if (fwd->stopping || !resolver_upstream_any_usable(&sh->ups)) {
+        if (fwd->cache && !fwd->stopping &&
+            resolver_cache_fail(fwd->cache, req, DNS_FAILURE_SILENT))
+            return DNS_DONE;
+        return answer_now(fwd, req, DNS_RCODE_SERVFAIL, DNS_EDE_NO_REACHABLE_AUTHORITY,
+                          DNS_FAILURE_SILENT);
+    }
     if (atomic_fetch_add(&sh->inflight, 1) >= sh->cfg.max_concurrent || !fwd->free_waiters) {
         atomic_fetch_sub(&sh->inflight, 1);
         count(&sh->c.refused);
-        return answer_now(fwd, req, DNS_RCODE_REFUSED, -1, RESOLVER_FORWARD_REQ_LOCAL);
+        return answer_now(fwd, req, DNS_RCODE_REFUSED, -1, DNS_FAILURE_OVERLOAD);
     }
     bool dnssec_ok = q->has_edns && (q->edns_flags & DNS_EDNS_DO);
     uint64_t hash = question_hash(sh, &q->qname, q->qtype, q->qclass, dnssec_ok);
@@ -1136,7 +916,7 @@ enum dns_verdict resolver_forward_serve(void *self, struct dns_request *req)
     if (!p) {
         atomic_fetch_sub(&sh->inflight, 1);
         count(&sh->c.refused);
-        return answer_now(fwd, req, DNS_RCODE_REFUSED, -1, RESOLVER_FORWARD_REQ_LOCAL);
+        return answer_now(fwd, req, DNS_RCODE_REFUSED, -1, DNS_FAILURE_OVERLOAD);
     }
     struct waiter *w = fwd->free_waiters;
     fwd->free_waiters = w->next;
@@ -1158,7 +938,7 @@ enum dns_verdict resolver_forward_serve(void *self, struct dns_request *req)
 
 /* Probes, sent by the prober only. */
 
-// NOLINTNEXTLINE(misc-no-recursion): a loop probe sends the next round, at most LOOP_ROUNDS
+// NOLINTNEXTLINE(misc-no-recursion): a loop probe sends the next round, a bounded number
 static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned up, unsigned round)
 {
     struct pending *p = pending_get(fwd);
@@ -1175,7 +955,7 @@ static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned u
         p->qtype = DNS_TYPE_NS;
         fwd->health_busy[up] = true;
     } else {
-        p->qname = fwd->sh->up[up].probe;
+        p->qname = fwd->sh->ups.up[up].probe;
         p->qtype = DNS_TYPE_HINFO;
     }
     p->deadline = uv_now(fwd->loop) + fwd->cfg.timeout_ms;
@@ -1186,8 +966,9 @@ static void on_probe_timer(uv_timer_t *t)
 {
     struct resolver_forward *fwd = t->data;
     struct resolver_forward_shared *sh = fwd->sh;
-    for (unsigned i = 0; i < sh->n; i++) {
-        if (atomic_load(&sh->up[i].down) && upstream_usable(sh, i) && !fwd->health_busy[i])
+    for (unsigned i = 0; i < sh->ups.n; i++) {
+        if (atomic_load(&sh->ups.up[i].down) && resolver_upstream_usable(&sh->ups, i) &&
+            !fwd->health_busy[i])
             start_probe(fwd, KIND_HEALTH, i, 0);
     }
 }
@@ -1229,7 +1010,7 @@ static unsigned pow2_at_least(unsigned n)
 static int alloc_tables(struct resolver_forward *fwd)
 {
     unsigned max = fwd->cfg.max_concurrent;
-    fwd->n_pendings = max + PROBE_PENDINGS * (unsigned)fwd->sh->n;
+    fwd->n_pendings = max + PROBE_PENDINGS * (unsigned)fwd->sh->ups.n;
     unsigned n_buckets = pow2_at_least(2 * max);
     fwd->pendings = calloc(fwd->n_pendings, sizeof(*fwd->pendings));
     fwd->waiters = calloc(max, sizeof(*fwd->waiters));
@@ -1264,8 +1045,7 @@ static void free_tables(struct resolver_forward *fwd)
 }
 
 int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
-                         const struct resolver_forward_config *cfg,
-                         struct resolver_forward_shared *shared)
+                         struct resolver_forward_shared *shared, struct resolver_cache *cache)
 {
     *out = NULL;
     struct resolver_forward *fwd = calloc(1, sizeof(*fwd));
@@ -1273,8 +1053,8 @@ int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
         return UV_ENOMEM;
     fwd->loop = loop;
     fwd->sh = shared;
-    fwd->cfg = shared->cfg; /* the shared copy wins: health and caps must agree across workers */
-    (void)cfg;
+    fwd->cache = cache;
+    fwd->cfg = shared->cfg; /* one copy for all: health and caps must agree across workers */
     int rc = alloc_tables(fwd);
     if (rc != 0) {
         /* Timers were initialised only if every allocation succeeded; none are open here. */
@@ -1290,7 +1070,7 @@ int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
         uv_timer_start(&fwd->probe_timer, on_probe_timer, fwd->cfg.probe_interval_ms,
                        fwd->cfg.probe_interval_ms);
         uv_unref((uv_handle_t *)&fwd->probe_timer); /* it alone must not keep a loop running */
-        for (unsigned i = 0; fwd->cfg.loop_check && i < shared->n; i++)
+        for (unsigned i = 0; fwd->cfg.loop_check && i < shared->ups.n; i++)
             start_probe(fwd, KIND_LOOP, i, 1);
     }
     *out = fwd;

@@ -16,24 +16,13 @@
 #include <uv.h>
 
 #include "dns/chain.h"
+#include "resolver/cache.h"
+#include "resolver/upstream.h"
 
-#define RESOLVER_FORWARD_NAME "forward"   /* the handler name main.c registers */
-#define RESOLVER_FORWARD_MAX_UPSTREAMS 15 /* CoreDNS forward's limit */
-#define RESOLVER_FORWARD_EDNS_SIZE 1232   /* our payload to upstreams (DNS Flag Day 2020) */
-
-/* Bits the forwarder sets in req->flags for the cache's on_answer. dns/request.h defines its
- * shared DNS_REQ_* bits from the bottom; these sit high to stay clear of them. */
-#define RESOLVER_FORWARD_REQ_LOCAL 0x00010000u   /* answered here, not by an upstream */
-#define RESOLVER_FORWARD_REQ_FAILED 0x00020000u  /* SERVFAIL: every upstream failed */
-#define RESOLVER_FORWARD_REQ_TIMEOUT 0x00040000u /* ... and all of them by silence (EDE 22) */
-
-/* Extended DNS Errors (RFC 8914) the resolver modules send. */
-#define RESOLVER_EDE_STALE_ANSWER 3
-#define RESOLVER_EDE_NO_REACHABLE_AUTHORITY 22
-#define RESOLVER_EDE_NETWORK_ERROR 23
+#define RESOLVER_FORWARD_EDNS_SIZE 1232 /* our payload to upstreams (DNS Flag Day 2020) */
 
 struct resolver_forward_config {
-    struct sockaddr_storage upstreams[RESOLVER_FORWARD_MAX_UPSTREAMS];
+    struct sockaddr_storage upstreams[RESOLVER_UPSTREAM_MAX];
     size_t n_upstreams;
     unsigned timeout_ms;        /* one try (--upstream-timeout); default 1000 */
     unsigned deadline_ms;       /* the whole request, all tries; default 2000 */
@@ -68,7 +57,7 @@ struct resolver_forward_stats {
     uint64_t upstream_down;  /* transitions to down */
     uint64_t loop_probes_seen;
     size_t n_upstreams;
-    struct resolver_forward_upstream_stats upstreams[RESOLVER_FORWARD_MAX_UPSTREAMS];
+    struct resolver_forward_upstream_stats upstreams[RESOLVER_UPSTREAM_MAX];
 };
 
 struct resolver_forward_shared;
@@ -82,10 +71,11 @@ void resolver_forward_shared_free(struct resolver_forward_shared *shared);
 
 /* A worker's forwarder on its loop; allocates its pending table (max_concurrent queries plus
  * room for probes) and takes no memory per query afterwards. The first forwarder made for a
- * shared state also runs the loop check and the health probes on its loop. Keeps shared. */
+ * shared state also runs the loop check and the health probes on its loop. Keeps shared and
+ * cache (NULL: none); what upstreams answer is stored there, and it answers for them with
+ * stale data when they all fail (--serve-stale). */
 int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
-                         const struct resolver_forward_config *cfg,
-                         struct resolver_forward_shared *shared);
+                         struct resolver_forward_shared *shared, struct resolver_cache *cache);
 /* On the loop's thread, from a callback or outside uv_run() (the server calls it from its
  * chain_free, inside the loop): answers parked requests with SERVFAIL (the server discards
  * replies while stopping) and closes every handle; the memory is freed by the last close
@@ -93,26 +83,12 @@ int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
  * uv_loop_close(). No other code may close the forwarder's handles. NULL is a no-op. */
 void resolver_forward_free(struct resolver_forward *fwd);
 
-/* The handler: parks the request (DNS_PENDING) and resumes it with DNS_DONE and the reply. */
+/* The forward stage: parks the request (DNS_PENDING) and resumes it with DNS_DONE and the
+ * reply. Loop-check names coming back to us get NXDOMAIN at once. */
 enum dns_verdict resolver_forward_serve(void *self, struct dns_request *req);
-
-/* Whether q is one of our loop-check probes coming back to us; counts the arrival. More than
- * two arrivals of an upstream's probe mark that upstream as looping. The handler calls it. */
-bool resolver_forward_is_loop_probe(struct resolver_forward_shared *shared,
-                                    const struct dns_query *q);
 
 void resolver_forward_stats(const struct resolver_forward_shared *shared,
                             struct resolver_forward_stats *out);
-
-/* "10.0.0.10", "10.0.0.10:5353", "[fd00::10]:53", "fd00::10" (port 53 by default). 0 or -1. */
-int resolver_forward_parse_upstream(const char *text, struct sockaddr_storage *out);
-/* The nameserver lines of a resolv.conf, at most cap. 0 (even with none found) or -errno. */
-int resolver_forward_upstreams_from_resolv_conf(const char *path, struct sockaddr_storage *out,
-                                                size_t cap, size_t *n);
-/* Whether an upstream is one of our own listen addresses: equal, or on the port of a wildcard
- * listener (0.0.0.0, ::) and local (loopback, or an address of this host). */
-bool resolver_forward_is_self(const struct sockaddr_storage *up,
-                              const struct sockaddr_storage *listen, size_t n);
 
 /* Builds the client's reply in req->ans from an upstream reply that resolver_scrub_check()
  * accepted for req's question: the scrubbed records, the client's ID and question case, RA

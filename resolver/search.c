@@ -21,16 +21,12 @@ void resolver_search_config_default(struct resolver_search_config *cfg)
 }
 
 int resolver_search_init(struct resolver_search *search, const struct resolver_search_config *cfg,
-                         resolver_search_exists_fn exists, resolver_search_client_ns_fn client_ns,
-                         resolver_search_answer_fn answer, void *ctx)
+                         const struct dns_names *names)
 {
     char text[DNS_MAX_NAME * 4];
     memset(search, 0, sizeof(*search));
     search->cfg = *cfg;
-    search->exists = exists;
-    search->client_ns = client_ns;
-    search->answer = answer;
-    search->ctx = ctx;
+    search->names = *names;
     snprintf(text, sizeof(text), "svc.%s", cfg->cluster_domain);
     if (dns_name_from_text(&search->zone, cfg->cluster_domain) < 0 ||
         dns_name_from_text(&search->svc_zone, text) < 0)
@@ -53,7 +49,7 @@ static int follow(const struct resolver_search *search, struct dns_request *req,
     dns_wire_put_u32(rr + 6, search->cfg.ttl);
     dns_wire_put_u16(rr + 10, target->len);
     memcpy(rr + 12, target->wire, target->len);
-    return dns_request_rewrite(req, target, rr, 12 + (size_t)target->len, 1);
+    return dns_request_follow(req, target, rr, 12 + (size_t)target->len, 1);
 }
 
 /* out = prefix + label (one wire label, may be NULL) + suffix. */
@@ -74,7 +70,12 @@ static int join(struct dns_name *out, const struct dns_name *prefix, const uint8
 static bool client_ns(const struct resolver_search *search, const struct dns_request *req,
                       uint8_t ns[DNS_MAX_LABEL + 1])
 {
-    return search->client_ns && search->client_ns(search->ctx, &req->peer, ns);
+    return search->names.client_namespace(search->names.self, &req->peer, ns);
+}
+
+static enum dns_name_state lookup(const struct resolver_search *search, const struct dns_name *name)
+{
+    return search->names.lookup(search->names.self, name);
 }
 
 /* "echo" or "echo.ns" as asked: <q>.<ns>.svc.Z, <q>.svc.Z, <q>.Z, the first with records. */
@@ -88,9 +89,9 @@ static enum dns_verdict expand_short(struct resolver_search *search, struct dns_
         join(&candidates[2], q, NULL, &search->zone) < 0)
         return DNS_NEXT;
     for (int i = 0; i < 3; i++) {
-        if (search->exists(search->ctx, &candidates[i]) == RESOLVER_SEARCH_RECORDS) {
+        if (lookup(search, &candidates[i]) == DNS_NAME_RECORDS) {
             if (follow(search, req, &candidates[i]) == 0)
-                search->stats.expanded++;
+                dns_counter_inc(&search->stats.expanded);
             return DNS_NEXT;
         }
     }
@@ -107,7 +108,7 @@ static enum dns_verdict autopath(struct resolver_search *search, struct dns_requ
     if (join(&first, &root, ns, &search->svc_zone) < 0 || q->len <= first.len ||
         !dns_name_is_subdomain(q, &first))
         return DNS_NEXT;
-    if (search->exists(search->ctx, q) != RESOLVER_SEARCH_ABSENT)
+    if (lookup(search, q) != DNS_NAME_ABSENT)
         return DNS_NEXT; /* a cluster name: the plain answer is the walk's answer */
     struct dns_name x = {.len = (uint8_t)(q->len - first.len + 1)};
     memcpy(x.wire, q->wire, x.len - 1U);
@@ -118,35 +119,42 @@ static enum dns_verdict autopath(struct resolver_search *search, struct dns_requ
         return DNS_NEXT;
     for (int i = 0; i < 2; i++) {
         /* A name that exists ends the client's walk even without records (NODATA). */
-        if (search->exists(search->ctx, &candidates[i]) != RESOLVER_SEARCH_ABSENT) {
+        if (lookup(search, &candidates[i]) != DNS_NAME_ABSENT) {
             if (follow(search, req, &candidates[i]) == 0)
-                search->stats.autopath++;
+                dns_counter_inc(&search->stats.autopath);
             return DNS_NEXT;
         }
     }
     /* The walk's last step asks X itself: upstream, or in the cluster zone when X is a full
      * cluster name written without its trailing dot (echo.default.svc.local). */
     bool x_in_zone = dns_name_is_subdomain(&x, &search->zone);
-    if (x_in_zone && search->exists(search->ctx, &x) == RESOLVER_SEARCH_ABSENT)
+    if (x_in_zone && lookup(search, &x) == DNS_NAME_ABSENT)
         return DNS_NEXT;
     if (!x_in_zone && !search->cfg.upstream)
         return DNS_NEXT; /* nothing outside can exist: the plain NXDOMAIN is the answer */
     if (x_in_zone) {
         if (follow(search, req, &x) == 0)
-            search->stats.autopath++;
+            dns_counter_inc(&search->stats.autopath);
         return DNS_NEXT;
     }
-    if (follow(search, req, &x) == 0) {
-        req->flags |= DNS_REQ_AUTOPATH;
-        search->stats.autopath++;
-    }
+    /* X goes upstream, which may not have it (or may fail, or we may be past
+     * --max-concurrent). Then the walk found nothing, and the client must get what it would
+     * have got without the walk: the authoritative NXDOMAIN of the asked name, so that it
+     * walks on by itself (anything else stops musl's walk). That reply is made now, while
+     * the question is still the client's, and sent instead of anything but NOERROR. */
+    size_t n = search->names.answer(search->names.self, &req->q, req->pkt, req->alias.fallback,
+                                    sizeof(req->alias.fallback));
+    if (n == 0 || follow(search, req, &x) < 0)
+        return DNS_NEXT;
+    dns_request_fallback(req, n, &search->stats.autopath_nxdomain);
+    dns_counter_inc(&search->stats.autopath);
     return DNS_NEXT;
 }
 
 enum dns_verdict resolver_search_serve(void *self, struct dns_request *req)
 {
     struct resolver_search *search = self;
-    if (req->q.qclass != DNS_CLASS_IN || (req->flags & DNS_REQ_REWRITTEN))
+    if (req->q.qclass != DNS_CLASS_IN || req->alias.active)
         return DNS_NEXT;
     /* The client's namespace is looked up only when a rule needs it. */
     uint8_t ns[DNS_MAX_LABEL + 1];
@@ -160,23 +168,6 @@ enum dns_verdict resolver_search_serve(void *self, struct dns_request *req)
     if (!search->cfg.autopath || !client_ns(search, req, ns))
         return DNS_NEXT;
     return autopath(search, req, ns);
-}
-
-void resolver_search_on_answer(void *self, struct dns_request *req)
-{
-    struct resolver_search *search = self;
-    if (!(req->flags & DNS_REQ_AUTOPATH) || req->ans_len < DNS_HEADER_SIZE)
-        return;
-    if (DNS_RCODE(dns_wire_get_u16(req->ans + 2)) == DNS_RCODE_NOERROR)
-        return;
-    /* The walk found nothing, or could not ask (SERVFAIL, or REFUSED past --max-concurrent):
-     * answer as if we never walked. The asked name is under the cluster suffix and does not
-     * exist, so the client gets its authoritative NXDOMAIN and goes on by itself; anything
-     * else there would stop musl's walk. */
-    dns_request_cancel_rewrite(req);
-    req->flags &= ~(uint32_t)DNS_REQ_AUTOPATH;
-    search->answer(search->ctx, req);
-    search->stats.autopath_nxdomain++;
 }
 
 int resolver_search_resolv_conf(const char *cluster_domain, const char *ns, const char *nameserver,

@@ -1,4 +1,5 @@
-/* zones/answer.c - a query in, a reply out, from the pre-rendered store.
+/* zones/answer.c - a query in, a reply out, from the pre-rendered store; and the dns_names
+ * interface over the same store.
  *
  * The reply is the echoed question plus one pre-rendered entry (for ANY, the answer part of
  * each of the node's entries): its records refer to the question name with the pointer
@@ -9,7 +10,9 @@
 
 #include <string.h>
 
+#include "dns/addr.h"
 #include "zones/objects.h"
+#include "zones/store_layout.h"
 
 static size_t finish(struct dns_cursor *c, const struct dns_query *q, uint16_t an, uint16_t ns,
                      uint16_t ar)
@@ -103,8 +106,10 @@ enum zones_answer_result zones_answer_query(const struct zones_store *s,
                                             const struct zones_answer_config *cfg,
                                             const struct dns_query *q, const uint8_t *pkt,
                                             uint8_t *out, size_t cap, size_t *out_len,
-                                            const struct zones_entry **chase)
+                                            struct zones_chase *chase)
 {
+    if (chase)
+        chase->count = 0;
     if (q->qclass != DNS_CLASS_IN && q->qclass != DNS_CLASS_ANY)
         return ZONES_ANSWER_NOT_OURS;
     enum zones_zone zone = zones_store_zone_of(s, &q->qname);
@@ -136,31 +141,78 @@ enum zones_answer_result zones_answer_query(const struct zones_store *s,
     dns_wire_reply_begin(&c, q, pkt, (uint16_t)(flags | DNS_FLAG_AA), DNS_RCODE_NOERROR);
     dns_cursor_put(&c, s->bytes + e->off, e->len);
     *out_len = finish(&c, q, e->an, 0, e->ar);
-    if (chase && e->chase_len)
-        *chase = e;
+    if (chase && e->chase_len) {
+        chase->target.len = e->chase_len;
+        memcpy(chase->target.wire, s->bytes + e->chase_off, e->chase_len);
+        chase->records = s->bytes + e->off;
+        chase->len = e->len;
+        chase->count = e->an;
+    }
     return ZONES_ANSWER_DONE;
-}
-
-bool zones_answer_name_has_records(const struct zones_store *store, const struct dns_name *name)
-{
-    const struct zones_node *node = zones_store_find(store, name);
-    return node && node->n_entries > 0;
 }
 
 enum dns_verdict zones_answer_serve(void *self, struct dns_request *req)
 {
     const struct zones_answer *za = self;
-    const struct zones_entry *chase = NULL;
-    if (zones_answer_query(za->store, &za->cfg, &req->q, req->pkt, req->ans, req->ans_cap,
+    const struct zones_store *store = atomic_load_explicit(za->current, memory_order_acquire);
+    struct zones_chase chase;
+    if (zones_answer_query(store, &za->cfg, &req->q, req->pkt, req->ans, req->ans_cap,
                            &req->ans_len, &chase) == ZONES_ANSWER_NOT_OURS)
         return DNS_NEXT;
-    if (!chase || !za->cfg.chase_outside)
+    if (chase.count == 0 || !za->cfg.chase_outside)
         return DNS_DONE;
     /* An ExternalName leaving the cluster: the CNAMEs, then what the upstream says of the
      * target (CoreDNS resolves it through itself the same way). */
-    struct dns_name target = {.len = chase->chase_len};
-    memcpy(target.wire, za->store->bytes + chase->chase_off, chase->chase_len);
-    if (dns_request_rewrite(req, &target, za->store->bytes + chase->off, chase->len, chase->an) < 0)
+    if (dns_request_follow(req, &chase.target, chase.records, chase.len, chase.count) < 0)
         return DNS_DONE;
     return DNS_NEXT;
+}
+
+/* The dns_names interface. */
+
+static const struct zones_store *names_store(const void *self)
+{
+    const struct zones_answer *za = self;
+    return atomic_load_explicit(za->current, memory_order_acquire);
+}
+
+static enum dns_name_state names_lookup(const void *self, const struct dns_name *name)
+{
+    const struct zones_node *node = zones_store_find(names_store(self), name);
+    if (!node)
+        return DNS_NAME_ABSENT;
+    return node->n_entries ? DNS_NAME_RECORDS : DNS_NAME_EMPTY;
+}
+
+static bool names_client_namespace(const void *self, const struct sockaddr_storage *client,
+                                   uint8_t label[DNS_MAX_LABEL + 1])
+{
+    const uint8_t *bytes;
+    struct zones_ip ip = {0};
+    size_t n = dns_addr_bytes(client, &bytes);
+    if (n == 0)
+        return false;
+    ip.family = n == 4 ? 4 : 6;
+    memcpy(ip.addr, bytes, n);
+    const uint8_t *ns = zones_store_pod_namespace(names_store(self), &ip);
+    if (!ns)
+        return false;
+    memcpy(label, ns, (size_t)ns[0] + 1);
+    return true;
+}
+
+static size_t names_answer(const void *self, const struct dns_query *q, const uint8_t *pkt,
+                           uint8_t *out, size_t cap)
+{
+    const struct zones_answer *za = self;
+    size_t len = 0;
+    if (zones_answer_query(names_store(self), &za->cfg, q, pkt, out, cap, &len, NULL) ==
+        ZONES_ANSWER_NOT_OURS)
+        return 0;
+    return len;
+}
+
+struct dns_names zones_answer_names(const struct zones_answer *za)
+{
+    return (struct dns_names){names_lookup, names_client_namespace, names_answer, za};
 }

@@ -1,17 +1,20 @@
-/* zones/answer.h - answering queries from a zones_store: the authoritative handler.
+/* zones/answer.h - the zones stage: authoritative answers from a zones_store, and the
+ * dns_names interface other stages ask about cluster names through.
  *
- * Everything here is a read of the immutable store and writes into the caller's buffer; no
+ * Everything here is a read of the immutable snapshot and writes into the caller's buffer; no
  * allocation. Names under the cluster domain always get an authoritative answer (records,
- * NODATA or NXDOMAIN, with the apex SOA). Reverse names answer where a cluster address has
- * a PTR; the rest fall through to the forwarder when there is one. */
+ * NODATA or NXDOMAIN, with the apex SOA). Reverse names answer where a cluster address has a
+ * PTR; the rest fall through to the forwarder when there is one. */
 #ifndef ZONES_ANSWER_H
 #define ZONES_ANSWER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "dns/chain.h"
+#include "dns/names.h"
 #include "zones/store.h"
 
 enum zones_answer_result {
@@ -20,31 +23,38 @@ enum zones_answer_result {
 };
 
 struct zones_answer_config {
-    bool fallthrough_reverse; /* reverse misses go on to the next handler (the forwarder) */
+    bool fallthrough_reverse; /* reverse misses go on to the next stage (the forwarder) */
     bool recursion_available; /* set RA: a forwarder is configured */
     bool chase_outside;       /* CNAME chains leaving our zones are followed upstream */
 };
 
+/* A CNAME chain that leaves our zones: its records, and the name the upstream resolves. */
+struct zones_chase {
+    struct dns_name target;
+    const uint8_t *records; /* in the snapshot; 0xc00c names the question */
+    size_t len;
+    uint16_t count; /* 0: the answer is complete */
+};
+
 /* Answers q (its qname as parsed, lower-cased; the question echoed from pkt). *out_len is the
- * reply length; it may exceed the UDP limit, which the chain handles. When the answer is a
- * CNAME chain that leaves our zones, *chase (if not NULL) is set to the entry. */
+ * reply length; it may exceed the UDP limit, which the chain handles. chase (may be NULL)
+ * says whether the answer is a chain that leaves our zones. */
 enum zones_answer_result zones_answer_query(const struct zones_store *store,
                                             const struct zones_answer_config *cfg,
                                             const struct dns_query *q, const uint8_t *pkt,
                                             uint8_t *out, size_t cap, size_t *out_len,
-                                            const struct zones_entry **chase);
+                                            struct zones_chase *chase);
 
-/* Whether a name exists in the cluster zone with records of any type (an ExternalName
- * counts); empty non-terminals do not. For the search path. */
-bool zones_answer_name_has_records(const struct zones_store *store, const struct dns_name *name);
-
-/* The authoritative handler. The store pointer is read on every query, so main.c can swap in
- * a new snapshot between queries. */
+/* One worker's zones stage. It answers from the snapshot published at *current, read once
+ * per query, so the composition root can publish a new one at any time (dns/epoch.h says
+ * when the old one may go). */
 struct zones_answer {
-    const struct zones_store *store;
+    _Atomic(struct zones_store *) *current;
     struct zones_answer_config cfg;
 };
 
 enum dns_verdict zones_answer_serve(void *self, struct dns_request *req);
+/* The dns_names interface over za's snapshot; za must outlive its use. */
+struct dns_names zones_answer_names(const struct zones_answer *za);
 
 #endif

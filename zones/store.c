@@ -15,6 +15,8 @@
 
 #include <ldns/ldns.h>
 
+#include "zones/store_layout.h"
+
 #define ENT_TYPE 0         /* builder marker: the name exists, with no records */
 #define CNAME_CHAIN_MAX 10 /* CoreDNS maxCnameChainLength */
 #define DNS_VERSION_TTL 28800
@@ -1056,6 +1058,20 @@ void zones_store_free(struct zones_store *store)
     free(store->table);
     free(store->pod_ips);
     free(store);
+}
+
+void zones_store_summarize(const struct zones_store *store, struct zones_store_summary *out)
+{
+    *out = (struct zones_store_summary){
+        .records = store->n_records,
+        .serial = store->serial,
+        .cluster_ip = store->counts.cluster_ip,
+        .headless = store->counts.headless,
+        .external_name = store->counts.external_name,
+        .endpoints = store->counts.endpoints,
+        .pods = store->counts.pods,
+        .namespaces = store->counts.namespaces,
+    };
 }
 
 void zones_store_config_default(struct zones_store_config *cfg)

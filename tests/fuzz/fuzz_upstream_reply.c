@@ -138,8 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (resolver_cache_new(&cache, &cfg) != 0)
         __builtin_trap();
     clock_now = 1000;
-    req.answered_by = RESOLVER_FORWARD_NAME;
-    resolver_cache_on_answer(cache, &req);
+    resolver_cache_store(cache, &req, msg, len);
 
     request(&req2, pkt2, make_query(pkt2, qtype, !edns, dnssec_ok && !edns));
     req2.q.id = 0x2222;
@@ -149,10 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Past any TTL, the forwarder fails: a stale answer, if one was stored. */
     clock_now += 3601u * 1000u;
     request(&req2, pkt2, make_query(pkt2, qtype, edns, dnssec_ok));
-    dns_chain_reply_error(&req2, DNS_RCODE_SERVFAIL, RESOLVER_EDE_NO_REACHABLE_AUTHORITY);
-    req2.flags = RESOLVER_FORWARD_REQ_FAILED | RESOLVER_FORWARD_REQ_TIMEOUT;
-    req2.answered_by = RESOLVER_FORWARD_NAME;
-    resolver_cache_on_answer(cache, &req2);
+    if (!resolver_cache_fail(cache, &req2, DNS_FAILURE_SILENT))
+        dns_chain_reply_error(&req2, DNS_RCODE_SERVFAIL, DNS_EDE_NO_REACHABLE_AUTHORITY);
     require_reply(&req2);
     resolver_cache_free(cache);
     return 0;

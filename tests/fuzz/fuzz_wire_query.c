@@ -42,28 +42,16 @@ static struct dns_chain chain;
 static uint8_t pkt[DNS_MAX_MSG], ans[DNS_MAX_MSG];
 static int sent;
 
-static enum resolver_search_existence exists(void *ctx, const struct dns_name *name)
-{
-    (void)ctx;
-    const struct zones_node *node = zones_store_find(store, name);
-    return !node             ? RESOLVER_SEARCH_ABSENT
-           : node->n_entries ? RESOLVER_SEARCH_RECORDS
-                             : RESOLVER_SEARCH_EMPTY;
-}
+static _Atomic(struct zones_store *) current;
 
-static bool client_ns(void *ctx, const struct sockaddr_storage *peer, uint8_t *label)
+/* Every client is a Pod in prod, so autopath runs too. */
+static bool client_namespace(const void *self, const struct sockaddr_storage *client,
+                             uint8_t *label)
 {
-    (void)ctx;
-    (void)peer;
+    (void)self;
+    (void)client;
     memcpy(label, "\4prod", 5);
     return true;
-}
-
-static void answer(void *ctx, struct dns_request *req)
-{
-    (void)ctx;
-    zones_answer_query(store, &zones.cfg, &req->q, req->pkt, req->ans, req->ans_cap, &req->ans_len,
-                       NULL);
 }
 
 static void on_send(struct dns_request *req)
@@ -90,18 +78,21 @@ static void init(void)
     zones_store_config_default(&cfg);
     if (objs.n_diags || zones_store_build(&store, &objs, &cfg) < 0)
         abort();
-    zones.store = store;
+    atomic_store(&current, store);
+    zones.current = &current;
     zones.cfg.chase_outside = true; /* nothing follows: the chase ends in REFUSED, spliced */
     struct resolver_search_config scfg;
     resolver_search_config_default(&scfg);
     scfg.upstream = true;
-    resolver_search_init(&search, &scfg, exists, client_ns, answer, NULL);
+    struct dns_names names = zones_answer_names(&zones);
+    names.client_namespace = client_namespace;
+    resolver_search_init(&search, &scfg, &names);
     dns_chaos_init(&chaos, "fuzz");
     dns_chain_init(&chain);
-    dns_chain_add(&chain, &(struct dns_handler){"chaos", dns_chaos_serve, NULL, &chaos});
-    dns_chain_add(&chain, &(struct dns_handler){"search", resolver_search_serve,
-                                                resolver_search_on_answer, &search});
-    dns_chain_add(&chain, &(struct dns_handler){"kubernetes", zones_answer_serve, NULL, &zones});
+    dns_chain_set(&chain, DNS_STAGE_CHAOS, &(struct dns_stage_handler){dns_chaos_serve, &chaos});
+    dns_chain_set(&chain, DNS_STAGE_SEARCH,
+                  &(struct dns_stage_handler){resolver_search_serve, &search});
+    dns_chain_set(&chain, DNS_STAGE_ZONES, &(struct dns_stage_handler){zones_answer_serve, &zones});
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

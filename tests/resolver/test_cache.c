@@ -54,15 +54,14 @@ static struct creq *query(const char *name, uint16_t type, uint16_t id, int edns
     return r;
 }
 
-/* The forwarder's reply to r from the upstream bytes, then the cache's on_answer. */
+/* What the forwarder does with an upstream reply to r: the cache keeps it (or, TC set,
+ * refuses it itself), the client gets its own copy. */
 static void answer_from_upstream(struct resolver_cache *c, struct creq *r, const uint8_t *msg,
                                  size_t len)
 {
-    ck_assert_int_eq(resolver_forward_build_reply(&r->req, msg, len,
-                                                  (dns_wire_get_u16(msg + 2) & DNS_FLAG_TC) != 0),
-                     0);
-    r->req.answered_by = RESOLVER_FORWARD_NAME;
-    resolver_cache_on_answer(c, &r->req);
+    bool tc = (dns_wire_get_u16(msg + 2) & DNS_FLAG_TC) != 0;
+    resolver_cache_store(c, &r->req, msg, len);
+    ck_assert_int_eq(resolver_forward_build_reply(&r->req, msg, len, tc), 0);
 }
 
 static void store(struct resolver_cache *c, const char *qname, uint16_t qtype, unsigned rcode,
@@ -339,14 +338,13 @@ START_TEST(cache_keys_on_the_do_bit)
 }
 END_TEST
 
-/* The forwarder gave up on every upstream: its SERVFAIL, as the cache's on_answer sees it. */
+/* The forwarder gave up on every upstream, all silent: the stale answer when the cache has
+ * one, else its own SERVFAIL, as resolver/forward.c's fail_all() does. */
 static struct creq *forward_failure(struct resolver_cache *c, const char *qname, int edns)
 {
     struct creq *r = query(qname, LDNS_RR_TYPE_A, 77, edns, false);
-    dns_chain_reply_error(&r->req, DNS_RCODE_SERVFAIL, RESOLVER_EDE_NO_REACHABLE_AUTHORITY);
-    r->req.flags |= RESOLVER_FORWARD_REQ_FAILED | RESOLVER_FORWARD_REQ_TIMEOUT;
-    r->req.answered_by = RESOLVER_FORWARD_NAME;
-    resolver_cache_on_answer(c, &r->req);
+    if (!resolver_cache_fail(c, &r->req, DNS_FAILURE_SILENT))
+        dns_chain_reply_error(&r->req, DNS_RCODE_SERVFAIL, DNS_EDE_NO_REACHABLE_AUTHORITY);
     return r;
 }
 
@@ -372,7 +370,7 @@ START_TEST(cache_serves_stale_when_forwarding_fails)
     ck_assert_uint_eq(ldns_pkt_id(p), 77);
     ck_assert_uint_eq(first_ttl(p, LDNS_SECTION_ANSWER), 30);
     ldns_pkt_free(p);
-    ck_assert_int_eq(ede_of(&r->req), RESOLVER_EDE_STALE_ANSWER);
+    ck_assert_int_eq(ede_of(&r->req), DNS_EDE_STALE_ANSWER);
     free(r);
     /* For the next 30 s the stale answer comes at once, without waiting for upstream. */
     fake_now += 1000;
@@ -401,7 +399,7 @@ START_TEST(cache_holds_servfail_briefly)
     struct creq *r = query("down.example.test", LDNS_RR_TYPE_A, 9, 1232, false);
     ck_assert_int_eq(resolver_cache_serve(c, &r->req), DNS_DONE);
     ck_assert_uint_eq(DNS_RCODE(dns_wire_get_u16(r->req.ans + 2)), DNS_RCODE_SERVFAIL);
-    ck_assert_int_eq(ede_of(&r->req), RESOLVER_EDE_NO_REACHABLE_AUTHORITY);
+    ck_assert_int_eq(ede_of(&r->req), DNS_EDE_NO_REACHABLE_AUTHORITY);
     free(r);
     fake_now += 5000;
     ck_assert_ptr_null(hit(c, "down.example.test", LDNS_RR_TYPE_A, 1, 0));
@@ -409,24 +407,30 @@ START_TEST(cache_holds_servfail_briefly)
 }
 END_TEST
 
-START_TEST(cache_stores_only_upstream_answers)
+/* Only answers (NOERROR, NXDOMAIN) without TC are kept, whoever calls: an upstream's REFUSED
+ * or SERVFAIL, a truncated reply or a reply to another question never is. */
+START_TEST(cache_stores_only_whole_answers_to_the_question)
 {
     struct resolver_cache *c = cache_with(100, 0);
     uint8_t msg[512];
     struct creq *r = query("www.example.test", LDNS_RR_TYPE_A, 1, 0, false);
+    static const unsigned rcodes[] = {DNS_RCODE_REFUSED, DNS_RCODE_SERVFAIL, DNS_RCODE_FORMERR};
+    for (size_t i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); i++) {
+        size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, rcodes[i],
+                                www_a, NULL, NULL, 0, false);
+        resolver_cache_store(c, &r->req, msg, len);
+    }
     size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, 0, www_a, NULL,
-                            NULL, 0, false);
-    ck_assert_int_eq(resolver_forward_build_reply(&r->req, msg, len, false), 0);
-    r->req.answered_by = "kubernetes";
-    resolver_cache_on_answer(c, &r->req);
-    r->req.answered_by = RESOLVER_FORWARD_NAME;
-    r->req.flags = RESOLVER_FORWARD_REQ_LOCAL;
-    resolver_cache_on_answer(c, &r->req);
-    dns_chain_reply_error(&r->req, DNS_RCODE_REFUSED, -1);
-    r->req.flags = 0;
-    resolver_cache_on_answer(c, &r->req);
+                            NULL, DNS_FLAG_TC, false);
+    resolver_cache_store(c, &r->req, msg, len);
+    len = fake_reply(msg, sizeof(msg), 1, "other.example.test", LDNS_RR_TYPE_A, 0, www_a, NULL,
+                     NULL, 0, false);
+    resolver_cache_store(c, &r->req, msg, len);
     free(r);
     ck_assert_ptr_null(hit(c, "www.example.test", LDNS_RR_TYPE_A, 1, 0));
+    struct resolver_cache_stats st;
+    resolver_cache_stats(c, &st);
+    ck_assert_uint_eq(st.inserts, 0);
     resolver_cache_free(c);
 }
 END_TEST
@@ -468,7 +472,7 @@ Suite *cache_suite(void)
     tcase_add_test(tc, cache_keys_on_the_do_bit);
     tcase_add_test(tc, cache_serves_stale_when_forwarding_fails);
     tcase_add_test(tc, cache_holds_servfail_briefly);
-    tcase_add_test(tc, cache_stores_only_upstream_answers);
+    tcase_add_test(tc, cache_stores_only_whole_answers_to_the_question);
     tcase_add_loop_test(tc, cache_parses_durations, 0,
                         (int)(sizeof(durations) / sizeof(durations[0])));
     suite_add_tcase(s, tc);

@@ -5,6 +5,7 @@
 
 #include <check.h>
 
+#include "dns/addr.h"
 #include "tests/support/support.h"
 #include "zones/answer.h"
 #include "zones/manifest.h"
@@ -281,11 +282,12 @@ START_TEST(external_names_leaving_the_cluster_are_chased)
     struct dns_query q;
     dns_wire_parse_query(&q, pkt, len);
     struct zones_answer_config cfg = {0};
-    const struct zones_entry *chase = NULL;
+    struct zones_chase chase;
     size_t n;
     zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, &chase);
-    ck_assert_ptr_nonnull(chase);
-    ck_assert_mem_eq(store->bytes + chase->chase_off, "\7example\3com", 13);
+    ck_assert_uint_eq(chase.count, 1);
+    ck_assert_uint_eq(chase.target.len, 13);
+    ck_assert_mem_eq(chase.target.wire, "\7example\3com", 13);
 }
 END_TEST
 
@@ -308,15 +310,37 @@ START_TEST(verified_pods_need_a_pod_with_that_address)
 }
 END_TEST
 
-START_TEST(pod_addresses_map_to_their_namespace)
+/* The dns_names interface the search path asks through. */
+START_TEST(names_tell_pods_namespaces_and_existence)
 {
-    struct zones_ip ip;
-    zones_ip_parse("10.244.3.3", &ip);
-    const uint8_t *ns = zones_store_pod_namespace(store, &ip);
-    ck_assert_ptr_nonnull(ns);
-    ck_assert_mem_eq(ns, "\4prod", 5);
-    zones_ip_parse("10.244.3.4", &ip);
-    ck_assert_ptr_null(zones_store_pod_namespace(store, &ip));
+    _Atomic(struct zones_store *) current = store;
+    struct zones_answer za = {.current = &current};
+    struct dns_names names = zones_answer_names(&za);
+    struct sockaddr_storage client;
+    uint8_t label[DNS_MAX_LABEL + 1];
+    ck_assert_int_eq(dns_addr_parse("10.244.3.3:40000", 53, &client), 0);
+    ck_assert(names.client_namespace(names.self, &client, label));
+    ck_assert_mem_eq(label, "\4prod", 5);
+    ck_assert_int_eq(dns_addr_parse("10.244.3.4:40000", 53, &client), 0);
+    ck_assert(!names.client_namespace(names.self, &client, label));
+    struct dns_name name;
+    dns_name_from_text(&name, "web.prod.svc.local");
+    ck_assert_int_eq(names.lookup(names.self, &name), DNS_NAME_RECORDS);
+    dns_name_from_text(&name, "prod.svc.local");
+    ck_assert_int_eq(names.lookup(names.self, &name), DNS_NAME_EMPTY);
+    dns_name_from_text(&name, "nothere.prod.svc.local");
+    ck_assert_int_eq(names.lookup(names.self, &name), DNS_NAME_ABSENT);
+    /* The reply the zones stage would give, as the search path's fallback. */
+    static uint8_t pkt[512], out[512];
+    size_t len = support_query_wire(pkt, sizeof(pkt), "x.prod.svc.local.", DNS_TYPE_A, 1, 7, 0);
+    struct dns_query q;
+    dns_wire_parse_query(&q, pkt, len);
+    size_t n = names.answer(names.self, &q, pkt, out, sizeof(out));
+    ck_assert_uint_gt(n, DNS_HEADER_SIZE);
+    ck_assert_uint_eq(DNS_RCODE(dns_wire_get_u16(out + 2)), DNS_RCODE_NXDOMAIN);
+    len = support_query_wire(pkt, sizeof(pkt), "example.com.", DNS_TYPE_A, 1, 7, 0);
+    dns_wire_parse_query(&q, pkt, len);
+    ck_assert_uint_eq(names.answer(names.self, &q, pkt, out, sizeof(out)), 0); /* not ours */
 }
 END_TEST
 
@@ -469,7 +493,7 @@ Suite *answer_suite(void)
     tcase_add_test(tc, names_outside_our_zones_are_not_ours);
     tcase_add_test(tc, external_names_leaving_the_cluster_are_chased);
     tcase_add_test(tc, verified_pods_need_a_pod_with_that_address);
-    tcase_add_test(tc, pod_addresses_map_to_their_namespace);
+    tcase_add_test(tc, names_tell_pods_namespaces_and_existence);
     tcase_add_test(tc, any_returns_every_rrset);
     tcase_add_test(tc, dump_prints_each_record_once);
     suite_add_tcase(s, tc);
