@@ -363,6 +363,7 @@ class FakeAPIServer:
         self.bookmark_interval = bookmark_interval
         self.rv0_unpaged = rv0_unpaged
         self.watch_timeout = watch_timeout
+        self.rv_wait = 3.0         # how long a list waits for a future resourceVersion
         self._own_dir = directory is None
         self.dir = directory or tempfile.mkdtemp(prefix="fake-apiserver-")
         os.makedirs(self.dir, exist_ok=True)
@@ -379,6 +380,7 @@ class FakeAPIServer:
         self._bookmark_gen = 0
         self.requests = []         # one dict per request, in arrival order
         self.open_watches = 0
+        self._kc_count = 0
         self._ip_next = {"svc": 10, "pod": 10}
         self._reset_store()
         self._make_certs()
@@ -433,7 +435,8 @@ class FakeAPIServer:
         "client-cert" (files), "client-cert-data" (inline), "none". ca: "file"
         (certificate-authority), "data" (certificate-authority-data), "insecure"
         (insecure-skip-tls-verify), "none" (system roots only)."""
-        path = path or os.path.join(self.dir, f"kubeconfig-{auth}-{ca}.yaml")
+        self._kc_count += 1
+        path = path or os.path.join(self.dir, f"kubeconfig-{self._kc_count}-{auth}-ca-{ca}.yaml")
         q = json.dumps   # a JSON string is a valid YAML scalar
         cluster = [f"    server: {q(server or self.url)}"]
         if ca == "file":
@@ -1050,9 +1053,10 @@ class FakeAPIServer:
                 state[ev.key] = ev.prev
         return state
 
-    def _wait_for_rv(self, rv, seconds=3.0):
-        """As the watch cache: wait up to 3 s for a future resourceVersion. Lock held."""
-        deadline = time.monotonic() + seconds
+    def _wait_for_rv(self, rv):
+        """As the watch cache: wait up to 3 s (rv_wait) for a future resourceVersion, then
+        504 "Too large resource version". Lock held."""
+        deadline = time.monotonic() + self.rv_wait
         while self.rv < rv and not self._stopping:
             left = deadline - time.monotonic()
             if left <= 0:
