@@ -379,7 +379,7 @@ class FakeAPIServer:
         self._cut_gen = 0
         self._bookmark_gen = 0
         self.requests = []         # one dict per request, in arrival order
-        self.open_watches = 0
+        self._watching = {}        # resource -> open watch streams
         self._kc_count = 0
         self._ip_next = {"svc": 10, "pod": 10}
         self._reset_store()
@@ -522,17 +522,7 @@ class FakeAPIServer:
                                  name=f"fake-apiserver-{self.port}", daemon=True)
             t.start()
             self._threads.append(t)
-        if self.bookmark_interval:
-            t = threading.Thread(target=self._ticker, daemon=True)
-            t.start()
-            self._threads.append(t)
         return self
-
-    def _ticker(self):
-        with self._cond:
-            while not self._stopping:
-                self._cond.wait(0.5)
-                self._cond.notify_all()
 
     def _shutdown_listeners(self):
         with self._cond:
@@ -897,6 +887,45 @@ class FakeAPIServer:
     def reset_requests(self):
         self.requests = []
 
+    @property
+    def open_watches(self):
+        """How many watch streams are open now (all resources)."""
+        return sum(self._watching.values())
+
+    def watching(self, resource):
+        """How many watch streams of this resource are open now."""
+        return self._watching.get(self._res(resource), 0)
+
+    def wait_for_watches(self, n=1, resource=None, timeout=10.0):
+        """Blocks until at least n watches (of the resource) are open; returns whether."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self.watching(resource) if resource else self.open_watches) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
+
+    def wait_for_requests(self, n=1, timeout=10.0, **match):
+        """Blocks until count(**match) >= n (e.g. verb="list", resource="services")."""
+        deadline = time.monotonic() + timeout
+        while self.count(**match) < n:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def request_log(self):
+        """The requests as text lines, for a failing test's report."""
+        out = []
+        for r in list(self.requests):
+            q = urllib.parse.urlencode(r["query"])
+            out.append(f'{r["method"]} {r["path"]}{"?" + q if q else ""} -> {r["status"]} '
+                       f'({r["verb"]} {r["resource"] or ""}, user {r["user"]!r}'
+                       + (f', {r["events"]} events' if "events" in r else "") + ")")
+        return "\n".join(out)
+
     # --- request handling ----------------------------------------------------------------
     _PATH = re.compile(r"^/(?:api/v1|apis/(?P<group>[a-z0-9.]+)/v1)"
                        r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?$")
@@ -1173,6 +1202,10 @@ class FakeAPIServer:
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") \
             else self.watch_timeout * (1 + random.random())
         deadline = time.monotonic() + timeout
+        if rv_param and not rv_param.isdigit():
+            rec["status"] = 400
+            return h.send_json(400, status(400, "BadRequest",
+                                           f"invalid resource version: {rv_param}"))
         h.send_response(200)
         h.send_header("Audit-Id", str(uuid.uuid4()))
         h.send_header("Cache-Control", "no-cache, private")
@@ -1192,16 +1225,15 @@ class FakeAPIServer:
                 if initial_events and bookmarks:
                     pending.append(self._bookmark(resource, cursor, initial_end=True))
             else:
-                try:
-                    cursor = int(rv_param)
-                except ValueError:
-                    cursor = -1
+                cursor = int(rv_param)
                 if cursor < self.compacted_rv:
                     msg = f"too old resource version: {rv_param} ({self.compacted_rv})"
                     pending.append((dumps({"type": "ERROR", "object": expired(msg)})
                                     + "\n").encode())
                     cursor = None
-        self.open_watches += 1
+        with self._cond:
+            self._watching[resource] = self._watching.get(resource, 0) + 1
+            self._cond.notify_all()
         rec["events"] = 0
         try:
             for line in pending:
@@ -1257,7 +1289,9 @@ class FakeAPIServer:
         except (OSError, ssl.SSLError):
             h.close_connection = True
         finally:
-            self.open_watches -= 1
+            with self._cond:
+                self._watching[resource] -= 1
+                self._cond.notify_all()
 
     def _next_bookmark(self, deadline):
         """The cacher's rule: every bookmark_interval, and 2 s before the deadline."""

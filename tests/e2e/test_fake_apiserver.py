@@ -383,7 +383,7 @@ def test_bookmarks_on_demand_carry_only_the_resource_version(api, watches):
                      f"&resourceVersion={api.rv}&allowWatchBookmarks=true")
     no_bm = watches(api, f"/apis/discovery.k8s.io/v1/endpointslices?watch=true"
                          f"&resourceVersion={api.rv}")
-    assert wait_until(lambda: api.open_watches == 2)
+    assert api.wait_for_watches(2, "endpointslices")
     api.add_namespace("other")   # bumps the RV, not an endpointslices event
     api.send_bookmarks()
     ev = w.next()
@@ -452,7 +452,7 @@ def test_history_limit_compacts_like_the_watch_cache(watches):
 def test_cut_watches_closes_streams_abruptly(api, watches):
     ws = [watches(api, f"/api/v1/services?watch=true&resourceVersion={api.rv}")
           for _ in range(3)]
-    assert wait_until(lambda: api.open_watches == 3)
+    assert api.wait_for_watches(3)
     api.cut_watches()
     for w in ws:
         assert w.next() is None and w.ended == "abrupt"
@@ -545,13 +545,20 @@ def test_request_counters(api):
     assert api.count(verb="list", resource="svc", limit="500", resourceVersion="0") == 1
     assert api.count(verb="list", status=200) == 3
     assert api.requests[0]["path"] == "/api/v1/services"
+    assert api.request_log().splitlines()[0] == (
+        "GET /api/v1/services?limit=500&resourceVersion=0 -> 200 (list services, "
+        "user 'system:serviceaccount:kube-system:svcdns')")
+    code, body, _ = get(api, "/api/v1/services?watch=true&resourceVersion=abc")
+    assert code == 400 and body["message"] == "invalid resource version: abc"
+    code, body, _ = get(api, "/api/v1/services?labelSelector=a%3D%3D%3Db")
+    assert code == 400 and body["reason"] == "BadRequest"
 
 
 # --- outage and restart -------------------------------------------------------------------------
 def test_outage_refuses_connections_and_restart_keeps_state(api, watches):
     port, rv = api.port, api.rv
     w = watches(api, f"/api/v1/services?watch=true&resourceVersion={rv}")
-    assert wait_until(lambda: api.open_watches == 1)
+    assert api.wait_for_watches(1, "services")
     api.outage()
     assert w.next() is None and w.ended == "abrupt"
     with pytest.raises(ConnectionRefusedError):
@@ -708,8 +715,7 @@ def test_kubectl_watch_sees_added_then_modified(api):
                               daemon=True)
     reader.start()
     try:
-        assert wait_until(lambda: api.open_watches == 1, 20), proc.stderr.read() \
-            if proc.poll() is not None else lines
+        assert api.wait_for_watches(1, "services", timeout=20), api.request_log()
         watch_req = api.find_requests(verb="watch", resource="services")[-1]
         list_req = api.find_requests(verb="list", resource="services")[-1]
         assert watch_req["query"]["resourceVersion"] == str(api.rv)  # the list's RV
