@@ -34,6 +34,7 @@ import argparse
 import base64
 import copy
 import datetime
+import gzip
 import http.server
 import ipaddress
 import json
@@ -56,6 +57,7 @@ import uuid
 DEFAULT_USER = "system:serviceaccount:kube-system:svcdns"
 DEFAULT_TOKEN = "svcdns-test-token"
 INITIAL_RV = 1000
+GZIP_THRESHOLD = 128 * 1024   # responsewriters.defaultGzipThresholdBytes
 SERVER_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.4-fake",
                   "gitCommit": "0000000000000000000000000000000000000000",
                   "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
@@ -307,13 +309,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.rfile.read(n)
 
     def send_json(self, code, obj, extra_headers=()):
-        body = (dumps(obj) + "\n").encode() if not isinstance(obj, bytes) else obj
+        """A JSON response. As kube-apiserver's deferredResponseWriter: a body over 128 KiB
+        to a client that accepts gzip is gzipped (level 1) and streamed chunked."""
+        body = (dumps(obj) + "\n").encode()
         self.send_response(code)
         self.send_header("Audit-Id", str(uuid.uuid4()))
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Content-Type", "application/json")
         for k, v in extra_headers:
             self.send_header(k, v)
+        accept = self.headers.get("Accept-Encoding", "")
+        if self.server.fake.gzip and len(body) > GZIP_THRESHOLD and \
+                "gzip" in [e.split(";")[0].strip() for e in accept.split(",")]:
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Vary", "Accept-Encoding")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            body = gzip.compress(body, compresslevel=1)
+            for i in range(0, len(body), 32768):
+                self.send_chunk(body[i:i + 32768])
+            return self.send_chunk(b"")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -350,11 +365,12 @@ class FakeAPIServer:
     the watch deadline, as the cacher does; None: only on send_bookmarks()),
     rv0_unpaged (a list with resourceVersion=0 ignores limit, as kube-apiserver's watch
     cache did; default False: limit is honoured for every resourceVersion, as a server
-    without a watch cache), watch_timeout (seconds, when the client gives no timeoutSeconds)."""
+    without a watch cache), watch_timeout (seconds, when the client gives no timeoutSeconds),
+    gzip (compress responses over 128 KiB for clients that send Accept-Encoding: gzip)."""
 
     def __init__(self, token=DEFAULT_TOKEN, user=DEFAULT_USER, ipv6=False, port=0,
                  directory=None, history_limit=None, bookmark_interval=None,
-                 rv0_unpaged=False, watch_timeout=1800):
+                 rv0_unpaged=False, watch_timeout=1800, gzip=True):
         self.host = "127.0.0.1"
         self.port = port
         self.ipv6 = ipv6
@@ -363,6 +379,7 @@ class FakeAPIServer:
         self.bookmark_interval = bookmark_interval
         self.rv0_unpaged = rv0_unpaged
         self.watch_timeout = watch_timeout
+        self.gzip = gzip
         self.rv_wait = 3.0         # how long a list waits for a future resourceVersion
         self._own_dir = directory is None
         self.dir = directory or tempfile.mkdtemp(prefix="fake-apiserver-")
@@ -381,6 +398,7 @@ class FakeAPIServer:
         self.requests = []         # one dict per request, in arrival order
         self._watching = {}        # resource -> open watch streams
         self._kc_count = 0
+        self._token_files = set()
         self._ip_next = {"svc": 10, "pod": 10}
         self._reset_store()
         self._make_certs()
@@ -452,6 +470,7 @@ class FakeAPIServer:
             tf = os.path.join(self.dir, "token")
             with open(tf, "w") as f:
                 f.write(token or self.token)
+            self._token_files.add(tf)
             user.append(f"    tokenFile: {q(tf)}")
         elif auth == "client-cert":
             user += [f"    client-certificate: {q(self.client_cert)}",
@@ -492,6 +511,7 @@ class FakeAPIServer:
             with open(os.path.join(path, name), "w") as f:
                 f.write(text)
         shutil.copy(self.ca_file, os.path.join(path, "ca.crt"))
+        self._token_files.add(os.path.join(path, "token"))
         return path, {"KUBERNETES_SERVICE_HOST": self.host,
                       "KUBERNETES_SERVICE_PORT": str(self.port)}
 
@@ -585,8 +605,15 @@ class FakeAPIServer:
 
     # --- faults and auth -----------------------------------------------------------------
     def set_token(self, token, user=None):
-        """Token rotation: only `token` is valid from now on (the old one gets 401)."""
+        """Token rotation: only `token` is valid from now on (the old one gets 401). The
+        token files written by kubeconfig(auth="token-file") and serviceaccount_dir() are
+        rewritten, as the kubelet rewrites a projected service-account token."""
         self._tokens = {token: user or self.user}
+        for path in self._token_files:
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(token)
+            os.replace(tmp, path)
 
     def add_token(self, token, user=None):
         self._tokens[token] = user or self.user
@@ -931,22 +958,24 @@ class FakeAPIServer:
                        r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?$")
 
     def _authenticate(self, h):
-        """Bearer token or a client certificate verified against the CA -> a user name."""
-        auth = h.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            return self._tokens.get(auth[7:].strip())
+        """The user name, or None. As kube-apiserver's union authenticator: a client
+        certificate verified against the CA (its CN) first, then the bearer token."""
         try:
             cert = h.connection.getpeercert()
         except (AttributeError, ValueError):
             cert = None
-        if cert:
-            for rdn in cert.get("subject", ()):
-                for k, v in rdn:
-                    if k == "commonName":
-                        return v
+        for rdn in (cert or {}).get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    return v
+        auth = h.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return self._tokens.get(auth[7:].strip())
         return None
 
     def _handle(self, h):
+        """One request: route, authenticate (401), injected failure (fail()), authorize
+        (403, forbid()), then discovery, GET, LIST or WATCH. Recorded in self.requests."""
         url = urllib.parse.urlsplit(h.path)
         path = url.path.rstrip("/") or "/"
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query,
@@ -960,47 +989,20 @@ class FakeAPIServer:
             rec["status"] = code
             h.send_json(code, obj, headers)
 
-        user = self._authenticate(h)
-        rec["user"] = user
-        if user is None:
-            return reply(401, status(401, "Unauthorized", "Unauthorized"))
-        if path in ("/healthz", "/livez", "/readyz"):
-            rec["status"] = 200
-            body = b"ok"
-            h.send_response(200)
-            h.send_header("Content-Type", "text/plain; charset=utf-8")
-            h.send_header("Content-Length", "2")
-            h.end_headers()
-            return h.wfile.write(body)
-        doc = self._discovery(path)
-        if doc is not None:
-            return reply(200, doc)
         m = self._PATH.match(path)
         spec = RESOURCES.get(m["res"]) if m else None
         if not spec or (m["group"] or "") != spec[0] or (m["ns"] and not spec[3]) or \
                 (m["name"] and spec[3] and not m["ns"]):
-            return reply(404, status(404, "NotFound",
-                                     "the server could not find the requested resource", {}))
-        if h.command != "GET":
-            return reply(405, status(405, "MethodNotAllowed",
-                                     f"the fake API server does not serve {h.command}", {}))
-        resource, ns, name = m["res"], m["ns"], m["name"]
-        watch = query.get("watch") in ("true", "1")
-        verb = "get" if name else ("watch" if watch else "list")
-        rec.update(verb=verb, resource=resource, namespace=ns)
-        if verb in self._forbidden.get(resource, ()):
-            group = RESOURCES[resource][0]
-            scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
-            qualified = f"{resource}.{group}" if group else resource
-            what = f'{qualified} "{name}"' if name else qualified
-            msg = (f'{what} is forbidden: User "{user}" cannot {verb} resource '
-                   f'"{resource}" in API group "{group}" {scope}')
-            details = {"kind": resource} if not group else {"group": group, "kind": resource}
-            if name:
-                details = {"name": name, **details}
-            return reply(403, status(403, "Forbidden", msg, details))
+            m = None
+        else:
+            verb = "get" if m["name"] else (
+                "watch" if query.get("watch") in ("true", "1") else "list")
+            rec.update(verb=verb, resource=m["res"], namespace=m["ns"])
+        rec["user"] = user = self._authenticate(h)
+        if user is None:
+            return reply(401, status(401, "Unauthorized", "Unauthorized"))
         f = self._failure
-        if f and (f[4] is None or resource in f[4]):
+        if f and (f[4] is None or rec["resource"] in f[4]):
             code, reason, message, left, _, retry_after = f
             if left is not None:
                 f[3] = left - 1
@@ -1009,15 +1011,49 @@ class FakeAPIServer:
             headers = [("Retry-After", str(retry_after))] if retry_after else []
             details = {"retryAfterSeconds": retry_after} if retry_after else None
             return reply(code, status(code, reason, message, details), headers)
+        if path in ("/healthz", "/livez", "/readyz"):
+            rec["status"] = 200
+            h.send_response(200)
+            h.send_header("Content-Type", "text/plain; charset=utf-8")
+            h.send_header("Content-Length", "2")
+            h.end_headers()
+            return h.wfile.write(b"ok")
+        doc = self._discovery(path)
+        if doc is not None:
+            return reply(200, doc)
+        if m is None:
+            return reply(404, status(404, "NotFound",
+                                     "the server could not find the requested resource", {}))
+        if h.command != "GET":
+            return reply(405, status(405, "MethodNotAllowed",
+                                     f"the fake API server does not serve {h.command}", {}))
+        resource, ns, name, verb = m["res"], m["ns"], m["name"], rec["verb"]
+        if verb in self._forbidden.get(resource, ()):
+            return reply(403, self._forbidden_status(user, verb, resource, ns, name))
         try:
             if verb == "get":
                 return self._get(reply, resource, ns, name)
-            if watch:
+            if verb == "watch":
                 rec["status"] = 200
                 return self._watch(h, rec, resource, ns, query)
             return self._list(reply, resource, ns, query)
         except ValueError as e:
             return reply(400, status(400, "BadRequest", str(e)))
+
+    @staticmethod
+    def _forbidden_status(user, verb, resource, ns, name):
+        """responsewriters.forbiddenMessage inside apierrors.NewForbidden."""
+        group = RESOURCES[resource][0]
+        scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+        qualified = f"{resource}.{group}" if group else resource
+        what = f'{qualified} "{name}"' if name else qualified
+        msg = (f'{what} is forbidden: User "{user}" cannot {verb} resource '
+               f'"{resource}" in API group "{group}" {scope}')
+        details = {"name": name} if name else {}
+        if group:
+            details["group"] = group
+        details["kind"] = resource
+        return status(403, "Forbidden", msg, details)
 
     def _discovery(self, path):
         """The legacy (unaggregated) discovery documents; kubectl falls back to them when

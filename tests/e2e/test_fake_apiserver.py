@@ -4,6 +4,7 @@ token rotation, 403, failures, outage and restart, and, where kubectl is install
 fake against the real client. Every test stops the servers and processes it started."""
 
 import base64
+import gzip
 import http.client
 import json
 import os
@@ -242,6 +243,20 @@ def test_paging_3000_services_is_consistent_with_the_snapshot():
         assert len(full["items"]) == 3000 and int(full["metadata"]["resourceVersion"]) > snapshot_rv
         code, es, _ = get(srv, "/apis/discovery.k8s.io/v1/endpointslices?limit=500")
         assert es["metadata"]["remainingItemCount"] == 2999 - 500
+        # over 128 KiB to a client that accepts gzip: gzipped and chunked
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=tls_context(srv))
+        conn.request("GET", "/api/v1/services", headers={
+            "Authorization": f"Bearer {srv.token}", "Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert resp.headers["Transfer-Encoding"] == "chunked"
+        assert len(json.loads(gzip.decompress(resp.read()))["items"]) == 3000
+        conn.request("GET", "/api/v1/services?limit=5", headers={
+            "Authorization": f"Bearer {srv.token}", "Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        assert resp.headers["Content-Encoding"] is None and resp.headers["Content-Length"]
+        resp.read()
+        conn.close()
     finally:
         srv.stop()
 
@@ -484,10 +499,21 @@ def test_missing_or_wrong_token_is_401_status(api):
 
 def test_token_rotation(api):
     old = api.token
+    kc = api.kubeconfig(auth="token-file")
+    sa_dir, env = api.serviceaccount_dir()
+    assert env == {"KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                   "KUBERNETES_SERVICE_PORT": str(api.port)}
     api.set_token("rotated-token")
     assert get(api, "/api/v1/services", token=old)[0] == 401
     assert get(api, "/api/v1/services", token="rotated-token")[0] == 200
     assert api.count(status=401) == 1
+    for path in (os.path.join(api.dir, "token"), os.path.join(sa_dir, "token")):
+        with open(path) as f:
+            assert f.read() == "rotated-token"
+    with open(kc) as f:
+        assert "tokenFile:" in f.read()
+    for name in ("ca.crt", "namespace"):
+        assert os.path.exists(os.path.join(sa_dir, name))
 
 
 def test_client_certificate_auth(api):
@@ -525,6 +551,11 @@ def test_failure_mode_500_and_503(api):
     assert get(api, "/api/v1/services")[0] == 200
     api.fail(None)
     assert get(api, "/apis/discovery.k8s.io/v1/endpointslices")[0] == 200
+    api.fail(429, retry_after=2)      # every request, discovery too
+    code, body, headers = get(api, "/api")
+    assert code == 429 and body["reason"] == "TooManyRequests"
+    assert headers["Retry-After"] == "2" and body["details"] == {"retryAfterSeconds": 2}
+    api.fail(None)
 
 
 def test_wrong_ca_certificate_is_refused(api):
