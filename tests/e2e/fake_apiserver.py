@@ -395,6 +395,8 @@ class FakeAPIServer:
         self._stopping = False
         self._cut_gen = 0
         self._bookmark_gen = 0
+        self._stall_until = None   # monotonic time (or inf) until which requests are held
+        self._paused = False       # watch streams deliver nothing (a black hole)
         self.requests = []         # one dict per request, in arrival order
         self._watching = {}        # resource -> open watch streams
         self._kc_count = 0
@@ -648,6 +650,28 @@ class FakeAPIServer:
         """Closes every open watch stream abruptly (no final chunk)."""
         with self._cond:
             self._cut_gen += 1
+            self._cond.notify_all()
+
+    def stall(self, seconds=None):
+        """Hold back the answers to requests (arriving or waiting) for `seconds`, or until
+        unstall() when None: the connection is accepted and then nothing comes back."""
+        with self._cond:
+            self._stall_until = time.monotonic() + seconds if seconds else float("inf")
+
+    def unstall(self):
+        with self._cond:
+            self._stall_until = None
+            self._cond.notify_all()
+
+    def pause_watches(self):
+        """Open watch streams stay open but deliver nothing (no events, bookmarks or final
+        chunk) until resume_watches(): a half-dead connection."""
+        with self._cond:
+            self._paused = True
+
+    def resume_watches(self):
+        with self._cond:
+            self._paused = False
             self._cond.notify_all()
 
     def send_bookmarks(self):
@@ -1011,6 +1035,13 @@ class FakeAPIServer:
             headers = [("Retry-After", str(retry_after))] if retry_after else []
             details = {"retryAfterSeconds": retry_after} if retry_after else None
             return reply(code, status(code, reason, message, details), headers)
+        with self._cond:
+            while self._stall_until and not self._stopping:
+                left = self._stall_until - time.monotonic()
+                if left <= 0:
+                    self._stall_until = None
+                    break
+                self._cond.wait(min(left, 1.0))
         if path in ("/healthz", "/livez", "/readyz"):
             rec["status"] = 200
             h.send_response(200)
@@ -1284,6 +1315,9 @@ class FakeAPIServer:
                     while True:
                         if self._stopping or self._cut_gen != cut_gen:
                             raise _Abort()
+                        if self._paused:
+                            self._cond.wait(0.2)
+                            continue
                         if cursor < self.compacted_rv:
                             msg = f"too old resource version: {cursor} ({self.compacted_rv})"
                             out.append((dumps({"type": "ERROR", "object": expired(msg)})

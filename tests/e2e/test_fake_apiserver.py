@@ -558,6 +558,33 @@ def test_failure_mode_500_and_503(api):
     api.fail(None)
 
 
+def test_stall_holds_answers_back(api):
+    api.stall()
+    result = []
+    t = threading.Thread(target=lambda: result.append(get(api, "/api/v1/services")[0]))
+    t.start()
+    time.sleep(0.5)
+    assert result == []
+    api.unstall()
+    t.join(5)
+    assert result == [200]
+    api.stall(0.3)
+    t0 = time.monotonic()
+    assert get(api, "/api/v1/services")[0] == 200 and time.monotonic() - t0 >= 0.25
+
+
+def test_paused_watches_deliver_nothing_until_resumed(api, watches):
+    w = watches(api, f"/api/v1/services?watch=true&resourceVersion={api.rv}&timeoutSeconds=1")
+    assert api.wait_for_watches(1)
+    api.pause_watches()
+    api.add_service("quiet", "web")
+    with pytest.raises(socket.timeout):
+        w.next(timeout=1.5)        # not even the end at timeoutSeconds
+    api.resume_watches()
+    assert w.next()["object"]["metadata"]["name"] == "quiet"
+    assert w.next() is None and w.ended == "clean"
+
+
 def test_wrong_ca_certificate_is_refused(api):
     api.swap_cert("other")
     with pytest.raises(ssl.SSLCertVerificationError):
