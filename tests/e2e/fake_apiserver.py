@@ -797,8 +797,10 @@ class FakeAPIServer:
             return json.loads(dumps(obj)) if obj else None
 
     def objects(self, resource):
+        """Copies of the current objects, in list order."""
         with self._cond:
-            return [json.loads(dumps(o)) for _, o in sorted(self._objects[self._res(resource)].items())]
+            objs = self._objects[self._res(resource)]
+            return [json.loads(dumps(objs[k])) for k in sorted(objs, key=self._skey)]
 
     def compact(self, rv=None):
         """Forgets the history up to rv (default: all of it, i.e. the current RV): watches
@@ -1214,8 +1216,7 @@ class FakeAPIServer:
                 snap_rv = self.rv
             state = (self._objects[resource] if snap_rv == self.rv
                      else self._state_at(resource, snap_rv))
-            keys = sorted(k for k in state if self._skey(k) >= start) if start \
-                else sorted(state)
+            keys = sorted((k for k in state if self._skey(k) >= start), key=self._skey)
             items, last, i = [], None, 0
             for i, k in enumerate(keys):
                 o = state[k]
@@ -1244,7 +1245,8 @@ class FakeAPIServer:
 
     @staticmethod
     def _skey(key):
-        """The etcd key below the resource prefix: NAMESPACE/NAME or NAME."""
+        """The etcd key below the resource prefix, NAMESPACE/NAME or NAME: lists are in
+        the byte order of these keys, as etcd returns a range."""
         return f"{key[0]}/{key[1]}" if key[0] else key[1]
 
     def _bookmark(self, resource, rv, initial_end=False):
@@ -1266,8 +1268,9 @@ class FakeAPIServer:
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         initial_events = query.get("sendInitialEvents") in ("true", "1")
         rv_param = query.get("resourceVersion", "")
-        timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") \
-            else self.watch_timeout * (1 + random.random())
+        timeout = float(query.get("timeoutSeconds") or 0)
+        if timeout <= 0:    # as the apiserver: minRequestTimeout * [1, 2)
+            timeout = self.watch_timeout * (1 + random.random())
         deadline = time.monotonic() + timeout
         if rv_param and not rv_param.isdigit():
             rec["status"] = 400
@@ -1285,7 +1288,7 @@ class FakeAPIServer:
             cut_gen, bm_gen = self._cut_gen, self._bookmark_gen
             if rv_param in ("", "0") or initial_events:
                 cursor = self.rv
-                for k in sorted(self._objects[resource]):
+                for k in sorted(self._objects[resource], key=self._skey):
                     o = self._objects[resource][k]
                     if match(o):
                         pending.append((dumps({"type": "ADDED", "object": o}) + "\n").encode())
@@ -1348,7 +1351,7 @@ class FakeAPIServer:
                 for line in out:
                     h.send_chunk(line)
                 rec["events"] += len(out)
-                if cursor is None or (not out and time.monotonic() >= deadline):
+                if cursor is None or time.monotonic() >= deadline:
                     return h.send_chunk(b"")
         except _Abort:
             h.close_connection = True

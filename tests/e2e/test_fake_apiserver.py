@@ -274,6 +274,21 @@ def test_continue_token_is_base64_json_of_rv_and_start(api):
     assert code == 400 and body["reason"] == "BadRequest"
 
 
+def test_pages_follow_etcd_key_order(api):
+    api.add_namespace("web-2")
+    api.add_service("a", "web-2")
+    api.add_service("b", "web")
+    names, token = [], ""
+    while True:
+        _, page, _ = get(api, "/api/v1/services?limit=1" + (f"&continue={token}" if token else ""))
+        names += [f'{i["metadata"]["namespace"]}/{i["metadata"]["name"]}' for i in page["items"]]
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+    # "web-2/a" < "web/b" in byte order ('-' < '/')
+    assert names == ["default/echo", "web-2/a", "web/b", "web/db"]
+
+
 def test_continue_token_of_a_compacted_rv_is_410_expired(api):
     _, page, _ = get(api, "/api/v1/services?limit=1")
     token = page["metadata"]["continue"]
