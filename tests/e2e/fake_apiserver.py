@@ -32,7 +32,6 @@ Standalone:  /usr/bin/python3 fake_apiserver.py --port 6443 --dir /tmp/fake-api 
 
 import argparse
 import base64
-import copy
 import datetime
 import gzip
 import http.server
@@ -546,10 +545,14 @@ class FakeAPIServer:
             self._threads.append(t)
         return self
 
-    def _shutdown_listeners(self):
+    def _shutdown_listeners(self, graceful=False):
         with self._cond:
-            self._stopping = True
+            self._stopping = "graceful" if graceful else True
             self._cond.notify_all()
+        if graceful:    # let the watch handlers write their final chunk
+            deadline = time.monotonic() + 5
+            while self.open_watches and time.monotonic() < deadline:
+                time.sleep(0.01)
         for s in self._servers:
             s.shutdown()
         with self._conns_lock:
@@ -572,10 +575,12 @@ class FakeAPIServer:
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def outage(self):
-        """The server goes away: connections are reset and new ones refused (the port is
-        closed) until recover()."""
-        self._shutdown_listeners()
+    def outage(self, graceful=False):
+        """The server goes away: connections are closed and new ones refused (the port is
+        closed) until recover(). graceful=True: open watches first end cleanly with the
+        final chunk, as kube-apiserver's watch handlers return on shutdown; otherwise they
+        are cut like a crash."""
+        self._shutdown_listeners(graceful)
 
     def recover(self, keep_state=True, keep_history=False):
         """Listens again on the same port. keep_state: objects and resourceVersions are kept
@@ -588,8 +593,9 @@ class FakeAPIServer:
             self.compact()
         return self.start()
 
-    def restart(self, keep_state=True, keep_history=False, down_for=0.0):
-        self.outage()
+    def restart(self, keep_state=True, keep_history=False, down_for=0.0, graceful=False):
+        """outage(graceful), down_for seconds, recover(keep_state, keep_history)."""
+        self.outage(graceful)
         if down_for:
             time.sleep(down_for)
         return self.recover(keep_state=keep_state, keep_history=keep_history)
@@ -1316,6 +1322,9 @@ class FakeAPIServer:
                 out = []
                 with self._cond:
                     while True:
+                        if self._stopping == "graceful":
+                            cursor = None
+                            break
                         if self._stopping or self._cut_gen != cut_gen:
                             raise _Abort()
                         if self._paused:

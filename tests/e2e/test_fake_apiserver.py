@@ -325,7 +325,8 @@ def test_list_resource_version_semantics(api):
     api.rv_wait = 0.2
     code, body, headers = get(api, f"/api/v1/services?resourceVersion={api.rv + 10}")
     assert code == 504 and body["reason"] == "Timeout"
-    assert body["message"] == f"Timeout: Too large resource version: {api.rv + 10}, current: {api.rv}"
+    assert body["message"] == \
+        f"Timeout: Too large resource version: {api.rv + 10}, current: {api.rv}"
     assert body["details"]["causes"][0]["reason"] == "ResourceVersionTooLarge"
     assert headers["Retry-After"] == "1"
     # an exact RV below the compaction: 410
@@ -648,6 +649,14 @@ def test_outage_refuses_connections_and_restart_keeps_state(api, watches):
     w3 = watches(api, f"/api/v1/services?watch=true&resourceVersion={rv}")
     api.add_service("after", "default")
     assert w3.next()["object"]["metadata"]["name"] == "after"
+
+
+def test_graceful_restart_ends_watches_cleanly(api, watches):
+    w = watches(api, f"/api/v1/services?watch=true&resourceVersion={api.rv}")
+    assert api.wait_for_watches(1)
+    api.restart(graceful=True)
+    assert w.next() is None and w.ended == "clean"
+    assert get(api, "/api/v1/services")[0] == 200
 
 
 def test_restart_keeping_history_and_losing_state(api, watches):
