@@ -31,6 +31,7 @@ In a test:   api = FakeAPIServer().start(); kc = api.kubeconfig(); ...; api.stop
 Standalone:  /usr/bin/python3 fake_apiserver.py --port 6443 --dir /tmp/fake-api [--services N]"""
 
 import argparse
+import atexit
 import base64
 import datetime
 import gzip
@@ -237,6 +238,31 @@ def make_cert(directory, name, ca, subject, server=True):
     return os.path.join(directory, f"{name}.crt"), os.path.join(directory, f"{name}.key")
 
 
+_CERT_CACHE = {}   # user -> a directory with ca, server and client certificates
+
+
+def cached_certs(directory, user, fresh=False):
+    """Copies into directory the CA, server and client certificates for this user, made
+    once per process (openssl takes ~0.1 s a certificate) unless fresh."""
+    src = None if fresh else _CERT_CACHE.get(user)
+    if src is None:
+        src = tempfile.mkdtemp(prefix="fake-apiserver-certs-")
+        make_ca(src, "ca")
+        make_cert(src, "server", "ca", "/CN=kube-apiserver")
+        make_cert(src, "client", "ca", f"/O=system:authenticated/CN={user}", server=False)
+        if fresh:
+            atexit.register(shutil.rmtree, src, True)
+        else:
+            _CERT_CACHE[user] = src
+            if len(_CERT_CACHE) == 1:
+                atexit.register(lambda: [shutil.rmtree(d, True) for d in _CERT_CACHE.values()])
+    for name in ("ca", "server", "client"):
+        for ext in ("crt", "key"):
+            shutil.copy(os.path.join(src, f"{name}.{ext}"), directory)
+    return {f"{n}_{e}": os.path.join(directory, f"{n}.{e}")
+            for n in ("ca", "server", "client") for e in ("crt", "key")}
+
+
 def _b64file(path):
     with open(path, "rb") as f:
         return base64.b64encode(f.read()).decode()
@@ -365,11 +391,12 @@ class FakeAPIServer:
     rv0_unpaged (a list with resourceVersion=0 ignores limit, as kube-apiserver's watch
     cache did; default False: limit is honoured for every resourceVersion, as a server
     without a watch cache), watch_timeout (seconds, when the client gives no timeoutSeconds),
-    gzip (compress responses over 128 KiB for clients that send Accept-Encoding: gzip)."""
+    gzip (compress responses over 128 KiB for clients that send Accept-Encoding: gzip),
+    fresh_certs (a new CA for this server; by default one CA per process is shared)."""
 
     def __init__(self, token=DEFAULT_TOKEN, user=DEFAULT_USER, ipv6=False, port=0,
                  directory=None, history_limit=None, bookmark_interval=None,
-                 rv0_unpaged=False, watch_timeout=1800, gzip=True):
+                 rv0_unpaged=False, watch_timeout=1800, gzip=True, fresh_certs=False):
         self.host = "127.0.0.1"
         self.port = port
         self.ipv6 = ipv6
@@ -402,16 +429,16 @@ class FakeAPIServer:
         self._token_files = set()
         self._ip_next = {"svc": 10, "pod": 10}
         self._reset_store()
-        self._make_certs()
+        self._make_certs(fresh_certs)
 
     # --- certificates and kubeconfigs ----------------------------------------------------
-    def _make_certs(self):
-        self.ca_file, self.ca_key = make_ca(self.dir, "ca")
-        self.server_cert, self.server_key = make_cert(self.dir, "server", "ca",
-                                                      "/CN=kube-apiserver")
-        self.client_cert, self.client_key = make_cert(self.dir, "client", "ca",
-                                                      f"/O=system:authenticated/CN={self.user}",
-                                                      server=False)
+    def _make_certs(self, fresh):
+        """ca.crt, server.crt (SANs 127.0.0.1, ::1, localhost, kubernetes.default.svc...)
+        and client.crt (CN = user) with their keys in self.dir."""
+        f = cached_certs(self.dir, self.user, fresh)
+        self.ca_file, self.ca_key = f["ca_crt"], f["ca_key"]
+        self.server_cert, self.server_key = f["server_crt"], f["server_key"]
+        self.client_cert, self.client_key = f["client_crt"], f["client_key"]
         self._other = None
         self._ssl_ctx = self._context(self.server_cert, self.server_key)
 
