@@ -25,7 +25,13 @@ api/errors/errors.go; client-go tools/cache/reflector.go):
     resource version: X (Y)") and the end of the stream; BOOKMARK objects carry only
     kind, apiVersion and metadata.resourceVersion; timeoutSeconds ends the stream cleanly;
   * errors are Status objects: 401 Unauthorized, 403 Forbidden with the RBAC message, 410
-    Expired, 504 Timeout "Too large resource version", 500/503 on demand.
+    Expired, 504 Timeout "Too large resource version", 500/503 on demand;
+  * a response over 128 KiB to a client that accepts gzip is gzipped and chunked.
+
+Simplified: HTTP/1.1 only (no HTTP/2), JSON only (no protobuf, no Table: kubectl prints
+NAME/AGE), read-only over HTTP (objects change through the Python methods), any field path
+is accepted in fieldSelector, one history for all resources (the real watch cache keeps one
+per resource).
 
 In a test:   api = FakeAPIServer().start(); kc = api.kubeconfig(); ...; api.stop()
 Standalone:  /usr/bin/python3 fake_apiserver.py --port 6443 --dir /tmp/fake-api [--services N]"""

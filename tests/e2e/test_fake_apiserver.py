@@ -444,7 +444,7 @@ def test_watch_ends_cleanly_after_timeout_seconds(api, watches):
     t0 = time.monotonic()
     w = watches(api, f"/api/v1/services?watch=true&resourceVersion={api.rv}&timeoutSeconds=1")
     assert w.next(timeout=5) is None and w.ended == "clean"
-    assert 0.9 < time.monotonic() - t0 < 3
+    assert 0.9 < time.monotonic() - t0 < 5
 
 
 def test_watch_from_a_compacted_rv_gets_an_error_event_410(api, watches):
