@@ -693,6 +693,9 @@ def test_ipv6_listener():
     try:
         code, body, _ = get(srv, "/api/v1/namespaces", host="::1")
         assert code == 200
+        if KUBECTL:
+            out = kubectl(srv, srv.kubeconfig(server=srv.url6), "get", "ns", "-o", "name")
+            assert out.stdout == "" and srv.count(verb="list", resource="namespaces") == 2
     finally:
         srv.stop()
 
