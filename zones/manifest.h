@@ -18,7 +18,6 @@
 #define ZONES_MANIFEST_MAX_NODES                                                                   \
     16000000 /* nodes in one file, aliases expanded: ~160k full kubectl objects */
 #define ZONES_MANIFEST_MAX_ALIASES 10000 /* alias uses in one file */
-#define ZONES_MANIFEST_MAX_ERRORS 1000   /* errors reported for one file before it is dropped */
 
 /* Loads a file, or every *.yaml, *.yml and *.json below a directory (recursively, in sorted
  * order, following symlinks as kubelet's ConfigMap volumes need, skipping dot-entries such as

@@ -16,11 +16,22 @@
 
 #define FNV_PRIME 0x100000001b3U
 
-static void *xrealloc(void *ptr, size_t size)
+/* The out-of-memory policy of zones/: loading and building abort (see objects.h). */
+void *zones_xrealloc(void *ptr, size_t size)
 {
-    void *p = realloc(ptr, size);
+    void *p = realloc(ptr, size == 0 ? 1 : size);
     if (p == NULL) {
         log_error("zones", "msg=\"out of memory\" bytes=%zu", size);
+        abort();
+    }
+    return p;
+}
+
+void *zones_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size);
+    if (p == NULL) {
+        log_error("zones", "msg=\"out of memory\" bytes=%zu", n * size);
         abort();
     }
     return p;
@@ -29,7 +40,7 @@ static void *xrealloc(void *ptr, size_t size)
 static char *xstrdup(const char *s)
 {
     size_t len = strlen(s) + 1;
-    return memcpy(xrealloc(NULL, len), s, len);
+    return memcpy(zones_xrealloc(NULL, len), s, len);
 }
 
 /* Appends one zeroed element. The capacity is implied by n (the next power of two, at least
@@ -37,7 +48,7 @@ static char *xstrdup(const char *s)
 static void *append(void *array, size_t *n, size_t size)
 {
     if (*n == 0 || (*n >= 4 && (*n & (*n - 1)) == 0))
-        array = xrealloc(array, (*n == 0 ? 4 : *n * 2) * size);
+        array = zones_xrealloc(array, (*n == 0 ? 4 : *n * 2) * size);
     char *slot = (char *)array + *n * size;
     memset(slot, 0, size);
     (*n)++;
@@ -66,7 +77,7 @@ void *zones_arena_alloc(struct zones_arena *arena, size_t size)
     if (block == NULL || block->cap - block->used < size) {
         bool dedicated = size > ARENA_BLOCK / 4;
         size_t cap = dedicated ? size : ARENA_BLOCK;
-        block = xrealloc(NULL, sizeof(*block) + cap);
+        block = zones_xrealloc(NULL, sizeof(*block) + cap);
         block->used = 0;
         block->cap = cap;
         /* A block of its own goes second, so the head's free space is not abandoned. */
@@ -205,7 +216,7 @@ static void add_diag(struct zones_objects *objs, struct zones_diag **list, size_
     int len = vsnprintf(NULL, 0, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     if (len < 0)
         len = 0;
-    char *message = xrealloc(NULL, (size_t)len + 1);
+    char *message = zones_xrealloc(NULL, (size_t)len + 1);
     vsnprintf(message, (size_t)len + 1, fmt,
               again); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(again);
@@ -334,7 +345,7 @@ static void ip_set_init(struct ip_set *set, size_t expected)
     size_t size = 16;
     while (size < expected * 2)
         size *= 2;
-    set->slots = xrealloc(NULL, size * sizeof(set->slots[0]));
+    set->slots = zones_xrealloc(NULL, size * sizeof(set->slots[0]));
     memset(set->slots, 0, size * sizeof(set->slots[0]));
     set->mask = size - 1;
     set->n = 0;
@@ -578,14 +589,14 @@ void zones_objects_assign_ips(struct zones_objects *objs, const struct zones_cid
     size_t n = objs->n_services;
     if (n == 0)
         return;
-    struct zones_service **sorted = xrealloc(NULL, n * sizeof(struct zones_service *));
+    struct zones_service **sorted = zones_xrealloc(NULL, n * sizeof(struct zones_service *));
     size_t n_stated = 0;
     for (size_t i = 0; i < n; i++) {
         sorted[i] = &objs->services[i];
         n_stated += objs->services[i].n_ips;
     }
     qsort(sorted, n, sizeof(struct zones_service *), compare_services);
-    bool *replaced = xrealloc(NULL, n * sizeof(bool));
+    bool *replaced = zones_xrealloc(NULL, n * sizeof(bool));
     memset(replaced, 0, n * sizeof(bool));
     check_duplicates(objs, sorted, n, replaced);
     if (drop_replaced(objs, replaced)) { /* the survivors moved: sort them again */
@@ -599,7 +610,7 @@ void zones_objects_assign_ips(struct zones_objects *objs, const struct zones_cid
     }
     free(replaced);
 
-    struct stated_ip *stated = xrealloc(NULL, (n_stated + 1) * sizeof(stated[0]));
+    struct stated_ip *stated = zones_xrealloc(NULL, (n_stated + 1) * sizeof(stated[0]));
     struct ip_set taken;
     ip_set_init(&taken, n_stated + n);
     size_t k = 0;

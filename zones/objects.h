@@ -108,6 +108,14 @@ struct zones_arena {
 void *zones_arena_alloc(struct zones_arena *arena, size_t size);
 void zones_arena_free(struct zones_arena *arena);
 
+/* Memory for loading and building. zones/ has one out-of-memory policy: what a load or a
+ * build cannot allocate aborts the process, as NSD's region allocator and Redis's zmalloc do.
+ * What a manifest can make us allocate is bounded (zones/manifest.h), a worker never
+ * allocates per query, and a process that cannot get memory for its data is better restarted
+ * by its supervisor than left serving half of it. */
+void *zones_xrealloc(void *ptr, size_t size);
+void *zones_xcalloc(size_t n, size_t size);
+
 /* FNV-1a over data, continuing from hash (start from ZONES_FNV_OFFSET_BASIS): stable across
  * runs and machines, for ClusterIPs, tables and the manifests' signature. */
 #define ZONES_FNV_OFFSET_BASIS 0xcbf29ce484222325U
@@ -145,8 +153,8 @@ void zones_objects_warn(struct zones_objects *objs, const struct zones_where *wh
 /* For sources (zones/manifest.c; later an API watch). add_* appends a zeroed object and
  * returns it; the pointer is valid until the next add of that kind. intern_file returns a
  * copy of name owned by objs, for zones_where.file. A source that finds a document broken
- * drops what it added since a checkpoint; diags are kept. Allocation failure aborts: the
- * loader's limits bound what a manifest can make us allocate. */
+ * drops what it added since a checkpoint; diags are kept. Allocation failure aborts (see
+ * zones_xrealloc). */
 struct zones_service *zones_objects_add_service(struct zones_objects *objs);
 struct zones_slice *zones_objects_add_slice(struct zones_objects *objs);
 struct zones_pod *zones_objects_add_pod(struct zones_objects *objs);

@@ -11,6 +11,7 @@
 
 #include <check.h>
 
+#include "zones/dom.h"
 #include "zones/manifest.h"
 
 #define NAME "test.yaml"
@@ -930,7 +931,7 @@ END_TEST
 
 START_TEST(stops_after_too_many_errors)
 {
-    size_t n = ZONES_MANIFEST_MAX_ERRORS + 50;
+    size_t n = ZONES_DOM_MAX_ERRORS + 50;
     char *text = malloc(n * 64 + 64);
     size_t len = (size_t)sprintf(text, "apiVersion: v1\nkind: List\nitems:\n");
     for (size_t i = 0; i < n; i++)
@@ -938,8 +939,8 @@ START_TEST(stops_after_too_many_errors)
     struct zones_objects objs;
     zones_objects_init(&objs);
     ck_assert_uint_eq(zones_manifest_load_buffer(&objs, NAME, text, len),
-                      ZONES_MANIFEST_MAX_ERRORS + 1);
-    ck_assert(strstr(objs.diags[ZONES_MANIFEST_MAX_ERRORS].message, "too many errors") != NULL);
+                      ZONES_DOM_MAX_ERRORS + 1);
+    ck_assert(strstr(objs.diags[ZONES_DOM_MAX_ERRORS].message, "too many errors") != NULL);
     ck_assert_uint_eq(objs.n_services, 0);
     zones_objects_free(&objs);
     free(text);
