@@ -33,7 +33,9 @@ struct dns_epoch {
     atomic_uint now;
     struct reader *readers;
     unsigned n_readers;
-    uv_timer_t timer;
+    uv_timer_t timer; /* on the control loop: looks at the retired objects */
+    uv_async_t kick;  /* a retirement from another thread starts the timer */
+    uv_mutex_t lock;  /* guards the retired list: writers may be on any thread */
     struct retired *retired;
     size_t n_retired, cap_retired;
 };
@@ -56,25 +58,41 @@ static bool has_seen(struct reader *r, unsigned epoch)
     return !atomic_load(&r->active) || (int)(atomic_load(&r->seen) - epoch) >= 0;
 }
 
+/* Frees what every reader has passed; true when something must still wait. The objects are
+ * freed outside the lock, in batches, so a writer is never held up by free(). */
+static bool collect(struct dns_epoch *e)
+{
+    enum { BATCH = 256 };
+    struct retired done[BATCH];
+    bool lagging = false;
+    for (;;) {
+        size_t n_done = 0;
+        uv_mutex_lock(&e->lock);
+        size_t kept = 0;
+        for (size_t i = 0; i < e->n_retired; i++) {
+            struct retired *t = &e->retired[i];
+            bool free_it = n_done < BATCH;
+            for (unsigned k = 0; k < e->n_readers && free_it; k++)
+                free_it = has_seen(&e->readers[k], t->epoch);
+            if (free_it)
+                done[n_done++] = *t;
+            else
+                e->retired[kept++] = *t;
+        }
+        e->n_retired = kept;
+        lagging = kept > 0;
+        uv_mutex_unlock(&e->lock);
+        for (size_t i = 0; i < n_done; i++)
+            done[i].free_fn(done[i].ptr);
+        if (n_done < BATCH)
+            return lagging;
+    }
+}
+
 static void on_check(uv_timer_t *timer)
 {
     struct dns_epoch *e = timer->data;
-    size_t kept = 0;
-    bool lagging = false;
-    for (size_t i = 0; i < e->n_retired; i++) {
-        struct retired *t = &e->retired[i];
-        bool free_it = true;
-        for (unsigned k = 0; k < e->n_readers && free_it; k++)
-            free_it = has_seen(&e->readers[k], t->epoch);
-        if (free_it) {
-            t->free_fn(t->ptr);
-        } else {
-            e->retired[kept++] = *t;
-            lagging = true;
-        }
-    }
-    e->n_retired = kept;
-    if (!lagging) {
+    if (!collect(e)) {
         uv_timer_stop(timer);
         return;
     }
@@ -82,6 +100,17 @@ static void on_check(uv_timer_t *timer)
         if (atomic_load(&e->readers[k].active))
             uv_async_send(&e->readers[k].wake);
     }
+}
+
+static void on_kick(uv_async_t *handle)
+{
+    struct dns_epoch *e = handle->data;
+    on_check(&e->timer);
+    uv_mutex_lock(&e->lock);
+    bool waiting = e->n_retired > 0;
+    uv_mutex_unlock(&e->lock);
+    if (waiting && !uv_is_active((uv_handle_t *)&e->timer))
+        uv_timer_start(&e->timer, on_check, CHECK_MS, CHECK_MS);
 }
 
 int dns_epoch_new(struct dns_epoch **out, uv_loop_t *control, unsigned max_readers)
@@ -98,15 +127,19 @@ int dns_epoch_new(struct dns_epoch **out, uv_loop_t *control, unsigned max_reade
     for (unsigned k = 0; k < max_readers; k++)
         e->readers[k].epoch = e;
     uv_timer_init(control, &e->timer);
-    e->timer.data = e;
+    uv_async_init(control, &e->kick, on_kick);
+    uv_mutex_init(&e->lock);
+    e->timer.data = e->kick.data = e;
     *out = e;
     return 0;
 }
 
 void dns_epoch_close(struct dns_epoch *epoch)
 {
-    if (epoch != NULL)
+    if (epoch != NULL) {
         uv_close((uv_handle_t *)&epoch->timer, NULL);
+        uv_close((uv_handle_t *)&epoch->kick, NULL);
+    }
 }
 
 void dns_epoch_free(struct dns_epoch *epoch)
@@ -117,6 +150,7 @@ void dns_epoch_free(struct dns_epoch *epoch)
         epoch->retired[i].free_fn(epoch->retired[i].ptr);
     free(epoch->retired);
     free(epoch->readers);
+    uv_mutex_destroy(&epoch->lock);
     free(epoch);
 }
 
@@ -146,11 +180,14 @@ void dns_epoch_retire(struct dns_epoch *epoch, void *ptr, void (*free_fn)(void *
 {
     if (ptr == NULL)
         return;
+    uv_mutex_lock(&epoch->lock);
+    bool first = epoch->n_retired == 0;
     if (epoch->n_retired == epoch->cap_retired) {
         size_t cap = epoch->cap_retired ? epoch->cap_retired * 2 : 16;
         struct retired *p = realloc(epoch->retired, cap * sizeof(*p));
         if (p == NULL) {
             /* Nowhere to remember it: keeping it allocated is safe, freeing it is not. */
+            uv_mutex_unlock(&epoch->lock);
             return;
         }
         epoch->retired = p;
@@ -158,7 +195,8 @@ void dns_epoch_retire(struct dns_epoch *epoch, void *ptr, void (*free_fn)(void *
     }
     unsigned now = atomic_fetch_add_explicit(&epoch->now, 1, memory_order_acq_rel) + 1;
     epoch->retired[epoch->n_retired++] = (struct retired){ptr, free_fn, now};
-    on_check(&epoch->timer);
-    if (epoch->n_retired > 0 && !uv_is_active((uv_handle_t *)&epoch->timer))
-        uv_timer_start(&epoch->timer, on_check, CHECK_MS, CHECK_MS);
+    uv_mutex_unlock(&epoch->lock);
+    /* One kick per batch of retirements: the control loop takes it from there. */
+    if (first)
+        uv_async_send(&epoch->kick);
 }

@@ -14,7 +14,8 @@
 
 struct dns_epoch;
 
-/* For up to max_readers workers; the timer that frees runs on control. */
+/* For up to max_readers workers; the timer that frees runs on control, and
+ * dns_epoch_close() must close it there before dns_epoch_free(). */
 int dns_epoch_new(struct dns_epoch **out, uv_loop_t *control, unsigned max_readers);
 /* Frees what is still retired, then the epoch: every reader has stopped. Closes the timer
  * first with dns_epoch_close() and lets the control loop run its close callback. */
@@ -28,8 +29,8 @@ int dns_epoch_reader_start(struct dns_epoch *epoch, unsigned reader, uv_loop_t *
  * worker's loop then runs their close callbacks). */
 void dns_epoch_reader_stop(struct dns_epoch *epoch, unsigned reader);
 
-/* On the control loop, after the pointer to ptr was replaced: free_fn(ptr) runs once no
- * worker can still hold ptr. */
+/* From any thread (one writer at a time), after the pointer to ptr was replaced: free_fn(ptr)
+ * runs on the control loop once no worker can still hold ptr. */
 void dns_epoch_retire(struct dns_epoch *epoch, void *ptr, void (*free_fn)(void *ptr));
 
 #endif

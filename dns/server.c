@@ -250,7 +250,9 @@ void dns_worker_request_init(struct slot *s, uint8_t *pkt, size_t len, enum dns_
     req->ans = s->reply + 2;
     req->ans_cap = DNS_MAX_MSG;
     req->proto = proto;
-    memcpy(&req->peer, peer, dns_addr_len((const struct sockaddr_storage *)(const void *)peer));
+    /* libuv's recvmmsg hands peers at 4-byte alignment: read the family as a sockaddr. */
+    memcpy(&req->peer, peer,
+           peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     req->local = *local;
     req->send = send;
     req->server_data = s;

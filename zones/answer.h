@@ -8,7 +8,6 @@
 #ifndef ZONES_ANSWER_H
 #define ZONES_ANSWER_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,11 +44,10 @@ enum zones_answer_result zones_answer_query(const struct zones_store *store,
                                             uint8_t *out, size_t cap, size_t *out_len,
                                             struct zones_chase *chase);
 
-/* One worker's zones stage. It answers from the snapshot published at *current, read once
- * per query, so the composition root can publish a new one at any time (dns/epoch.h says
- * when the old one may go). */
+/* One worker's zones stage, over the store (which changes in place; dns/epoch.h keeps what a
+ * worker reads alive). */
 struct zones_answer {
-    _Atomic(struct zones_store *) *current;
+    const struct zones_store *store;
     struct zones_answer_config cfg;
 };
 

@@ -318,6 +318,20 @@ bool zones_cidr_contains(const struct zones_cidr *cidr, const struct zones_ip *i
 
 /* ---- ClusterIP validation and assignment ---- */
 
+bool zones_label_from_text(const char *prefix, const char *text, uint8_t *label)
+{
+    size_t p = strlen(prefix);
+    size_t n = strlen(text);
+    if (n == 0 || p + n > 63)
+        return false;
+    label[0] = (uint8_t)(p + n);
+    for (size_t i = 0; i < p; i++)
+        label[1 + i] = (uint8_t)prefix[i];
+    for (size_t i = 0; i < n; i++)
+        label[1 + p + i] = (uint8_t)text[i];
+    return true;
+}
+
 uint64_t zones_fnv1a(uint64_t hash, const void *data, size_t len)
 {
     const uint8_t *p = data;

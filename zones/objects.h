@@ -116,6 +116,10 @@ void zones_arena_free(struct zones_arena *arena);
 void *zones_xrealloc(void *ptr, size_t size);
 void *zones_xcalloc(size_t n, size_t size);
 
+/* One DNS label in wire form ("\5_http") from prefix ("" or "_") and text; false when empty
+ * or longer than 63. label has room for 64 bytes. */
+bool zones_label_from_text(const char *prefix, const char *text, uint8_t *label);
+
 /* FNV-1a over data, continuing from hash (start from ZONES_FNV_OFFSET_BASIS): stable across
  * runs and machines, for ClusterIPs, tables and the manifests' signature. */
 #define ZONES_FNV_OFFSET_BASIS 0xcbf29ce484222325U

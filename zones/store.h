@@ -1,9 +1,10 @@
-/* zones/store.h - an immutable snapshot of every name svcdns is authoritative for.
+/* zones/store.h - every name svcdns is authoritative for, kept current in place.
  *
- * Built once from complete zones_objects; answers are rendered to wire form here, at build
- * time, so answering is a hash lookup and a memcpy. The snapshot is never modified after
- * zones_store_build() returns, so any number of threads may read it. Its layout is for the
- * files of zones/ that read it (zones/store_layout.h). */
+ * The store is what workers read on the query path, without a lock; one thread (the control
+ * loop, through zones/model.h) changes it one Service at a time, each change one atomic
+ * publication, and hands what it replaced to the epoch (dns/epoch.h), which frees it once no
+ * worker can hold it. A worker never sees half of a Service's change. Its layout is for the
+ * files of zones/ (zones/store_layout.h). */
 #ifndef ZONES_STORE_H
 #define ZONES_STORE_H
 
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dns/epoch.h"
 #include "zones/objects.h"
 
 enum zones_pods_mode { ZONES_PODS_DISABLED, ZONES_PODS_INSECURE, ZONES_PODS_VERIFIED };
@@ -20,9 +22,6 @@ struct zones_store_config {
     const char *cluster_domain; /* "local", "cluster.local" */
     uint32_t ttl;
     enum zones_pods_mode pods;
-    /* The SOA serial is the newest manifest's modification time, so the same files give
-     * the same zone; never below this floor (a reload sets it one above the last serial). */
-    uint32_t min_serial;
 };
 
 void zones_store_config_default(struct zones_store_config *cfg);
@@ -31,27 +30,26 @@ int zones_store_parse_pods_mode(const char *text, enum zones_pods_mode *out);
 
 struct zones_store;
 
-/* What a snapshot holds, for summaries, logs and metrics. */
+/* An empty store (the apex records only). Keeps a copy of cfg; cfg->cluster_domain must
+ * outlive the store. Replaced data goes to epoch (NULL: freed at once, for a store no worker
+ * reads: --check, --dump, tests). Returns 0 or -EINVAL (a bad cluster domain). */
+int zones_store_new(struct zones_store **out, const struct zones_store_config *cfg,
+                    struct dns_epoch *epoch);
+/* Everything, at once: no worker may read the store any more. NULL is a no-op. */
+void zones_store_free(struct zones_store *store);
+
+/* The whole of a zones_objects in a new store, in one step (tests, fuzzers, --dump of one
+ * file): a model with one source, committed. objs must have been through
+ * zones_objects_assign_ips(); its diags are not looked at. */
+int zones_store_build(struct zones_store **out, const struct zones_objects *objs,
+                      const struct zones_store_config *cfg);
+
+/* What a store holds, for summaries, logs and metrics. Any thread. */
 struct zones_store_summary {
     size_t records;
     uint32_t serial;
     size_t cluster_ip, headless, external_name, endpoints, pods, namespaces;
 };
-
-/* Builds a snapshot. objs must be valid (no diags) and have its addresses assigned.
- * Returns 0 or -ENOMEM; *out is freed with zones_store_free(). */
-int zones_store_build(struct zones_store **out, const struct zones_objects *objs,
-                      const struct zones_store_config *cfg);
-
-/* The same in two steps, so the objects can be freed in between and a reload does not hold
- * them, the records and the new snapshot at once: collect takes every record from objs (cfg
- * must outlive the builder); finish renders them and frees the builder, also on failure. */
-struct zones_store_builder;
-int zones_store_collect(struct zones_store_builder **out, const struct zones_objects *objs,
-                        const struct zones_store_config *cfg);
-int zones_store_finish(struct zones_store_builder *builder, struct zones_store **out);
-void zones_store_free(struct zones_store *store);
-
 void zones_store_summarize(const struct zones_store *store, struct zones_store_summary *out);
 
 /* Writes every record as a zone file, sorted by name and type. */

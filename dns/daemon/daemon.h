@@ -23,6 +23,7 @@
 #include "resolver/forward.h"
 #include "resolver/search.h"
 #include "zones/answer.h"
+#include "zones/model.h"
 #include "zones/objects.h"
 #include "zones/store.h"
 
@@ -57,9 +58,8 @@ struct daemon_reload {
     uv_work_t work;
     bool building, stopping;
     const char *trigger, *next_trigger; /* next_trigger: NULL, or one more reload to do */
-    struct zones_store *built;
     int build_rc;
-    double build_ms;
+    double build_ms, apply_ms;
     atomic_ulong reloads, failures;
 };
 
@@ -76,8 +76,10 @@ struct daemon {
     struct resolver_forward_config forward_cfg;
     struct resolver_cache_config cache_cfg;
     /* The modules. */
-    _Atomic(struct zones_store *) store; /* the snapshot every worker answers from */
-    struct dns_epoch *epoch;             /* frees a replaced snapshot once no worker reads it */
+    struct zones_model *model;  /* the served data, changed on the control thread only */
+    struct zones_store *store;  /* the model's store: what every worker answers from */
+    struct zones_objects *objs; /* the objects being served (the model points into them) */
+    struct dns_epoch *epoch;    /* frees what the store replaced once no worker reads it */
     struct dns_server *server;
     struct dns_chaos chaos;
     struct resolver_forward_shared *forward_shared;
@@ -87,9 +89,9 @@ struct daemon {
     struct dns_http *http; /* NULL without --http */
 };
 
-/* reload.c. Loads every manifest and builds a snapshot; the summary goes to summary when not
- * NULL. Returns 0, the number of manifest errors, or -1 (no memory). */
-int daemon_reload_build(struct daemon *d, struct zones_store **out, FILE *summary);
+/* reload.c. Loads every manifest into the model and its store; the summary goes to summary
+ * when not NULL. Returns 0, the number of manifest errors (nothing is loaded then), or -1. */
+int daemon_reload_load(struct daemon *d, FILE *summary);
 /* Watches, polls and takes SIGHUP on the server's control loop. */
 int daemon_reload_start(struct daemon *d);
 /* Closes the reload handles; waits for a build under way. */

@@ -158,7 +158,7 @@ static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned index)
     }
     dns_chain_init(&w->chain);
     w->chain.log_queries = d->opt.log_queries;
-    w->zones = (struct zones_answer){.current = &d->store, .cfg = d->answer_cfg};
+    w->zones = (struct zones_answer){.store = d->store, .cfg = d->answer_cfg};
     struct dns_names names = zones_answer_names(&w->zones);
     if (resolver_search_init(&w->search, &d->search_cfg, &names) < 0 ||
         (d->forward_shared &&
@@ -232,6 +232,8 @@ static int setup_server(struct daemon *d)
     if (rc < 0)
         return daemon_fail("cannot listen: %s (see the log line above for the address)",
                            uv_strerror(rc));
+    /* From here on workers read the store: what it replaces waits for them. */
+    zones_model_set_epoch(d->model, d->epoch);
     return 0;
 }
 
@@ -319,7 +321,7 @@ static int run(struct daemon *d)
     signal(SIGPIPE, SIG_IGN);
     char addr[DNS_ADDR_TEXT_MAX];
     struct zones_store_summary sum;
-    zones_store_summarize(atomic_load(&d->store), &sum);
+    zones_store_summarize(d->store, &sum);
     dns_addr_format(&d->server_cfg.listen[0], addr, sizeof(addr));
     log_info("main", "serving zone=%s records=%zu listen=%s listeners=%zu version=%s",
              d->store_cfg.cluster_domain, sum.records, addr, d->server_cfg.n_listen,
@@ -335,6 +337,7 @@ out:
     dns_epoch_close(d->epoch);
     dns_server_free(d->server); /* runs the control loop's last close callbacks */
     dns_epoch_free(d->epoch);   /* every worker is gone: what is retired can go */
+    zones_model_set_epoch(d->model, NULL);
     free_workers(d);
     resolver_cache_free(d->cache);
     resolver_forward_shared_free(d->forward_shared);
@@ -407,24 +410,26 @@ int main(int argc, char **argv)
         status = print_resolv_conf(&d) < 0 ? 1 : 0;
         goto out;
     }
-    struct zones_store *store = NULL;
-    int errors = daemon_reload_build(&d, &store, d.opt.check ? stdout : NULL);
+    int errors = daemon_reload_load(&d, d.opt.check ? stdout : NULL);
     if (errors != 0) {
         if (errors > 0)
             daemon_fail("%d error%s in the manifests; nothing was served", errors,
                         errors == 1 ? "" : "s");
         goto out;
     }
-    atomic_store(&d.store, store);
     dns_chaos_init(&d.chaos, SVCDNS_VERSION);
     if (d.opt.dump)
-        status = zones_store_dump(store, stdout) < 0 ? 1 : 0;
+        status = zones_store_dump(d.store, stdout) < 0 ? 1 : 0;
     else if (d.opt.check)
         status = 0;
     else
         status = run(&d);
 out:
-    zones_store_free(atomic_load(&d.store));
+    zones_model_free(d.model);
+    if (d.objs != NULL) {
+        zones_objects_free(d.objs);
+        free(d.objs);
+    }
     daemon_options_free(&d.opt);
     return status;
 }

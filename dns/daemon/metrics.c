@@ -109,7 +109,7 @@ static void on_metrics(void *ctx, struct dns_http_response *res)
     dns_metrics(d, res);
     resolver_metrics(d, res);
     struct zones_store_summary sum;
-    zones_store_summarize(atomic_load(&d->store), &sum);
+    zones_store_summarize(d->store, &sum);
     metric(res, "svcdns_zone_records", "gauge", "Records in the snapshot being served.",
            sum.records);
     metric(res, "svcdns_reload_total", "counter", "Successful reloads.",

@@ -1,16 +1,17 @@
-/* dns/daemon/reload.c - keeps the served data current: manifests in, snapshots published.
+/* dns/daemon/reload.c - keeps the served data current: manifests in, the store changed.
  *
- * A build (load every manifest, build a snapshot) runs at start on the calling thread and on
- * every trigger afterwards on libuv's thread pool, so /health, /metrics and queries are
- * answered meanwhile. The new snapshot is published with one atomic pointer store; the old
- * one is retired to the epoch (dns/epoch.h), which frees it once no worker can read it. A
- * build that finds errors publishes nothing: the last good data keeps serving. Triggers: a
+ * The manifests are read at start on the calling thread and on every trigger afterwards on
+ * libuv's thread pool, so /health, /metrics and queries are answered meanwhile; the model
+ * (zones/model.h) then applies what they say to the store on the control loop, one Service at
+ * a time, and retires what it replaces to the epoch (dns/epoch.h). A read that finds errors
+ * changes nothing: the last good data keeps serving. Triggers: a
  * change in a watched directory (inotify, 200 ms debounce), SIGHUP, and every
  * --reload-interval a stat signature of every manifest compared with the last build's (for
  * subdirectories and network file systems, which send no events). */
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -61,63 +62,105 @@ static uint64_t manifests_signature(const struct daemon_options *o)
     return signature;
 }
 
-/* The objects go as soon as their records are collected, before the records are rendered,
- * so a build never holds all three. */
-int daemon_reload_build(struct daemon *d, struct zones_store **out, FILE *summary)
+/* Reads every manifest into a new objects set, checked whole (addresses, duplicates). Returns
+ * 0 with *out set, or the number of errors (they are printed; nothing is kept). */
+static int read_manifests(struct daemon *d, struct zones_objects **out)
 {
-    struct zones_objects objs;
-    zones_objects_init(&objs);
+    struct zones_objects *objs = zones_xcalloc(1, sizeof(*objs));
+    zones_objects_init(objs);
     /* Taken before reading, so a change while reading shows at the next poll. */
     d->reload.signature = manifests_signature(&d->opt);
     for (size_t i = 0; i < d->opt.manifests.n; i++)
-        zones_manifest_load_path(&objs, d->opt.manifests.items[i]);
-    zones_objects_assign_ips(&objs, d->cidrs, d->n_cidrs);
-    print_diags(objs.warnings, objs.n_warnings, "warning");
-    print_diags(objs.diags, objs.n_diags, "error");
-    struct zones_store_builder *builder = NULL;
-    int rc = 0;
-    if (objs.n_diags > 0)
-        rc = (int)objs.n_diags;
-    else if (zones_store_collect(&builder, &objs, &d->store_cfg) < 0)
-        rc = daemon_fail("out of memory building the records");
-    struct load_counts counts = {objs.n_files, objs.n_services,   objs.n_slices,
-                                 objs.n_pods,  objs.n_namespaces, objs.n_skipped};
-    zones_objects_free(&objs);
-    if (builder != NULL && zones_store_finish(builder, out) < 0)
-        rc = daemon_fail("out of memory building the records");
-    else if (builder != NULL && summary)
-        print_summary(summary, &counts, *out, d->store_cfg.cluster_domain);
-    /* The objects and the builder were blocks now free in the middle of the heap: hand the
-     * pages back, or the loader's peak stays resident for the life of the process. */
+        zones_manifest_load_path(objs, d->opt.manifests.items[i]);
+    zones_objects_assign_ips(objs, d->cidrs, d->n_cidrs);
+    print_diags(objs->warnings, objs->n_warnings, "warning");
+    print_diags(objs->diags, objs->n_diags, "error");
+    int errors = (int)objs->n_diags;
+    if (errors > 0) {
+        zones_objects_free(objs);
+        free(objs);
+        return errors;
+    }
+    *out = objs;
+    return 0;
+}
+
+static void free_objects(struct zones_objects *objs)
+{
+    if (objs != NULL) {
+        zones_objects_free(objs);
+        free(objs);
+    }
+}
+
+/* The SOA serial: the newest manifest's modification time, so the same files give the same
+ * zone; and (last, after a reload) never going back, even when the newest file was deleted
+ * or had its time set back, since secondaries and caches compare serials. */
+static uint32_t next_serial(const struct zones_objects *objs, uint32_t last)
+{
+    uint32_t serial = objs->newest_mtime > 0 ? (uint32_t)objs->newest_mtime : 1;
+    return last != 0 && serial <= last ? last + 1 : serial;
+}
+
+/* Makes objs the served objects: into the model, committed, the old ones freed. */
+static void serve_objects(struct daemon *d, struct zones_objects *objs, uint32_t last_serial)
+{
+    zones_model_set_source(d->model, 0, objs);
+    zones_model_commit(d->model, next_serial(objs, last_serial));
+    free_objects(d->objs);
+    d->objs = objs;
+}
+
+int daemon_reload_load(struct daemon *d, FILE *summary)
+{
+    struct zones_objects *objs = NULL;
+    int errors = read_manifests(d, &objs);
+    if (errors != 0)
+        return errors;
+    if (zones_model_new(&d->model, &d->store_cfg, NULL, d->cidrs, d->n_cidrs) < 0) {
+        free_objects(objs);
+        return daemon_fail("--cluster-domain: \"%s\" is not a domain name",
+                           d->store_cfg.cluster_domain);
+    }
+    d->store = zones_model_store(d->model);
+    struct load_counts counts = {objs->n_files, objs->n_services,   objs->n_slices,
+                                 objs->n_pods,  objs->n_namespaces, objs->n_skipped};
+    serve_objects(d, objs, 0);
+    if (summary)
+        print_summary(summary, &counts, d->store, d->store_cfg.cluster_domain);
+    /* The loader's blocks are free in the middle of the heap: hand the pages back. */
     malloc_trim(0);
-    return rc;
+    return 0;
 }
 
 void daemon_reload_notify_ready(struct daemon *d)
 {
     struct zones_store_summary sum;
-    zones_store_summarize(atomic_load(&d->store), &sum);
+    zones_store_summarize(d->store, &sum);
     char state[160];
     snprintf(state, sizeof(state), "READY=1\nSTATUS=serving %zu records under %s", sum.records,
              d->store_cfg.cluster_domain);
     dns_notify(state);
 }
 
-/* A snapshot is tens of MB in the heap: give the pages back once it is gone. */
-static void free_snapshot(void *store)
-{
-    zones_store_free(store);
-    malloc_trim(0);
-}
-
+/* On libuv's thread pool, one at a time: the model is this thread's while building is set
+ * (the store's workers read on meanwhile; what it replaces goes to the epoch). */
 static void build_in_pool(uv_work_t *work)
 {
     struct daemon *d = work->data;
     struct daemon_reload *r = &d->reload;
     uint64_t start = uv_hrtime();
-    r->built = NULL;
-    r->build_rc = daemon_reload_build(d, &r->built, NULL);
+    struct zones_objects *objs = NULL;
+    r->build_rc = read_manifests(d, &objs);
     r->build_ms = (double)(uv_hrtime() - start) / 1e6;
+    if (r->build_rc != 0)
+        return;
+    start = uv_hrtime();
+    struct zones_store_summary sum;
+    zones_store_summarize(d->store, &sum);
+    serve_objects(d, objs, sum.serial);
+    malloc_trim(0);
+    r->apply_ms = (double)(uv_hrtime() - start) / 1e6;
 }
 
 static void reload_now(struct daemon *d, const char *trigger);
@@ -135,13 +178,11 @@ static void on_built(uv_work_t *work, int status)
                   r->trigger, status < 0 ? status : r->build_rc);
     } else {
         struct zones_store_summary sum;
-        zones_store_summarize(r->built, &sum);
-        dns_epoch_retire(d->epoch, atomic_exchange(&d->store, r->built), free_snapshot);
+        zones_store_summarize(d->store, &sum);
         atomic_fetch_add(&r->reloads, 1);
-        log_info("reload", "trigger=%s serial=%u records=%zu duration_ms=%.1f", r->trigger,
-                 sum.serial, sum.records, r->build_ms);
+        log_info("reload", "trigger=%s serial=%u records=%zu read_ms=%.1f apply_ms=%.1f",
+                 r->trigger, sum.serial, sum.records, r->build_ms, r->apply_ms);
     }
-    r->built = NULL;
     daemon_reload_notify_ready(d);
     const char *next = r->next_trigger;
     r->next_trigger = NULL;
@@ -158,11 +199,6 @@ static void reload_now(struct daemon *d, const char *trigger)
         r->next_trigger = trigger; /* what changed during this build is read by the next */
         return;
     }
-    /* Secondaries and caches compare serials: a reload never goes back, even when the newest
-     * file was deleted or had its time set back. */
-    struct zones_store_summary sum;
-    zones_store_summarize(atomic_load(&d->store), &sum);
-    d->store_cfg.min_serial = sum.serial + 1;
     r->trigger = trigger;
     r->work.data = d;
     int rc = uv_queue_work(dns_server_loop(d->server), &r->work, build_in_pool, on_built);

@@ -3,6 +3,7 @@
  * The bytes go through dns_chain_handle() with the handlers svcdns runs (CHAOS, search path,
  * the cluster zone), as a UDP and as a TCP query. Every reply must fit its buffer and the UDP
  * limit, and parse with ldns: the differential check that our writer makes valid messages. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 

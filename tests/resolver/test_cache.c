@@ -1,6 +1,7 @@
 /* tests/resolver/test_cache.c - the answer cache on its own: what it stores from the
  * forwarder's replies, how a hit is patched, TTL countdown on a fake clock, the entry bound,
  * negative caching, scrubbing and serve-stale. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 

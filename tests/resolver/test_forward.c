@@ -1,6 +1,7 @@
 /* tests/resolver/test_forward.c - the forwarder against scripted upstreams in the same loop:
  * reply patching, coalescing, failover, deadlines, TC and EDNS retries, the concurrency cap,
  * health marking and the loop check; plus the address and resolv.conf parsers. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,6 @@
 /* tests/resolver/test_scrub.c - upstream reply validation and scrubbing on hand-made hostile
  * messages: what is a mismatch, what is malformed, what survives the rewrite. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 

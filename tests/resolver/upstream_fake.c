@@ -3,8 +3,13 @@
  * what goes on the wire; the builder uses ldns, which is fine at the edges of the tests. */
 #include "tests/resolver/upstream_fake.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <check.h>
 #include <ldns/ldns.h>
@@ -219,26 +224,56 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_conn_alloc, on_conn_read);
 }
 
+/* A UDP socket and (tcp) a listening TCP socket on one kernel-chosen port of 127.0.0.1, as
+ * a real server has them. The port the kernel picks for one protocol may be taken in the
+ * other, so the pair is tried again until both bind. */
+static void bind_pair(bool tcp, int *udp_fd, int *tcp_fd, struct sockaddr_in *addr)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(u, 0);
+        ck_assert_int_eq(bind(u, (struct sockaddr *)&a, sizeof(a)), 0);
+        ck_assert_int_eq(getsockname(u, (struct sockaddr *)&a, &len), 0);
+        int t = -1;
+        if (tcp) {
+            t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            ck_assert_int_ge(t, 0);
+            if (bind(t, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(t, 16) != 0) {
+                close(t);
+                close(u);
+                continue;
+            }
+        }
+        *udp_fd = u;
+        *tcp_fd = t;
+        *addr = a;
+        return;
+    }
+    ck_abort_msg("no port free for both UDP and TCP on 127.0.0.1");
+}
+
 void fake_upstream_start(struct fake_upstream *f, uv_loop_t *loop, enum fake_mode mode, bool tcp)
 {
-    struct sockaddr_in a;
-    int len = sizeof(f->addr);
     memset(f, 0, sizeof(*f));
     f->loop = loop;
     f->mode = mode;
     f->tcp = tcp;
-    uv_ip4_addr("127.0.0.1", 0, &a);
+    int udp_fd;
+    int tcp_fd;
+    struct sockaddr_in a;
+    bind_pair(tcp, &udp_fd, &tcp_fd, &a);
+    memcpy(&f->addr, &a, sizeof(a));
     ck_assert_int_eq(uv_udp_init(loop, &f->udp), 0);
     f->udp.data = f;
-    ck_assert_int_eq(uv_udp_bind(&f->udp, (const struct sockaddr *)&a, 0), 0);
-    ck_assert_int_eq(uv_udp_getsockname(&f->udp, (struct sockaddr *)&f->addr, &len), 0);
+    ck_assert_int_eq(uv_udp_open(&f->udp, udp_fd), 0);
     ck_assert_int_eq(uv_udp_recv_start(&f->udp, on_udp_alloc, on_udp_recv), 0);
     if (!tcp)
         return;
-    /* TCP on the same port, as a real server has it. */
     ck_assert_int_eq(uv_tcp_init(loop, &f->listener), 0);
     f->listener.data = f;
-    ck_assert_int_eq(uv_tcp_bind(&f->listener, (const struct sockaddr *)&f->addr, 0), 0);
+    ck_assert_int_eq(uv_tcp_open(&f->listener, tcp_fd), 0);
     ck_assert_int_eq(uv_listen((uv_stream_t *)&f->listener, 16, on_connection), 0);
 }
 

@@ -938,8 +938,7 @@ START_TEST(stops_after_too_many_errors)
         len += (size_t)sprintf(text + len, "- {apiVersion: v1, kind: Service, metadata: {}}\n");
     struct zones_objects objs;
     zones_objects_init(&objs);
-    ck_assert_uint_eq(zones_manifest_load_buffer(&objs, NAME, text, len),
-                      ZONES_DOM_MAX_ERRORS + 1);
+    ck_assert_uint_eq(zones_manifest_load_buffer(&objs, NAME, text, len), ZONES_DOM_MAX_ERRORS + 1);
     ck_assert(strstr(objs.diags[ZONES_DOM_MAX_ERRORS].message, "too many errors") != NULL);
     ck_assert_uint_eq(objs.n_services, 0);
     zones_objects_free(&objs);
