@@ -43,8 +43,6 @@ static struct dns_chain chain;
 static uint8_t pkt[DNS_MAX_MSG], ans[DNS_MAX_MSG];
 static int sent;
 
-static _Atomic(struct zones_store *) current;
-
 /* Every client is a Pod in prod, so autopath runs too. */
 static bool client_namespace(const void *self, const struct sockaddr_storage *client,
                              uint8_t *label)
@@ -79,8 +77,7 @@ static void init(void)
     zones_store_config_default(&cfg);
     if (objs.n_diags || zones_store_build(&store, &objs, &cfg) < 0)
         abort();
-    atomic_store(&current, store);
-    zones.current = &current;
+    zones.store = store;
     zones.cfg.chase_outside = true; /* nothing follows: the chase ends in REFUSED, spliced */
     struct resolver_search_config scfg;
     resolver_search_config_default(&scfg);
