@@ -31,8 +31,6 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-echo
-echo "Profiles of each 2N window: callgrind_annotate $RUN/callgrind.out.$PID.<1|2|3>"
 
 sh "$HERE/deps.sh"
 if [ -z "$SVCDNS_BIN" ]; then
@@ -65,7 +63,7 @@ trap 'exit 130' INT TERM
 start_upstream
 # The run.sh command line, plus --reload-interval 0: the periodic look at the manifests'
 # stat() would land in some windows and not in others.
-_launch svcdns "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$RUN/callgrind.out.%p" \
+_launch svcdns "$SERVER_CPU" valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$RUN/callgrind.out.%p" \
     "$SVCDNS_BIN" --manifests "$DATA/manifests" --cluster-domain cluster.local --ttl 30 \
     --listen "127.0.0.1:${PORT[svcdns]}" --upstream "127.0.0.1:${PORT[upstream]}" --workers 1 \
     --reload-interval 0
