@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --svcdns) SVCDNS_BIN=$2 && shift ;;
     --n) N=$2 && shift ;;
-    -h | --help) sed -n '2,16p' "$0" && exit 0 ;;
+    -h | --help) sed -n '2,/^[^#]/{/^#/p}' "$0" && exit 0 ;;
     *) echo "callgrind.sh: unknown option $1 (see --help)" >&2 && exit 2 ;;
     esac
     shift

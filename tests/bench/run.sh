@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2 && shift ;;
     --lat-qps) LAT_QPS=$2 && shift ;;
     --lat-duration) LAT_DURATION=$2 && shift ;;
-    -h | --help) sed -n '2,19p' "$0" && exit 0 ;;
+    -h | --help) sed -n '2,/^[^#]/{/^#/p}' "$0" && exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2 && exit 2 ;;
     esac
     shift
