@@ -3,7 +3,7 @@
 # Resolver on this machine, in one run; prints one markdown table (see README.md).
 #
 #   sh tests/bench/run.sh [options]
-#     --quick            a ~5-minute smoke run: 5 s runs, 1 repetition, 3 s latency runs
+#     --quick            a 5-6 minute smoke run: 5 s runs, 1 repetition, 3 s latency runs
 #     --svcdns PATH      measure this binary instead of building build/svcdns from the tree
 #     --only LIST        comma-separated subset of svcdns,nsd,knot,unbound,dnsmasq,kresd
 #     --duration S       seconds per throughput run (default 10)
