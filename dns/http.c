@@ -6,14 +6,30 @@
  * closing a socket with unread input sends RST, and an RST can destroy the response before
  * the client reads it (a rejected 5 KiB request leaves exactly such input behind).
  *
- * Invariants. A connection is freed only when both its handles are closed, and counts against
- * DNS_HTTP_MAX_CONNS until then. Its timer runs for as long as it is open: the read deadline
- * first, then the send deadline, so no client holds a slot longer than their sum. The struct
- * dns_http is freed only once the listener, the spare handle and every connection are closed. */
+ * Probes first. Anyone who can reach the port could otherwise fill it with idle, trickling or
+ * never-closed connections and make kubelet's probes fail, so a full server makes room instead
+ * of turning a newcomer away. The newcomer evicts the oldest connection that has no complete
+ * request yet, else the oldest lingering one (its response is already in the kernel); one still
+ * writing its response is never evicted, and only when all of them are is the newcomer closed.
+ * A probe must then be answered before DNS_HTTP_MAX_CONNS newer connections arrive, however
+ * fast an attacker reopens what was evicted. Two things see to that. TCP_DEFER_ACCEPT has the
+ * kernel hand a connection over only with its first bytes, so a probe arrives with its request,
+ * however late it sent it. And after ACCEPT_BURST accepts the server pauses accepting for one
+ * loop iteration, so the connections it has accepted are read first: between a probe's accept
+ * and its read at most 2 * ACCEPT_BURST - 1 others are accepted, fewer than the cap.
+ *
+ * Invariants. At most DNS_HTTP_MAX_CONNS connections are open (not closing). A connection is
+ * freed only when both its handles are closed, which libuv does at the end of the loop
+ * iteration, and no iteration accepts more than ACCEPT_BURST, so at most DNS_HTTP_MAX_CONNS +
+ * ACCEPT_BURST are allocated. Its timer runs for as long as it is open: the read deadline first,
+ * then the send deadline, so no client holds a slot longer than their sum. The struct dns_http
+ * is freed only once the listener, the spare and resume handles and every connection are
+ * closed. */
 #include "dns/http.h"
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,8 +44,13 @@
 #include "dns/log.h"
 #include "dns/server.h"
 
-#define BACKLOG 128
-#define SEND_MS 5000 /* to write the response and see the peer close; ample for /metrics */
+/* Deferred connections wait in the kernel's SYN queue, which the backlog sizes (up to
+ * net.core.somaxconn): once it is full the kernel answers with SYN cookies, which skip the
+ * deferral. Under a flood on loopback, 128 overflowed at 10,000 connections a second; 1024
+ * held 19,000. */
+#define BACKLOG 1024
+#define ACCEPT_BURST 16 /* accepts before a pause of one loop iteration; 2x stays under the cap */
+#define SEND_MS 5000    /* to write the response and see the peer close; ample for /metrics */
 #define HEAD_CAP 512
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
@@ -63,12 +84,16 @@ struct dns_http {
     uv_tcp_t spare; /* accepts and closes a connection over the limit without malloc */
     struct route routes[DNS_HTTP_MAX_ROUTES];
     size_t n_routes;
-    struct conn conns; /* sentinel of the open connections */
-    unsigned n_conns;
+    uv_idle_t resume;  /* accepts again after a full burst, one loop iteration later */
+    struct conn conns; /* sentinel of the connections, oldest first */
+    unsigned n_conns;  /* allocated, closing or not */
+    unsigned n_open;   /* not closing: at most DNS_HTTP_MAX_CONNS */
+    unsigned burst;    /* accepted since the last pause */
     bool closing;
     bool listener_closed;
+    bool resume_closed;
     bool spare_busy;
-    bool accept_pending; /* a connection waits in the listener until the spare is free */
+    bool accept_pending; /* a connection waits in the listener: see on_resume, on_spare_closed */
 };
 
 static void accept_one(struct dns_http *http);
@@ -284,26 +309,29 @@ static const char *reason(int status)
 
 static void on_conn_closed(uv_handle_t *handle);
 
-static void conn_close(struct conn *c)
+/* reset: end with RST rather than FIN (see evict()). */
+static void conn_close(struct conn *c, bool reset)
 {
     if (c->closing)
         return;
     c->closing = true;
+    c->http->n_open--;
     /* Cancels a pending write or shutdown: their callbacks run first, see closing and stop. */
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    if (!reset || uv_tcp_close_reset(&c->tcp, on_conn_closed) != 0)
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
 static void on_timeout(uv_timer_t *timer)
 {
-    conn_close(timer->data);
+    conn_close(timer->data, false);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     struct conn *c = req->data;
     if (status < 0)
-        conn_close(c);
+        conn_close(c, false);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -312,7 +340,7 @@ static void on_write(uv_write_t *req, int status)
     if (c->closing)
         return;
     if (status < 0 || c->peer_eof) {
-        conn_close(c);
+        conn_close(c, false);
         return;
     }
     /* FIN tells an HTTP/1.0 client reading to EOF that the response is complete; its own
@@ -320,7 +348,7 @@ static void on_write(uv_write_t *req, int status)
     c->state = CONN_LINGERING;
     c->shutdown.data = c;
     if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
-        conn_close(c);
+        conn_close(c, false);
 }
 
 /* Formats the status line and headers into c->head; the length, or -1 if they do not fit. */
@@ -352,7 +380,7 @@ static void send_response(struct conn *c, int status, const char *type, bool hea
     c->write.data = c;
     uv_timer_start(&c->timer, on_timeout, SEND_MS, 0);
     if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, nbufs, on_write) != 0)
-        conn_close(c);
+        conn_close(c, false);
 }
 
 static void send_error(struct conn *c, int status, bool head_only)
@@ -418,7 +446,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             c->peer_eof = true;
             return;
         }
-        conn_close(c);
+        conn_close(c, false);
         return;
     }
     if (c->state != CONN_READING)
@@ -436,7 +464,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void maybe_free(struct dns_http *http)
 {
-    if (http->closing && http->listener_closed && !http->spare_busy && http->n_conns == 0)
+    if (http->closing && http->listener_closed && http->resume_closed && !http->spare_busy &&
+        http->n_conns == 0)
         free(http);
 }
 
@@ -458,7 +487,7 @@ static void on_spare_closed(uv_handle_t *handle)
 {
     struct dns_http *http = handle->data;
     http->spare_busy = false;
-    if (http->accept_pending && !http->closing) {
+    if (http->accept_pending && !http->closing && !uv_is_active((uv_handle_t *)&http->resume)) {
         http->accept_pending = false;
         accept_one(http);
     }
@@ -490,9 +519,36 @@ static void reject(struct dns_http *http)
     }
 }
 
+/* Makes room for a newcomer; false when every connection is writing its response. */
+static bool evict(struct dns_http *http)
+{
+    struct conn *lingering = NULL;
+    for (struct conn *c = http->conns.next; c != &http->conns; c = c->next) {
+        if (c->closing)
+            continue;
+        if (c->state == CONN_READING) {
+            /* Nothing was promised to it, so RST rather than FIN: an attacker who reopens as
+             * fast as we evict leaves no TIME_WAIT or FIN_WAIT2 sockets behind on our side. */
+            conn_close(c, true);
+            return true;
+        }
+        if (c->state == CONN_LINGERING && lingering == NULL)
+            lingering = c;
+    }
+    if (lingering == NULL)
+        return false;
+    /* Its response is in the kernel, which still delivers it after the close; a FIN is
+     * already sent, and the close is a plain one so nothing unread turns it into an RST. */
+    conn_close(lingering, false);
+    return true;
+}
+
 static void accept_one(struct dns_http *http)
 {
-    struct conn *c = http->n_conns < DNS_HTTP_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+    http->burst++;
+    struct conn *c = NULL;
+    if (http->n_open < DNS_HTTP_MAX_CONNS || evict(http))
+        c = calloc(1, sizeof(*c));
     if (c == NULL) {
         reject(http);
         return;
@@ -509,20 +565,44 @@ static void accept_one(struct dns_http *http)
     http->conns.prev->next = c;
     http->conns.prev = c;
     http->n_conns++;
+    http->n_open++;
     if (uv_accept((uv_stream_t *)&http->listener, (uv_stream_t *)&c->tcp) != 0 ||
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close(c);
+        conn_close(c, false);
         return;
     }
     uv_timer_start(&c->timer, on_timeout, DNS_HTTP_READ_MS, 0);
 }
 
+/* One loop iteration after a full burst: the connections accepted so far have had their
+ * turn to be read, so a probe among them is answered before newer ones can evict it. */
+static void on_resume(uv_idle_t *idle)
+{
+    struct dns_http *http = idle->data;
+    uv_idle_stop(idle);
+    http->burst = 0;
+    if (http->accept_pending && !http->spare_busy) {
+        http->accept_pending = false;
+        accept_one(http);
+    }
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
+    struct dns_http *http = listener->data;
     /* An accept error (EMFILE...) leaves no connection to serve or close; libuv keeps
      * listening, and a log line here would come once per attempt. */
-    if (status == 0)
-        accept_one(listener->data);
+    if (status != 0)
+        return;
+    if (http->burst < ACCEPT_BURST) {
+        accept_one(http);
+        return;
+    }
+    /* Leaving the connection in the listener makes libuv stop watching it until uv_accept(),
+     * which on_resume() calls after this iteration's reads. An active idle handle keeps the
+     * next poll from blocking. */
+    http->accept_pending = true;
+    uv_idle_start(&http->resume, on_resume);
 }
 
 /* The listener. */
@@ -558,6 +638,11 @@ static int listen_socket(const struct sockaddr_storage *addr, int *out)
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    /* The kernel hands a connection over with its first bytes, so a probe arrives with its
+     * request (see the top of the file). Best effort: without it, only a probe slow to send
+     * its request after connecting can be evicted, and only under a flood of connections. */
+    int defer = DNS_HTTP_DEFER_MS / 1000; /* seconds */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
     int one = 1;
     /* A restart must not wait for the last run's connections in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
@@ -577,6 +662,13 @@ static void on_listener_closed(uv_handle_t *handle)
     maybe_free(http);
 }
 
+static void on_resume_closed(uv_handle_t *handle)
+{
+    struct dns_http *http = handle->data;
+    http->resume_closed = true;
+    maybe_free(http);
+}
+
 int dns_http_new(struct dns_http **out, uv_loop_t *loop, const struct sockaddr_storage *addr)
 {
     char text[INET6_ADDRSTRLEN + 16];
@@ -592,6 +684,8 @@ int dns_http_new(struct dns_http **out, uv_loop_t *loop, const struct sockaddr_s
         goto fail;
     http->conns.next = &http->conns;
     http->conns.prev = &http->conns;
+    uv_idle_init(loop, &http->resume);
+    http->resume.data = http;
     uv_tcp_init(loop, &http->listener);
     http->listener.data = http;
     if ((err = uv_tcp_open(&http->listener, fd)) != 0)
@@ -634,6 +728,7 @@ void dns_http_close(struct dns_http *http)
         return;
     http->closing = true;
     uv_close((uv_handle_t *)&http->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&http->resume, on_resume_closed);
     for (struct conn *c = http->conns.next; c != &http->conns; c = c->next)
-        conn_close(c);
+        conn_close(c, false);
 }

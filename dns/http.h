@@ -2,7 +2,8 @@
  *
  * GET and HEAD on exact paths, one response per connection, always with Content-Length and
  * Connection: close. It knows nothing of DNS: main.c registers routes whose handlers write the
- * body. Everything runs on the one loop it is given, with no threads. */
+ * body. Everything runs on the one loop it is given, with no threads. Idle and slow clients
+ * cannot lock out a probe: when full, a new connection evicts an older one (dns/http.c). */
 #ifndef DNS_HTTP_H
 #define DNS_HTTP_H
 
@@ -13,9 +14,14 @@
 #include <uv.h>
 
 #define DNS_HTTP_MAX_ROUTES 8
-#define DNS_HTTP_MAX_CONNS 64     /* past it a new connection is closed at once */
+/* Open connections. Past it a new one evicts the oldest without a complete request, else the
+ * oldest whose response is sent; it is closed at once only if all are writing a response. */
+#define DNS_HTTP_MAX_CONNS 64
 #define DNS_HTTP_MAX_REQUEST 4096 /* request line and headers; past it 431 and close */
 #define DNS_HTTP_READ_MS 2000     /* from accept to the end of the headers, else closed */
+/* The kernel hands a connection over with its first bytes, or after about this if none come
+ * (TCP_DEFER_ACCEPT), so a silent client is closed DNS_HTTP_READ_MS after that. */
+#define DNS_HTTP_DEFER_MS 1000
 #define DNS_HTTP_MAX_PATH 255
 
 struct dns_http;

@@ -199,27 +199,6 @@ static void exchange(const struct harness *h, const char *request, size_t len, c
     close(fd);
 }
 
-/* One exchange that may meet a rejected connection (reset, or closed without a word): true
- * only when the whole expected response came. */
-static bool try_exchange(const struct harness *h, const char *request, const char *expect)
-{
-    int fd = client(h);
-    char out[1024];
-    size_t len = 0;
-    bool ok = send(fd, request, strlen(request), MSG_NOSIGNAL) == (ssize_t)strlen(request);
-    while (ok && len < sizeof(out) - 1) {
-        ssize_t n = recv(fd, out + len, sizeof(out) - 1 - len, 0);
-        if (n <= 0) {
-            ok = n == 0;
-            break;
-        }
-        len += (size_t)n;
-    }
-    out[len] = '\0';
-    close(fd);
-    return ok && strcmp(out, expect) == 0;
-}
-
 /* Milliseconds until the server closes fd without sending anything, or -1 on timeout. */
 static long wait_closed(int fd, uint64_t since)
 {
@@ -227,6 +206,57 @@ static long wait_closed(int fd, uint64_t since)
     ssize_t n = recv(fd, &byte, 1, 0);
     ck_assert_int_le(n, 0); /* nothing may come before the close */
     return n == 0 ? (long)(now_ms() - since) : -1;
+}
+
+/* The same, where the server may also reset the connection (an evicted one). */
+static long wait_gone(int fd, uint64_t since)
+{
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, 0);
+    ck_assert_int_le(n, 0);
+    return n == 0 || errno == ECONNRESET ? (long)(now_ms() - since) : -1;
+}
+
+/* True while the server has neither sent anything on fd nor closed it. */
+static bool is_untouched(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
+/* A connection with the start of a request: the server has it (TCP_DEFER_ACCEPT hands over
+ * nothing silent) and waits for the rest. */
+static int partial_client(const struct harness *h)
+{
+    static const char start[] = "GET /health HTTP/1.1\r\n";
+    int fd = client(h);
+    send_all(fd, start, sizeof(start) - 1);
+    return fd;
+}
+
+/* A client that reads slowly and whose segments are small, so the server's send buffer stays
+ * small (on loopback it otherwise grows to megabytes) and a /big response stays queued. */
+static int slow_reader(const struct harness *h)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    int mss = 536;
+    int rcvbuf = 4096;
+    ck_assert_int_eq(setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)), 0);
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+    struct timeval tv = {.tv_sec = RECV_TIMEOUT_MS / 1000};
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    ck_assert_int_eq(connect(fd, (const struct sockaddr *)&h->addr, sizeof(struct sockaddr_in)), 0);
+    return fd;
+}
+
+/* The TCP state of the client's end (TCP_CLOSE once the server has reset it). */
+static int tcp_state(int fd)
+{
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len), 0);
+    return info.tcpi_state;
 }
 
 #define RESPONSE(status, type, len, extra)                                                         \
@@ -391,12 +421,13 @@ START_TEST(silent_and_half_requests_are_closed_at_the_deadline)
     int half = client(&h);
     static const char partial[] = "GET /health HTTP/1.1\r\nHost: x\r\n";
     send_all(half, partial, sizeof(partial) - 1);
-    long a = wait_closed(silent, start);
     long b = wait_closed(half, start);
-    ck_assert_int_ge(a, DNS_HTTP_READ_MS - 100);
-    ck_assert_int_le(a, DNS_HTTP_READ_MS + 700);
+    long a = wait_closed(silent, start);
     ck_assert_int_ge(b, DNS_HTTP_READ_MS - 100);
     ck_assert_int_le(b, DNS_HTTP_READ_MS + 700);
+    /* The kernel hands the silent one over only after the deferral. */
+    ck_assert_int_ge(a, DNS_HTTP_DEFER_MS + DNS_HTTP_READ_MS - 100);
+    ck_assert_int_le(a, DNS_HTTP_DEFER_MS + DNS_HTTP_READ_MS + 700);
     ck_assert_int_eq(atomic_load(&h.health_calls), 0);
     close(silent);
     close(half);
@@ -404,39 +435,159 @@ START_TEST(silent_and_half_requests_are_closed_at_the_deadline)
 }
 END_TEST
 
-START_TEST(connection_past_the_limit_is_closed_at_once)
+/* Issue 11: a full server used to close every newcomer, so anyone who reached the port could
+ * hold it and make kubelet's probes fail. */
+START_TEST(newcomer_at_the_limit_evicts_the_oldest_partial_request)
 {
     struct harness h;
     harness_start(&h);
     int fds[DNS_HTTP_MAX_CONNS];
     for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++)
-        fds[i] = client(&h);
-    /* The kernel queues connections in order and libuv accepts them in that order, so the
-     * 65th is accepted after the first 64 are counted. */
-    int extra = client(&h);
-    uint64_t start = now_ms();
-    long closed = wait_closed(extra, start);
-    ck_assert_int_ge(closed, 0);
-    ck_assert_int_lt(closed, 500);
-    close(extra);
+        fds[i] = partial_client(&h);
+    /* The kernel queues connections in order and the server accepts them in that order, so
+     * the probe is accepted after the others are counted, whenever the loop gets to them. */
     static const char req[] = "GET /health HTTP/1.1\r\n\r\n";
-    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++)
-        send_all(fds[i], req, sizeof(req) - 1);
-    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++) {
-        char out[256];
+    char out[256];
+    exchange(&h, req, sizeof(req) - 1, out, sizeof(out));
+    ck_assert_str_eq(out, RESPONSE("200 OK", TEXT, 3, "") "OK\n");
+    uint64_t start = now_ms();
+    long gone = wait_gone(fds[0], start);
+    ck_assert_int_ge(gone, 0);
+    ck_assert_int_lt(gone, 500);
+    close(fds[0]);
+    /* The others were kept, and are answered once their requests are complete. */
+    for (int i = 1; i < DNS_HTTP_MAX_CONNS; i++) {
+        ck_assert_msg(is_untouched(fds[i]), "connection %d was touched", i);
+        send_all(fds[i], "\r\n", 2);
         read_to_close(fds[i], out, sizeof(out));
         ck_assert_str_eq(out, RESPONSE("200 OK", TEXT, 3, "") "OK\n");
         close(fds[i]);
     }
-    /* Once the server has seen those close, there is room again. */
-    bool served = false;
-    for (int attempt = 0; attempt < 50 && !served; attempt++) {
-        served = try_exchange(&h, req, RESPONSE("200 OK", TEXT, 3, "") "OK\n");
-        if (!served)
-            sleep_ms(20);
-    }
-    ck_assert(served);
     harness_stop(&h);
+}
+END_TEST
+
+/* A client that never closes keeps its connection lingering for the send deadline; with no
+ * partial request to evict, the oldest of those goes, and its response still arrives whole. */
+START_TEST(newcomer_evicts_the_oldest_lingering_when_none_is_reading)
+{
+    struct harness h;
+    harness_start(&h);
+    static const char req[] = "GET /health HTTP/1.1\r\n\r\n";
+    int fds[DNS_HTTP_MAX_CONNS];
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++) {
+        fds[i] = client(&h);
+        send_all(fds[i], req, sizeof(req) - 1);
+    }
+    /* Every response is written (it is readable) and so every connection lingers. */
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        ck_assert_int_eq(poll(&p, 1, RECV_TIMEOUT_MS), 1);
+    }
+    sleep_ms(50); /* on_write runs one loop iteration after the write */
+    char out[256];
+    exchange(&h, req, sizeof(req) - 1, out, sizeof(out));
+    ck_assert_str_eq(out, RESPONSE("200 OK", TEXT, 3, "") "OK\n");
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++) {
+        read_to_close(fds[i], out, sizeof(out));
+        ck_assert_str_eq(out, RESPONSE("200 OK", TEXT, 3, "") "OK\n");
+    }
+    /* Only the oldest is closed on the server: a byte sent to it draws a reset, while the next
+     * one, still lingering, reads and discards it. */
+    send_all(fds[0], "x", 1);
+    send_all(fds[1], "x", 1);
+    for (int i = 0; i < 100 && tcp_state(fds[0]) != TCP_CLOSE; i++)
+        sleep_ms(5);
+    ck_assert_int_eq(tcp_state(fds[0]), TCP_CLOSE);
+    ck_assert_int_eq(tcp_state(fds[1]), TCP_CLOSE_WAIT);
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++)
+        close(fds[i]);
+    ck_assert_int_eq(atomic_load(&h.health_calls), DNS_HTTP_MAX_CONNS + 1);
+    harness_stop(&h);
+}
+END_TEST
+
+/* A response being written is never cut off; only when every connection has one does a
+ * newcomer find no room. */
+START_TEST(newcomer_is_closed_when_every_connection_is_writing)
+{
+    struct harness h;
+    harness_start(&h);
+    static const char req[] = "GET /big HTTP/1.1\r\n\r\n";
+    int fds[DNS_HTTP_MAX_CONNS];
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++) {
+        fds[i] = slow_reader(&h);
+        send_all(fds[i], req, sizeof(req) - 1);
+    }
+    for (int i = 0; i < 500 && atomic_load(&h.big_calls) < DNS_HTTP_MAX_CONNS; i++)
+        sleep_ms(10);
+    ck_assert_int_eq(atomic_load(&h.big_calls), DNS_HTTP_MAX_CONNS);
+    int extra = client(&h);
+    send_all(extra, req, sizeof(req) - 1);
+    uint64_t start = now_ms();
+    long gone = wait_gone(extra, start);
+    ck_assert_int_ge(gone, 0);
+    ck_assert_int_lt(gone, 500);
+    close(extra);
+    /* Each of the others gets its whole response. */
+    size_t cap = (size_t)BIG_LINES * 14 + 1024;
+    char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++) {
+        size_t len = read_to_close(fds[i], out, cap);
+        ck_assert_uint_gt(len, (size_t)BIG_LINES * 14);
+        ck_assert_int_eq(memcmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
+        close(fds[i]);
+    }
+    free(out);
+    ck_assert_int_eq(atomic_load(&h.big_calls), DNS_HTTP_MAX_CONNS);
+    harness_stop(&h);
+}
+END_TEST
+
+/* The whole burst waits in the kernel while the loop is stopped: the cap's worth of partial
+ * requests, a probe, and as many partial requests again behind it. Accepted in one go, the
+ * probe would be the oldest without a complete request before the loop had read it, and the
+ * last newcomer would evict it; accepting in bursts reads it first. */
+START_TEST(probe_in_a_burst_is_answered_before_it_can_be_evicted)
+{
+    struct harness h;
+    harness_init(&h);
+    ck_assert_int_eq(dns_http_new(&h.http, &h.loop, &h.addr), 0);
+    ck_assert_int_eq(dns_http_route(h.http, "/health", on_health, &h), 0);
+    int before[DNS_HTTP_MAX_CONNS];
+    int after[DNS_HTTP_MAX_CONNS];
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++)
+        before[i] = partial_client(&h);
+    int probe = client(&h);
+    static const char req[] = "GET /health HTTP/1.1\r\n\r\n";
+    send_all(probe, req, sizeof(req) - 1);
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++)
+        after[i] = partial_client(&h);
+    static const char expect[] = RESPONSE("200 OK", TEXT, 3, "") "OK\n";
+    char out[256];
+    size_t len = 0;
+    for (int i = 0; i < 500 && len < sizeof(expect) - 1; i++) {
+        uv_run(&h.loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(probe, out + len, sizeof(out) - 1 - len, MSG_DONTWAIT);
+        ck_assert_msg(n > 0 || (n < 0 && errno == EAGAIN), "probe: %s after %zu bytes",
+                      n == 0 ? "closed" : strerror(errno), len);
+        if (n > 0)
+            len += (size_t)n;
+        else
+            sleep_ms(1);
+    }
+    out[len] = '\0';
+    ck_assert_str_eq(out, expect);
+    ck_assert_int_eq(atomic_load(&h.health_calls), 1);
+    dns_http_close(h.http);
+    uv_run(&h.loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&h.loop), 0);
+    close(probe);
+    for (int i = 0; i < DNS_HTTP_MAX_CONNS; i++) {
+        close(before[i]);
+        close(after[i]);
+    }
 }
 END_TEST
 
@@ -446,6 +597,7 @@ START_TEST(close_ends_open_connections)
     harness_start(&h);
     int idle = client(&h);
     int half = client(&h);
+    send_all(idle, "G", 1); /* with nothing sent the kernel would not hand it over yet */
     static const char partial[] = "GET /health HTTP/1.1\r\n";
     send_all(half, partial, sizeof(partial) - 1);
     sleep_ms(50); /* let the loop accept both */
@@ -472,7 +624,8 @@ START_TEST(close_completes_in_one_loop_iteration)
     ck_assert_int_eq(dns_http_route(h.http, "/big", on_big, &h), 0);
     int idle = client(&h);
     int reading = client(&h);
-    int big = client(&h); /* never reads: its response stays queued or lingering */
+    int big = client(&h);   /* never reads: its response stays queued or lingering */
+    send_all(idle, "G", 1); /* with nothing sent the kernel would not hand it over yet */
     static const char partial[] = "GET /big HTTP/1.1\r\n";
     static const char req[] = "GET /big HTTP/1.1\r\n\r\n";
     send_all(reading, partial, sizeof(partial) - 1);
@@ -686,8 +839,13 @@ Suite *http_suite(void)
     suite_add_tcase(s, serve);
 
     TCase *life = tcase_create("lifetime");
+    /* The silent client's deferral and read deadline take 3 s; Check's default is 4 s. */
+    tcase_set_timeout(life, 15);
     tcase_add_test(life, silent_and_half_requests_are_closed_at_the_deadline);
-    tcase_add_test(life, connection_past_the_limit_is_closed_at_once);
+    tcase_add_test(life, newcomer_at_the_limit_evicts_the_oldest_partial_request);
+    tcase_add_test(life, newcomer_evicts_the_oldest_lingering_when_none_is_reading);
+    tcase_add_test(life, newcomer_is_closed_when_every_connection_is_writing);
+    tcase_add_test(life, probe_in_a_burst_is_answered_before_it_can_be_evicted);
     tcase_add_test(life, close_ends_open_connections);
     tcase_add_test(life, close_completes_in_one_loop_iteration);
     tcase_add_test(life, address_in_use_fails_in_new);
