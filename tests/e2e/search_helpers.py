@@ -5,7 +5,7 @@ own resolver (getent) talks to svcdns on 127.0.0.1:53 with an ndots:5 resolv.con
 svcdns forwards to NSD on 127.0.0.1:5300. Everything started here is stopped by whoever
 started it; the namespace, /etc/netns/NAME and the temp dirs are removed even on failure.
 
-SVCDNS_BIN (set by ctest) is the binary under test; without it, the lead's build."""
+SVCDNS_BIN (set by ctest) is the binary under test; without it, build/svcdns."""
 
 import contextlib
 import functools
@@ -429,7 +429,7 @@ www     IN AAAA {WWW_AAAA}
 
 class Nsd(Process):
     """NSD serving example.test on 127.0.0.1:5300 in netns, unprivileged in a temp dir (the
-    config of /work/shared/bench/servers.sh _nsd_conf)."""
+    config of svcdns_e2e.nsd_conf)."""
 
     def __init__(self, netns, port=NSD_PORT):
         super().__init__([], "nsd")

@@ -511,7 +511,8 @@ def zone_lines(text):
 
 def nsd_conf(d, port):
     """An nsd.conf that runs NSD unprivileged from directory d on 127.0.0.1:port, serving
-    example.test from d/example.test.zone (the bench harness's config: no RRL, no chroot)."""
+    example.test from d/example.test.zone: no response rate limiting (tests send bursts),
+    no chroot, no user switch, no remote control."""
     return f"""server:
   ip-address: 127.0.0.1@{port}
   do-ip6: no

@@ -1,4 +1,4 @@
-"""The command line (operations.md A1): --check, --dump, --help, --version, usage errors,
+"""The command line (README, Command line): --check, --dump, --help, --version, usage errors,
 --config with flags winning, broken manifests and a listen address in use."""
 
 import ipaddress

@@ -1,5 +1,6 @@
 """The DNS protocol over UDP (and the parts of it shared with TCP): listeners, EDNS, truncation,
-header flags and malformed queries (robustness.md B1, B2, B7), and real clients (dig).
+header flags and malformed queries (README, Protocol; RFC 1035 §4.1.1, RFC 6891), and real
+clients (dig).
 
 Raw packets are built by hand with struct and sent on a UDP socket; replies are parsed by hand
 (svcdns_e2e.Reply) so that even a reply dnspython would reject can be checked."""

@@ -1,5 +1,5 @@
-"""The search path end to end (DESIGN.md section 4; operations.md "resolv.conf in pods, and
-what ndots:5 costs"; records.md section 4).
+"""The search path end to end (DESIGN.md section 4; README, Search path: the resolv.conf of
+a pod and what ndots:5 costs).
 
 a) short names as dig and kdig send them (no search list applied), over UDP and TCP;
 b) `svcdns --resolv-conf NS`;
@@ -218,8 +218,9 @@ def test_a_walk_step_the_forwarder_refuses_is_the_asked_names_nxdomain_not_refus
         cluster_with_pod_dir):
     # --max-concurrent 1 and an upstream that never answers: the first walk step parks
     # upstream, and the forwarder REFUSES the second. Neither name exists under the cluster
-    # suffix, so both must be its authoritative NXDOMAIN (operations.md: never SERVFAIL or a
-    # timeout there), not "CNAME X" with the forwarder's REFUSED.
+    # suffix, so both must be its authoritative NXDOMAIN, never a SERVFAIL, a REFUSED or a
+    # timeout (README, Search path: when the upstream fails or refuses, the reply is the plain
+    # NXDOMAIN of the asked name), and not "CNAME X" with the forwarder's REFUSED.
     assert sh.has_upstream_flag(), f"{sh.BIN} has no --upstream"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
         sink.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""DNS over TCP (RFC 7766; robustness.md B3): pipelining, connection reuse, idle and read
+"""DNS over TCP (RFC 7766; README, Protocol): pipelining, connection reuse, idle and read
 timeouts, many concurrent connections, and kdig reusing one connection."""
 
 import socket
