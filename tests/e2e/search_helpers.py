@@ -8,7 +8,6 @@ started it; the namespace, /etc/netns/NAME and the temp dirs are removed even on
 SVCDNS_BIN (set by ctest) is the binary under test; without it, build/svcdns."""
 
 import contextlib
-import functools
 import os
 import pathlib
 import re
@@ -103,21 +102,9 @@ def require_binary():
         f"svcdns binary not found at {BIN} (set SVCDNS_BIN)"
 
 
-@functools.lru_cache(maxsize=None)
-def help_text():
-    require_binary()
-    p = subprocess.run([BIN, "--help"], stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=20)
-    return p.stdout + p.stderr
-
-
-def has_upstream_flag():
-    return "--upstream" in help_text()
-
-
 def no_upstream_args():
-    """`--upstream none` where the binary knows the flag: nothing is forwarded."""
-    return ["--upstream", "none"] if has_upstream_flag() else []
+    """`--upstream none`: nothing is forwarded."""
+    return list(e2e.NO_UPSTREAM)
 
 
 def run_cli(args, timeout=30):
@@ -358,8 +345,6 @@ def netns_unavailable_reason():
     """Why this machine cannot make a network namespace, or None when it can."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    if shutil.which("ip") is None:
-        return "no `ip` command (iproute2)"
     return None
 
 

@@ -31,6 +31,8 @@ BIN = os.environ.get("SVCDNS_BIN", str(SOURCE / "build" / "svcdns"))
 
 # The service CIDRs every test server gets unless a test says otherwise.
 SERVICE_CIDRS = ("10.96.0.0/12", "fd00:10:96::/112")
+# Nothing forwarded: names outside the served zones are REFUSED.
+NO_UPSTREAM = ("--upstream", "none")
 
 START_TIMEOUT = 10.0  # the binary may be an ASan build
 STOP_TIMEOUT = 5.0
@@ -47,19 +49,6 @@ class ServerError(Exception):
 def require_binary():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         raise ServerError(f"svcdns binary not found at {BIN} (set SVCDNS_BIN)")
-
-
-@functools.lru_cache(maxsize=None)
-def help_text():
-    require_binary()
-    p = subprocess.run([BIN, "--help"], stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=20)
-    return p.stdout + p.stderr
-
-
-def upstream_args():
-    """`--upstream none` when the binary knows the flag (forwarding is another issue)."""
-    return ["--upstream", "none"] if "--upstream" in help_text() else []
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,7 +155,7 @@ class Server:
         if self.pods is not None:
             a += ["--pods", self.pods]
         if self.upstream:
-            a += upstream_args()
+            a += NO_UPSTREAM
         a += self.extra_args
         return a
 
