@@ -72,7 +72,7 @@ START_TEST(parse_answers_notimp_for_other_opcodes)
 }
 END_TEST
 
-/* Header-level malformations, each a FORMERR (robustness.md B2). */
+/* Header-level malformations, each a FORMERR (README, Protocol; RFC 1035 §4.1.1). */
 static const struct {
     const char *what;
     uint8_t bytes[64];

@@ -3,7 +3,7 @@
 Run by tests/CMakeLists.txt as `/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e`
 with SVCDNS_BIN (the binary) and SVCDNS_SOURCE (the repo root) in the environment.
 Every server listens on 127.0.0.1 (and ::1) on a free port and is stopped with SIGTERM by the
-fixture that started it; a failing test shows the stderr of the servers it used."""
+fixture that started it; a failing test shows the stderr of the processes it used."""
 
 import pytest
 
@@ -24,31 +24,35 @@ def pytest_runtest_protocol(item, nextitem):
     e2e.CURRENT_TEST["nodeid"] = None
 
 
+def _processes_in(value):
+    """The harness processes a fixture value is or holds (a tuple of them, say)."""
+    if isinstance(value, e2e.Process):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [p for v in value for p in _processes_in(v)]
+    return []
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if not rep.failed:
         return
-    servers = []
+    procs = []
     for value in getattr(item, "funcargs", {}).values():
-        if isinstance(value, e2e.Server) and value not in servers:
-            servers.append(value)
-    for srv in e2e.ALL_SERVERS:
-        if srv.nodeid == item.nodeid and srv not in servers:
-            servers.append(srv)
-    for srv in servers:
-        state = "running" if srv.alive() else f"exited {srv.proc.returncode if srv.proc else '-'}"
-        rep.sections.append((f"svcdns stderr [{state}] {srv.describe()}",
-                             srv.stderr(limit=8000)))
+        procs += [p for p in _processes_in(value) if p not in procs]
+    procs += [p for p in e2e.ALL_PROCESSES if p.nodeid == item.nodeid and p not in procs]
+    for p in procs:
+        state = "running" if p.alive() else f"exited {p.proc.returncode if p.proc else '-'}"
+        rep.sections.append((f"{p.label} [{state}] {p.describe()}", p.report()))
 
 
 def pytest_sessionfinish(session, exitstatus):
-    # the servers' stderr went into failure reports already; remove the temp files
-    for srv in e2e.ALL_SERVERS:
-        if srv.alive():
-            srv.kill()
-        srv.remove_logs()
+    # the processes' stderr went into failure reports already; remove their temp dirs
+    for p in e2e.ALL_PROCESSES:
+        p.kill()
+        p.cleanup()
 
 
 def bulk_manifest(n_big=BULK_BIG, n_mid=BULK_MID):

@@ -1,13 +1,20 @@
-"""Helpers for the svcdns end-to-end tests: start the binary on loopback, query it, craft and
-parse raw DNS packets.
+"""The harness of the svcdns end-to-end tests: start the binary on loopback (or inside a
+network namespace of the test's own), query it, craft and parse raw DNS packets, run dig and
+kdig, run NSD as a real upstream, and run glibc's resolver (getent) in a network namespace.
 
-Everything here talks only to 127.0.0.1 and ::1, and every process it starts is stopped by
-whoever started it (Server.stop(), or the `with` block)."""
+Everything here talks only to 127.0.0.1 and ::1 (on the host or inside a namespace this
+module made), and every process it starts is stopped by whoever started it (stop(), or the
+`with` block); conftest.py kills what is left at the end of the session and removes the
+processes' temp dirs. The scripted misbehaving upstream is fake_upstream.py, the fake
+kube-apiserver fake_apiserver.py."""
 
+import contextlib
 import functools
 import os
 import pathlib
 import re
+import secrets
+import shutil
 import signal
 import socket
 import struct
@@ -28,15 +35,20 @@ DATA = HERE / "data"
 CLUSTER_DATA = DATA / "cluster"
 SOURCE = pathlib.Path(os.environ.get("SVCDNS_SOURCE", str(HERE.parent.parent))).resolve()
 BIN = os.environ.get("SVCDNS_BIN", str(SOURCE / "build" / "svcdns"))
+NSD = shutil.which("nsd") or "/usr/sbin/nsd"
 
 # The service CIDRs every test server gets unless a test says otherwise.
 SERVICE_CIDRS = ("10.96.0.0/12", "fd00:10:96::/112")
+# Nothing forwarded: names outside the served zones are REFUSED.
+NO_UPSTREAM = ("--upstream", "none")
 
 START_TIMEOUT = 10.0  # the binary may be an ASan build
 STOP_TIMEOUT = 5.0
+INSTALL_HINT = "sh deploy/install-deps.sh --tests installs it"
 
-# Every Server ever created, so the pytest hook can attach their stderr to a failure.
-ALL_SERVERS = []
+# Every Process ever created, so the pytest hooks can attach their stderr to a failure and
+# clean up at the end of the session.
+ALL_PROCESSES = []
 CURRENT_TEST = {"nodeid": None}
 
 
@@ -47,19 +59,6 @@ class ServerError(Exception):
 def require_binary():
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         raise ServerError(f"svcdns binary not found at {BIN} (set SVCDNS_BIN)")
-
-
-@functools.lru_cache(maxsize=None)
-def help_text():
-    require_binary()
-    p = subprocess.run([BIN, "--help"], stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=20)
-    return p.stdout + p.stderr
-
-
-def upstream_args():
-    """`--upstream none` when the binary knows the flag (forwarding is another issue)."""
-    return ["--upstream", "none"] if "--upstream" in help_text() else []
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,27 +97,171 @@ def free_port(v6=False):
     raise ServerError("no free port found")
 
 
-def make_query(name, rdtype="A", rdclass="IN", **kw):
-    return dns.message.make_query(name, rdtype, rdclass, **kw)
+def wait_until(predicate, timeout, interval=0.02):
+    """Calls predicate until it returns a true value or timeout seconds pass; returns its
+    last value (so `assert wait_until(...), message`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
 
 
-def send_query(msg, port, host="127.0.0.1", tcp=False, timeout=2.0):
-    if tcp:
-        return dns.query.tcp(msg, host, port=port, timeout=timeout, one_rr_per_rrset=True)
-    return dns.query.udp(msg, host, port=port, timeout=timeout, one_rr_per_rrset=True)
+def run(argv, check=True, timeout=30, netns=None):
+    """Runs a command (inside netns when given) to its end; with check, exit 0 is required."""
+    argv = [str(a) for a in argv]
+    if netns is not None:
+        argv = netns.exec_argv(argv)
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    if check:
+        assert p.returncode == 0, f"{' '.join(argv)}: exit {p.returncode}\n{p.stdout}{p.stderr}"
+    return p
 
 
-class Server:
-    """One svcdns process on loopback.
+def run_cli(args, timeout=30, cwd=None):
+    """svcdns with these arguments, to its end (--check, --dump, --resolv-conf, errors)."""
+    require_binary()
+    return subprocess.run([BIN] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd or str(HERE))
+
+
+# ----------------------------------------------------------------------------------------
+# Processes
+
+
+class Process:
+    """A child process (on the host, or inside netns; behind a wrapper such as valgrind)
+    whose stdout and stderr go to files in a temp dir of its own. The dir stays until the
+    end of the session, so that a failure report can show the stderr."""
+
+    def __init__(self, label, netns=None, wrapper=(), env=None):
+        self.label = label
+        self.netns = netns
+        self.wrapper = [str(a) for a in wrapper]
+        self.env = dict(os.environ, **env) if env else None
+        self.proc = None
+        self.returncode = None
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"svcdns-e2e-{label}-"))
+        self.stderr_path = self.dir / "stderr"
+        self.stdout_path = self.dir / "stdout"
+        self.nodeid = CURRENT_TEST["nodeid"]
+        ALL_PROCESSES.append(self)
+
+    def command(self):
+        raise NotImplementedError
+
+    def argv(self):
+        a = self.wrapper + [str(x) for x in self.command()]
+        return self.netns.exec_argv(a) if self.netns is not None else a
+
+    def describe(self):
+        return " ".join(self.argv())
+
+    def spawn(self):
+        """Starts the process without waiting for it to be ready."""
+        with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, cwd=str(HERE), env=self.env)
+        return self
+
+    def wait_ready(self, ready, timeout, what):
+        """Polls ready() until it is true; raises ServerError (and kills the process) when
+        the process exits first or timeout seconds pass."""
+        ok = wait_until(lambda: not self.alive() or ready(), timeout, interval=0.05)
+        if not self.alive():
+            self.returncode = self.proc.returncode
+            raise ServerError(f"{self.label} exited with status {self.returncode} while "
+                              f"waiting for {what}\ncommand: {self.describe()}\n"
+                              f"{self.report()}")
+        if not ok:
+            self.kill()
+            raise ServerError(f"{self.label}: waited {timeout} s for {what} in vain (killed)\n"
+                              f"command: {self.describe()}\n{self.report()}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+    def terminate(self, timeout):
+        """SIGTERM, then SIGKILL after timeout seconds. True when it exited by itself."""
+        if self.proc is None:
+            return True
+        in_time = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                in_time = False
+        self.returncode = self.proc.returncode
+        return in_time
+
+    def stop(self):
+        self.terminate(STOP_TIMEOUT)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            # The test already failed: stop quietly so its own error is the one reported.
+            with contextlib.suppress(ServerError):
+                self.stop()
+            return False
+        self.stop()
+        return False
+
+    def stderr(self, limit=None):
+        """The stderr so far (its last `limit` characters when given)."""
+        try:
+            text = self.stderr_path.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        if limit is not None and len(text) > limit:
+            text = "[...]\n" + text[-limit:]
+        return text
+
+    def stdout(self):
+        try:
+            return self.stdout_path.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def report(self, limit=8000):
+        """What a failure report shows of this process."""
+        return f"--- stderr ---\n{self.stderr(limit=limit)}"
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Server(Process):
+    """One svcdns process listening on loopback.
 
     Server(manifests=[...], cluster_domain="local", ...) builds the command line;
-    .start() waits until an SOA query for the zone apex is answered; .stop() sends SIGTERM and
-    requires exit status 0 within 5 s. Usable as a context manager."""
+    .start() waits until it is ready (an SOA query for the zone apex is answered; inside a
+    network namespace, which the host cannot query, the `serving` log line); .stop() sends
+    SIGTERM and requires exit status 0 within stop_timeout. Usable as a context manager.
+
+    upstreams: ADDR:PORT strings for --upstream; the default forwards nothing
+    (`--upstream none`). netns: a Netns to run in (port 53 there unless given). wrapper:
+    an argv prefix (valgrind). log_queries: --log-queries, read back with query_log()."""
 
     def __init__(self, manifests=(), *, cluster_domain="local", poll_zone=None, v6=False,
-                 ttl=None, pods=None, service_cidrs=SERVICE_CIDRS, extra_args=(),
-                 workers=1, with_listen=True, upstream=True, label=None, env=None):
+                 ttl=None, pods=None, service_cidrs=SERVICE_CIDRS, upstreams=("none",),
+                 extra_args=(), workers=1, with_listen=True, log_queries=False, port=None,
+                 netns=None, wrapper=(), start_timeout=START_TIMEOUT,
+                 stop_timeout=STOP_TIMEOUT, label=None, env=None):
         require_binary()
+        super().__init__(label or "svcdns", netns=netns, wrapper=wrapper, env=env)
         self.manifests = [str(m) for m in manifests]
         self.cluster_domain = cluster_domain
         self.zone = poll_zone or cluster_domain or "local"
@@ -126,19 +269,14 @@ class Server:
         self.ttl = ttl
         self.pods = pods
         self.service_cidrs = service_cidrs
-        self.extra_args = list(extra_args)
+        self.upstreams = list(upstreams)
+        self.extra_args = [str(a) for a in extra_args]
         self.workers = workers
         self.with_listen = with_listen
-        self.upstream = upstream
-        self.label = label
-        self.env = dict(os.environ, **env) if env else None
-        self.port = free_port(v6=v6)
-        self.proc = None
-        self.stderr_path = None
-        self.stdout_path = None
-        self.nodeid = CURRENT_TEST["nodeid"]
-        self.returncode = None
-        ALL_SERVERS.append(self)
+        self.log_queries = log_queries
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.port = port or (53 if netns is not None else free_port(v6=v6))
 
     # --- command line ---------------------------------------------------------------------
     @property
@@ -148,7 +286,7 @@ class Server:
             addrs.append(f"[::1]:{self.port}")
         return addrs
 
-    def argv(self):
+    def command(self):
         a = [BIN]
         for m in self.manifests:
             a += ["--manifests", m]
@@ -165,124 +303,58 @@ class Server:
             a += ["--ttl", str(self.ttl)]
         if self.pods is not None:
             a += ["--pods", self.pods]
-        if self.upstream:
-            a += upstream_args()
-        a += self.extra_args
-        return a
-
-    def describe(self):
-        return " ".join(self.argv())
+        for u in self.upstreams:
+            a += ["--upstream", u]
+        if self.log_queries:
+            a.append("--log-queries")
+        return a + self.extra_args
 
     # --- lifecycle ------------------------------------------------------------------------
-    def spawn(self):
-        """Starts the process without waiting for it to answer."""
-        fd, self.stderr_path = tempfile.mkstemp(prefix="svcdns-stderr-", suffix=".log")
-        os.close(fd)
-        fd, self.stdout_path = tempfile.mkstemp(prefix="svcdns-stdout-", suffix=".log")
-        os.close(fd)
-        with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, cwd=str(HERE), env=self.env)
+    def answers(self):
+        if self.netns is not None:
+            return " module=main serving " in self.stderr()
+        try:
+            send_query(make_query(self.zone + ".", "SOA"), self.port, timeout=0.25)
+            return True
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    def start(self):
+        self.spawn()
+        what = ("the `serving` log line" if self.netns is not None
+                else f"an answer to an SOA query for {self.zone}.")
+        self.wait_ready(self.answers, self.start_timeout, what)
         return self
 
-    def start(self, timeout=START_TIMEOUT):
-        self.spawn()
-        deadline = time.monotonic() + timeout
-        probe = make_query(self.zone + ".", "SOA")
-        while True:
-            rc = self.proc.poll()
-            if rc is not None:
-                self.returncode = rc
-                raise ServerError(f"svcdns exited with status {rc} before answering\n"
-                                  f"command: {self.describe()}\n--- stderr ---\n{self.stderr()}")
-            try:
-                send_query(probe, self.port, timeout=0.25)
-                return self
-            except Exception:  # noqa: BLE001 - not up yet
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise ServerError(f"svcdns did not answer an SOA query for {self.zone}. within "
-                                  f"{timeout} s\ncommand: {self.describe()}\n--- stderr ---\n"
-                                  f"{self.stderr()}")
-            time.sleep(0.05)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
     def stop(self):
-        """SIGTERM; the process must exit with status 0 within 5 s (else it is killed and
-        this raises)."""
+        """SIGTERM; the process must exit with status 0 within stop_timeout (else it is
+        killed and this raises)."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                self.returncode = self.proc.returncode
-                raise ServerError(f"svcdns did not exit within {STOP_TIMEOUT} s of SIGTERM "
-                                  f"(killed)\n--- stderr ---\n{self.stderr()}")
-        self.returncode = self.proc.returncode
+        if not self.terminate(self.stop_timeout):
+            raise ServerError(f"svcdns did not exit within {self.stop_timeout} s of SIGTERM "
+                              f"(killed)\ncommand: {self.describe()}\n{self.report()}")
         if self.returncode != 0:
             raise ServerError(f"svcdns exited with status {self.returncode} after SIGTERM "
-                              f"(expected 0)\ncommand: {self.describe()}\n--- stderr ---\n"
-                              f"{self.stderr()}")
+                              f"(expected 0)\ncommand: {self.describe()}\n{self.report()}")
 
-    def __enter__(self):
-        return self.start()
+    def wait_for_log(self, text, timeout=5.0):
+        """True once text is in the stderr, False after timeout seconds."""
+        return bool(wait_until(lambda: text in self.stderr(), timeout, interval=0.05))
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            # The test already failed: stop quietly so its own error is the one reported.
-            try:
-                self.stop()
-            except ServerError:
-                pass
-            return False
-        self.stop()
-        return False
-
-    def stderr(self, limit=20000):
-        if not self.stderr_path:
-            return ""
-        try:
-            with open(self.stderr_path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return ""
-        text = data.decode("utf-8", "replace")
-        if len(text) > limit:
-            text = "[...]\n" + text[-limit:]
-        return text
-
-    def remove_logs(self):
-        for path in (self.stderr_path, self.stdout_path):
-            if path:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
-
-    def stdout(self):
-        if not self.stdout_path:
-            return ""
-        with open(self.stdout_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+    def query_log(self):
+        """The --log-queries log so far: one dict per `module=query` line, in order."""
+        return [dict(_KV.findall(line)) for line in self.stderr().splitlines()
+                if " module=query " in line]
 
     # --- queries --------------------------------------------------------------------------
     def query(self, name, rdtype="A", tcp=False, rdclass="IN", host="127.0.0.1", timeout=2.0,
-              **kw):
-        """A dnspython query (RD set as dig does; kw go to dns.message.make_query); returns
-        the parsed reply, one RR per RRset so duplicates stay visible."""
+              source=None, **kw):
+        """A dnspython query (RD set as dig does; kw go to dns.message.make_query) from
+        source (an address) when given; returns the parsed reply, one RR per RRset so
+        duplicates stay visible."""
         msg = make_query(name, rdtype, rdclass, **kw)
-        return send_query(msg, self.port, host=host, tcp=tcp, timeout=timeout)
+        return send_query(msg, self.port, host=host, tcp=tcp, timeout=timeout, source=source)
 
     def raw_udp(self, data, timeout=1.0, host="127.0.0.1"):
         return raw_udp(self.port, data, timeout=timeout, host=host)
@@ -291,18 +363,24 @@ class Server:
         return raw_tcp(self.port, data, timeout=timeout, host=host)
 
 
-# ----------------------------------------------------------------------------------------
-# CLI runs
-
-
-def run_cli(args, timeout=30, cwd=None):
-    require_binary()
-    return subprocess.run([BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd or str(HERE))
+_KV = re.compile(r"(\w+)=(\S+)")
 
 
 # ----------------------------------------------------------------------------------------
-# Raw packets
+# Queries and raw packets
+
+
+def make_query(name, rdtype="A", rdclass="IN", **kw):
+    return dns.message.make_query(name, rdtype, rdclass, **kw)
+
+
+def send_query(msg, port, host="127.0.0.1", tcp=False, timeout=2.0, source=None):
+    if tcp:
+        return dns.query.tcp(msg, host, port=port, timeout=timeout, source=source,
+                             one_rr_per_rrset=True)
+    return dns.query.udp(msg, host, port=port, timeout=timeout, source=source,
+                         one_rr_per_rrset=True)
+
 
 QR, OPCODE_SHIFT, AA, TC, RD, RA, Z, AD, CD = 0x8000, 11, 0x0400, 0x0200, 0x0100, 0x0080, \
     0x0040, 0x0020, 0x0010
@@ -345,6 +423,12 @@ def build_query(name="echo.default.svc.local", qtype=1, qclass=1, qid=0x1234, fl
     return header(qid, flags, 1, 0, 0, ar) + question(name, qtype, qclass) + (opt or b"")
 
 
+def frame(msg):
+    """A message (bytes or dnspython) with its two-octet TCP length prefix."""
+    wire = msg.to_wire() if hasattr(msg, "to_wire") else msg
+    return struct.pack("!H", len(wire)) + wire
+
+
 def raw_udp(port, data, timeout=1.0, host="127.0.0.1"):
     """Sends one datagram; returns the reply bytes, or None if none came within timeout."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -383,7 +467,7 @@ def raw_tcp(port, data, timeout=2.0, host="127.0.0.1"):
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect((host, port))
-        s.sendall(struct.pack("!H", len(data)) + data)
+        s.sendall(frame(data))
         return recv_frame(s)
 
 
@@ -507,11 +591,82 @@ def zone_lines(text):
 
 
 # ----------------------------------------------------------------------------------------
-# A real upstream
+# dig and kdig
+
+
+def dig(port, *args, tool="dig", host="127.0.0.1", netns=None):
+    """dig or kdig (one try, 2 s) against host:port with args, inside netns when given;
+    exit 0 is required. Returns the output."""
+    if tool == "dig":
+        argv = ["dig", "+time=2", "+tries=1"]
+    else:
+        argv = ["kdig", "+timeout=2", "+retry=0"]
+    argv += ["-p", str(port), f"@{host}", *args]
+    return run(argv, timeout=30, netns=netns).stdout
+
+
+_STATUS = re.compile(r"status: (\w+)")
+_FLAGS = re.compile(r"flags: ([\w ]*)", re.I)
+
+
+def _dig_section(lines, title):
+    """(owner, ttl, type, rdata) tuples of one section of dig/kdig output."""
+    out = []
+    if title not in lines:
+        return out
+    for line in lines[lines.index(title) + 1:]:
+        if not line.strip() or line.startswith(";;"):
+            break
+        owner, ttl, _cls, rtype, rdata = line.split(None, 4)
+        out.append((owner, int(ttl), rtype, rdata.strip()))
+    return out
+
+
+def parse_dig(text):
+    """The first reply in dig/kdig output: a dict of status, flags (the header's, a set),
+    answer and authority ([(owner, ttl, type, rdata), ...]) and the text itself."""
+    m = _STATUS.search(text)
+    f = _FLAGS.search(text)
+    assert m and f, f"no status or flags in this dig output:\n{text}"
+    lines = text.splitlines()
+    return {"status": m.group(1), "flags": set(f.group(1).split()),
+            "answer": _dig_section(lines, ";; ANSWER SECTION:"),
+            "authority": _dig_section(lines, ";; AUTHORITY SECTION:"), "text": text}
+
+
+def dig_reply(tool, port, name, rdtype="A", tcp=False, netns=None):
+    """One query with dig (+nosearch) or kdig (which never applies a search list and has no
+    such option), parsed by parse_dig."""
+    args = (["+nosearch"] if tool == "dig" else []) + (["+tcp"] if tcp else [])
+    return parse_dig(dig(port, *args, name, rdtype, tool=tool, netns=netns))
+
+
+# ----------------------------------------------------------------------------------------
+# NSD: a real upstream
+
+WWW_A = "192.0.2.10"      # www.example.test, served by NSD
+WWW_AAAA = "2001:db8::10"
+BIG_COUNT = 100           # A records of big.example.test: far over 1232 octets
+NSD_NETNS_PORT = 5300     # NSD's port inside a network namespace
+
+EXAMPLE_ZONE = f"""$ORIGIN example.test.
+$TTL 300
+@       3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 1800 86400 60
+@       IN NS   ns
+ns      IN A    192.0.2.53
+www     IN A    {WWW_A}
+www     IN AAAA {WWW_AAAA}
+www     IN MX   10 mail.example.test.
+www     IN TXT  "hello from nsd"
+mail    IN A    192.0.2.25
+alias   IN CNAME www
+""" + "".join(f"big     IN A    10.1.{i // 250}.{i % 250 + 1}\n" for i in range(BIG_COUNT))
+
 
 def nsd_conf(d, port):
     """An nsd.conf that runs NSD unprivileged from directory d on 127.0.0.1:port, serving
-    example.test from d/example.test.zone (the bench harness's config: no RRL, no chroot)."""
+    example.test from d/example.test.zone: no response rate limiting (tests send bursts),
+    no chroot, no user switch, no remote control."""
     return f"""server:
   ip-address: 127.0.0.1@{port}
   do-ip6: no
@@ -537,3 +692,113 @@ zone:
   name: example.test
   zonefile: example.test.zone
 """
+
+
+class Nsd(Process):
+    """NSD 4 serving EXAMPLE_ZONE on 127.0.0.1, unprivileged, from its temp dir: on a free
+    port on the host, or on NSD_NETNS_PORT inside netns. start() waits until it answers
+    www.example.test."""
+
+    def __init__(self, netns=None, port=None):
+        super().__init__("nsd", netns=netns)
+        self.port = port or (NSD_NETNS_PORT if netns is not None else free_port())
+        (self.dir / "example.test.zone").write_text(EXAMPLE_ZONE)
+        (self.dir / "nsd.conf").write_text(nsd_conf(self.dir, self.port))
+
+    def command(self):
+        return [NSD, "-d", "-c", self.dir / "nsd.conf"]
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def report(self, limit=8000):
+        log = ""
+        with contextlib.suppress(OSError):
+            log = (self.dir / "nsd.log").read_text(errors="replace")
+        return super().report(limit) + f"\n--- nsd.log ---\n{log[-limit:]}"
+
+    def answers(self):
+        p = run(["dig", "+short", "+time=1", "+tries=1", "-p", self.port, "@127.0.0.1",
+                 "www.example.test", "A"], check=False, netns=self.netns)
+        return p.stdout.split() == [WWW_A]
+
+    def start(self):
+        assert os.path.exists(NSD), f"nsd is not installed: {INSTALL_HINT}"
+        self.spawn()
+        self.wait_ready(self.answers, START_TIMEOUT, "an answer for www.example.test")
+        return self
+
+
+# ----------------------------------------------------------------------------------------
+# Network namespaces and glibc's resolver
+
+
+class Netns:
+    """A network namespace made by network_namespace()."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def exec_argv(self, argv):
+        return ["ip", "netns", "exec", self.name] + [str(a) for a in argv]
+
+    def run(self, argv, check=False, timeout=60):
+        return run(argv, check=check, timeout=timeout, netns=self)
+
+    def pids(self):
+        p = run(["ip", "netns", "pids", self.name], check=False)
+        return [int(x) for x in p.stdout.split()]
+
+
+@contextlib.contextmanager
+def network_namespace(files):
+    """A new netns with lo up; files ({"resolv.conf": text, ...}) go to /etc/netns/NAME,
+    which `ip netns exec` bind-mounts over /etc. The test is skipped when this machine cannot
+    make one (not root, or the kernel or a container refuses). On the way out: every process
+    still in the namespace (all started by this test) is killed by pid, the namespace is
+    deleted and /etc/netns/NAME removed (and /etc/netns, if this made it and it is empty)."""
+    import pytest  # only here: the rest of the harness is plain Python
+
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    assert shutil.which("ip"), f"no `ip` command (iproute2): {INSTALL_HINT}"
+    name = f"svcdns-test-{secrets.token_hex(4)}"
+    etc_root = pathlib.Path("/etc/netns")
+    made_root = not etc_root.exists()
+    etc = etc_root / name
+    p = run(["ip", "netns", "add", name], check=False)
+    if p.returncode != 0:
+        pytest.skip(f"this machine refuses a network namespace: {p.stderr.strip()}")
+    ns = Netns(name)
+    try:
+        etc.mkdir(parents=True)
+        for fname, text in files.items():
+            (etc / fname).write_text(text)
+        ns.run(["ip", "link", "set", "lo", "up"], check=True)
+        yield ns
+    finally:
+        for pid in ns.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not ns.pids(), STOP_TIMEOUT, interval=0.05)
+        run(["ip", "netns", "del", name], check=False)
+        shutil.rmtree(etc, ignore_errors=True)
+        if made_root:
+            with contextlib.suppress(OSError):
+                etc_root.rmdir()
+    assert name not in run(["ip", "netns", "list"]).stdout
+
+
+def getent_ahosts(netns, name):
+    """`getent ahosts NAME` in netns: (exit status, addresses, canonical name)."""
+    p = netns.run(["getent", "ahosts", name], timeout=60)
+    addrs, canon = set(), None
+    for i, line in enumerate(p.stdout.splitlines()):
+        fields = line.split()
+        if not fields:
+            continue
+        addrs.add(fields[0])
+        if i == 0 and len(fields) >= 3:
+            canon = fields[2]
+    return p.returncode, addrs, canon

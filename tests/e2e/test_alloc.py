@@ -4,13 +4,8 @@ in shared libraries too). Runs in the plain build; valgrind and ASan exclude eac
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import time
+import shutil
 
-import dns.message
-import dns.query
 import pytest
 
 import svcdns_e2e as e2e
@@ -48,32 +43,15 @@ QUERIES = [("web.prod.svc.local.", "A"), ("web.prod.svc.local.", "AAAA"),
 def heap_allocs(tmp_path, n_rounds, upstream_port):
     manifest = tmp_path / "m.yaml"
     manifest.write_text(MANIFEST)
-    port = e2e.free_port()
     log = tmp_path / f"valgrind-{n_rounds}.log"
-    argv = ["valgrind", f"--log-file={log}", e2e.BIN, "--manifests", str(manifest),
-            "--listen", f"127.0.0.1:{port}", "--workers", "1",
-            "--upstream", f"127.0.0.1:{upstream_port}"]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                dns.query.udp(dns.message.make_query("local.", "SOA"), "127.0.0.1", port=port,
-                              timeout=1)
-                break
-            except (dns.exception.Timeout, OSError):
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "svcdns under valgrind did not answer"
+    srv = e2e.Server([manifest], upstreams=[f"127.0.0.1:{upstream_port}"],
+                     wrapper=["valgrind", f"--log-file={log}"], start_timeout=60,
+                     stop_timeout=60, label=f"valgrind-{n_rounds}")
+    with srv:  # on the way out: SIGTERM, and exit status 0 within 60 s
         for _ in range(n_rounds):
             for name, rdtype in QUERIES:
-                q = dns.message.make_query(name, rdtype)
-                dns.query.udp(q, "127.0.0.1", port=port, timeout=5)
-            q = dns.message.make_query("web.prod.svc.local.", "A")
-            dns.query.tcp(q, "127.0.0.1", port=port, timeout=5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+                srv.query(name, rdtype, timeout=5)
+            srv.query("web.prod.svc.local.", "A", tcp=True, timeout=5)
     text = log.read_text()
     m = re.search(r"total heap usage: ([\d,]+) allocs", text)
     assert m, text
@@ -82,8 +60,8 @@ def heap_allocs(tmp_path, n_rounds, upstream_port):
 
 
 def test_serving_twice_the_queries_allocates_nothing_more(tmp_path):
-    if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
-        pytest.fail("valgrind is missing: sh deploy/install-deps.sh --tests installs it")
+    if shutil.which("valgrind") is None:
+        pytest.fail(f"valgrind is missing: {e2e.INSTALL_HINT}")
     up = FakeUpstream().start()
     try:
         small = heap_allocs(tmp_path, 25, up.port)

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_apiserver import FakeAPIServer, INITIAL_RV  # noqa: E402
+from fake_apiserver import FakeAPIServer, INITIAL_RV
+from svcdns_e2e import have_ipv6_loopback, wait_until
 
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
@@ -145,15 +145,6 @@ def watches():
     yield open_watch
     for w in opened:
         w.close()
-
-
-def wait_until(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 # --- lists --------------------------------------------------------------------------------------
@@ -487,7 +478,7 @@ def test_cut_watches_closes_streams_abruptly(api, watches):
     api.cut_watches()
     for w in ws:
         assert w.next() is None and w.ended == "abrupt"
-    assert wait_until(lambda: api.open_watches == 0)
+    assert wait_until(lambda: api.open_watches == 0, 5)
 
 
 def test_concurrent_watches_all_see_every_event(api, watches):
@@ -685,10 +676,8 @@ def test_stop_ends_every_thread():
 
 
 def test_ipv6_listener():
-    try:
-        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
-    except OSError:
-        pytest.skip("no ::1 here")
+    if not have_ipv6_loopback():
+        pytest.skip("no ::1 on this machine")
     srv = FakeAPIServer(ipv6=True).start()
     try:
         code, body, _ = get(srv, "/api/v1/namespaces", host="::1")

@@ -48,15 +48,12 @@ def metrics(port):
 @pytest.fixture
 def server(tmp_path):
     (tmp_path / "m.yaml").write_text(MANIFEST)
-    up = FakeUpstream().start()
     http_port = e2e.free_port()
-    srv = e2e.Server([tmp_path / "m.yaml"], upstream=False,
-                     extra_args=["--upstream", f"127.0.0.1:{up.port}",
-                                 "--http", f"127.0.0.1:{http_port}"])
-    srv.http_port = http_port
-    with srv:
+    with FakeUpstream() as up, \
+            e2e.Server([tmp_path / "m.yaml"], upstreams=[up.addr],
+                       extra_args=["--http", f"127.0.0.1:{http_port}"]) as srv:
+        srv.http_port = http_port
         yield srv
-    up.stop()
 
 
 def test_health_and_ready_answer_ok(server):
@@ -98,7 +95,7 @@ def test_an_http_port_in_use_is_a_clear_startup_error(tmp_path):
         port = busy.getsockname()[1]
         dns_port = e2e.free_port()
         r = e2e.run_cli(["--manifests", str(tmp_path / "m.yaml"), "--listen",
-                         f"127.0.0.1:{dns_port}", "--upstream", "none", "--http",
+                         f"127.0.0.1:{dns_port}", *e2e.NO_UPSTREAM, "--http",
                          f"127.0.0.1:{port}"])
     assert r.returncode == 1
     assert f"--http 127.0.0.1:{port}: address already in use" in r.stderr

@@ -1,6 +1,6 @@
-"""Negative answers (DESIGN.md section 3, records.md section 2, RFC 2308/8020): NXDOMAIN for
-names that do not exist, NODATA for names that exist without the asked type; both AA with
-exactly the apex SOA in AUTHORITY. REFUSED outside the served zones (forwarding off)."""
+"""Negative answers (DESIGN.md section 3; README, What it answers; RFC 2308, RFC 8020):
+NXDOMAIN for names that do not exist, NODATA for names that exist without the asked type; both
+AA with exactly the apex SOA in AUTHORITY. REFUSED outside the served zones (forwarding off)."""
 
 import dns.flags
 import dns.rcode

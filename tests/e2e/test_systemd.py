@@ -7,14 +7,12 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 
 import dns.rcode
 import pytest
 
 import svcdns_e2e as e2e
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MANIFEST = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {clusterIP: 10.96.0.20}\n"
 
 
@@ -62,22 +60,21 @@ def test_without_notify_socket_nothing_is_sent(tmp_path):
         assert srv.query("web.default.svc.local.").rcode() == dns.rcode.NOERROR
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze is not installed (package systemd)")
 def test_the_unit_file_verifies(tmp_path):
-    unit = open(os.path.join(ROOT, "deploy", "svcdns.service")).read()
+    assert shutil.which("systemd-analyze"), f"systemd-analyze is missing: {e2e.INSTALL_HINT}"
+    unit = (e2e.SOURCE / "deploy" / "svcdns.service").read_text()
     assert "ExecStart=/usr/local/bin/svcdns --config /etc/svcdns/svcdns.yaml" in unit
     # The installed path is not there in a test: point it at the binary under test.
     (tmp_path / "svcdns.service").write_text(unit.replace("/usr/local/bin/svcdns", e2e.BIN))
-    p = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "svcdns.service")],
-                       capture_output=True, text=True, timeout=60)
+    p = e2e.run(["systemd-analyze", "verify", tmp_path / "svcdns.service"], check=False,
+                timeout=60)
     assert p.returncode == 0 and p.stderr.strip() == "", p.stderr
 
 
 def test_the_example_config_loads(tmp_path):
     """deploy/svcdns.yaml is what the unit reads: it must pass --check (with the manifest
     directory moved to one the test owns)."""
-    config = open(os.path.join(ROOT, "deploy", "svcdns.yaml")).read()
+    config = (e2e.SOURCE / "deploy" / "svcdns.yaml").read_text()
     assert "manifests: [/etc/svcdns/manifests]" in config
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "web.yaml").write_text(MANIFEST)

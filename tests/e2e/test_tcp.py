@@ -1,16 +1,16 @@
-"""DNS over TCP (RFC 7766; robustness.md B3): pipelining, connection reuse, idle and read
+"""DNS over TCP (RFC 7766; README, Protocol): pipelining, connection reuse, idle and read
 timeouts, many concurrent connections, and kdig reusing one connection."""
 
 import socket
 import struct
-import subprocess
 import time
 
 import dns.message
 import dns.rcode
 import pytest
 
-from svcdns_e2e import build_query, recv_frame, records
+import svcdns_e2e as e2e
+from svcdns_e2e import build_query, frame, recv_frame, records
 
 ECHO = "echo.default.svc.local."
 ECHO_IP = "10.96.100.10"
@@ -29,11 +29,6 @@ def connect(server, timeout=5.0):
     s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
     s.settimeout(timeout)
     return s
-
-
-def frame(msg):
-    wire = msg.to_wire() if hasattr(msg, "to_wire") else msg
-    return struct.pack("!H", len(wire)) + wire
 
 
 def check_reply(wire, qid, name, rdtype, rcode, expected):
@@ -161,13 +156,8 @@ def test_kdig_keepopen_several_queries(server):
     names = [(ECHO, "A"), ("dual.default.svc.local", "AAAA"),
              ("headless.default.svc.local", "A"), ("nope.default.svc.local", "A"),
              ("_http._tcp.echo.default.svc.local", "SRV")]
-    args = ["kdig", "@127.0.0.1", "-p", str(server.port), "+tcp", "+keepopen", "+timeout=2",
-            "+retry=0"]
-    for n, t in names:
-        args += [n, t]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=30)
-    out = p.stdout
-    assert p.returncode == 0, out + p.stderr
+    out = e2e.dig(server.port, "+tcp", "+keepopen", *(a for n in names for a in n),
+                  tool="kdig")
     statuses = [line.split("status:")[1].split(";")[0].strip()
                 for line in out.splitlines() if "->>HEADER<<-" in line and "status:" in line]
     assert statuses == ["NOERROR", "NOERROR", "NOERROR", "NXDOMAIN", "NOERROR"], out

@@ -1,5 +1,7 @@
-"""The tutorial manifests of examples/ (copies of shared/examples/tutorial, README there):
-what the tutorial's reader expects from inside the cluster, with forwarding off."""
+"""The tutorial manifests in this repository's examples/ folder (the Services chapter of a
+Kubernetes tutorial, as its reader applies them; examples/README.md says what each file holds
+and what the reader expects): what the reader expects from inside the cluster, with
+forwarding off."""
 
 import ipaddress
 import re
