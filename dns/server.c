@@ -243,8 +243,9 @@ void dns_worker_request_init(struct slot *s, uint8_t *pkt, size_t len, enum dns_
                              const struct sockaddr *peer, const struct sockaddr_storage *local,
                              void (*send)(struct dns_request *))
 {
+    /* Field by field: the request is some 5 KB (the alias's buffers), and what the chain reads
+     * it sets itself (dns_chain_handle); clearing it all cost a sixth of a query. */
     struct dns_request *req = &s->req;
-    memset(req, 0, sizeof(*req));
     req->pkt = pkt;
     req->pkt_len = len;
     req->ans = s->reply + 2;

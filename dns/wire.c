@@ -184,6 +184,8 @@ enum dns_parse_result dns_wire_parse_query(struct dns_query *q, const uint8_t *p
     q->qname.len = 0;
     q->question_end = DNS_HEADER_SIZE;
     q->udp_size = DNS_MIN_UDP;
+    q->edns_flags = 0;
+    q->edns_version = 0;
     q->has_question = false;
     q->has_edns = false;
     if (len < DNS_HEADER_SIZE)
