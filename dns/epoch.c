@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CHECK_MS 20 /* how often retired objects are looked at while there are any */
 
@@ -52,49 +53,69 @@ static void on_wake(uv_async_t *handle)
     (void)handle; /* the loop iteration it causes runs on_prepare */
 }
 
-/* Unsigned difference: epochs may wrap after four billion retirements. */
-static bool has_seen(struct reader *r, unsigned epoch)
+/* Epochs are compared by unsigned difference: they may wrap after four billion
+ * retirements. */
+
+/* The oldest epoch some active reader may still be in. */
+static unsigned oldest_seen(struct dns_epoch *e, unsigned now)
 {
-    return !atomic_load(&r->active) || (int)(atomic_load(&r->seen) - epoch) >= 0;
+    unsigned oldest = now;
+    for (unsigned k = 0; k < e->n_readers; k++) {
+        struct reader *r = &e->readers[k];
+        if (!atomic_load(&r->active))
+            continue;
+        unsigned seen = atomic_load(&r->seen);
+        if ((int)(seen - oldest) < 0)
+            oldest = seen;
+    }
+    return oldest;
 }
 
-/* Frees what every reader has passed; true when something must still wait. The objects are
- * freed outside the lock, in batches, so a writer is never held up by free(). */
-static bool collect(struct dns_epoch *e)
+enum collected { NOTHING_LEFT, MORE_READY, WAITING };
+
+/* Frees what every reader has passed, at most PER_TICK objects, outside the lock so that a
+ * writer is never held up by free(). The list is in epoch order (a retirement takes the next
+ * epoch under the lock), so what can go is a prefix of it. A big change retires hundreds of
+ * thousands of objects; freeing them a slice per loop iteration keeps /health and /metrics
+ * answered meanwhile. */
+static enum collected collect(struct dns_epoch *e)
 {
-    enum { BATCH = 256 };
-    struct retired done[BATCH];
-    bool lagging = false;
-    for (;;) {
-        size_t n_done = 0;
-        uv_mutex_lock(&e->lock);
-        size_t kept = 0;
-        for (size_t i = 0; i < e->n_retired; i++) {
-            struct retired *t = &e->retired[i];
-            bool free_it = n_done < BATCH;
-            for (unsigned k = 0; k < e->n_readers && free_it; k++)
-                free_it = has_seen(&e->readers[k], t->epoch);
-            if (free_it)
-                done[n_done++] = *t;
-            else
-                e->retired[kept++] = *t;
-        }
-        e->n_retired = kept;
-        lagging = kept > 0;
+    enum { PER_TICK = 4096 };
+    unsigned oldest = oldest_seen(e, atomic_load(&e->now));
+    uv_mutex_lock(&e->lock);
+    size_t n = 0;
+    while (n < e->n_retired && n < PER_TICK && (int)(oldest - e->retired[n].epoch) >= 0)
+        n++;
+    struct retired *done = malloc(n * sizeof(*done) + 1);
+    if (done == NULL) {
         uv_mutex_unlock(&e->lock);
-        for (size_t i = 0; i < n_done; i++)
-            done[i].free_fn(done[i].ptr);
-        if (n_done < BATCH)
-            return lagging;
+        return WAITING; /* try again at the next check */
     }
+    memcpy(done, e->retired, n * sizeof(*done));
+    memmove(e->retired, e->retired + n, (e->n_retired - n) * sizeof(*done));
+    e->n_retired -= n;
+    enum collected left = e->n_retired == 0                          ? NOTHING_LEFT
+                          : (int)(oldest - e->retired[0].epoch) >= 0 ? MORE_READY
+                                                                     : WAITING;
+    uv_mutex_unlock(&e->lock);
+    for (size_t i = 0; i < n; i++)
+        done[i].free_fn(done[i].ptr);
+    free(done);
+    return left;
 }
 
 static void on_check(uv_timer_t *timer)
 {
     struct dns_epoch *e = timer->data;
-    if (!collect(e)) {
+    switch (collect(e)) {
+    case NOTHING_LEFT:
         uv_timer_stop(timer);
         return;
+    case MORE_READY: /* the next slice at the next loop iteration, after pending I/O */
+        uv_timer_start(timer, on_check, 0, CHECK_MS);
+        return;
+    case WAITING:
+        break;
     }
     for (unsigned k = 0; k < e->n_readers; k++) {
         if (atomic_load(&e->readers[k].active))

@@ -101,6 +101,30 @@ START_TEST(a_reader_holds_a_retired_object_until_its_loop_turns)
 }
 END_TEST
 
+/* A reload of 100k Services retires a few hundred thousand objects at once: they are freed a
+ * slice per turn of the control loop, so that /health and /metrics, answered on that loop,
+ * are not held up for the whole of it. */
+START_TEST(a_big_retirement_is_freed_a_slice_per_turn)
+{
+    uv_loop_t loop;
+    struct dns_epoch *epoch;
+    atomic_store(&freed, 0);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(dns_epoch_new(&epoch, &loop, 4), 0);
+    for (unsigned i = 0; i < 10000; i++)
+        dns_epoch_retire(epoch, new_object(i), free_object);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    int first = atomic_load(&freed);
+    ck_assert_int_gt(first, 0);
+    ck_assert_int_lt(first, 10000);
+    ck_assert(run_until_freed(&loop, 10000));
+    dns_epoch_close(epoch);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    dns_epoch_free(epoch);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 START_TEST(what_is_still_retired_goes_with_the_epoch)
 {
     uv_loop_t control;
@@ -212,6 +236,7 @@ Suite *epoch_suite(void)
     TCase *tc = tcase_create("epoch");
     tcase_add_test(tc, without_readers_a_retired_object_goes_at_the_next_turn);
     tcase_add_test(tc, a_reader_holds_a_retired_object_until_its_loop_turns);
+    tcase_add_test(tc, a_big_retirement_is_freed_a_slice_per_turn);
     tcase_add_test(tc, what_is_still_retired_goes_with_the_epoch);
     tcase_add_test(tc, a_reading_worker_never_sees_a_freed_object);
     suite_add_tcase(s, tc);
