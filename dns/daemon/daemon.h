@@ -7,6 +7,7 @@
 #ifndef DAEMON_DAEMON_H
 #define DAEMON_DAEMON_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@
 #include "resolver/forward.h"
 #include "resolver/search.h"
 #include "zones/answer.h"
+#include "zones/files.h"
 #include "zones/model.h"
 #include "zones/objects.h"
 #include "zones/store.h"
@@ -43,7 +45,7 @@ struct daemon_worker {
 };
 
 /* Live reload: the manifests are watched (inotify), polled (--reload-interval) and reread
- * on SIGHUP; each time a new snapshot is built on libuv's thread pool and published. */
+ * on SIGHUP; each time the files that changed are read on libuv's thread pool and applied. */
 struct daemon_reload {
     bool enabled;
     uv_signal_t sighup;
@@ -52,15 +54,19 @@ struct daemon_reload {
     uv_timer_t debounce; /* editors and kubelet write in bursts: reload once, 200 ms after */
     uv_timer_t poll;     /* --reload-interval: for what sends no change events */
     uint32_t interval_s;
-    uint64_t signature; /* of the manifests as last read: zones_manifest_signature() */
-    /* One build at a time (store_cfg and signature are the build's while building is set); a
-     * trigger during one queues one more. */
+    /* One build at a time (the files are the build's while building is set); a trigger
+     * during one queues one more. */
     uv_work_t work;
     bool building, stopping;
     const char *trigger, *next_trigger; /* next_trigger: NULL, or one more reload to do */
     int build_rc;
+    bool unchanged;
+    size_t files_read;
     double build_ms, apply_ms;
-    atomic_ulong reloads, failures;
+    atomic_ulong reloads, failures; /* reloads that found no error, and that found some */
+    atomic_ulong errors_total;      /* manifest errors found by every read */
+    atomic_ulong errors;            /* in the manifests as last read */
+    atomic_ulong invalid;           /* objects left out for errors, now */
 };
 
 struct daemon {
@@ -76,9 +82,10 @@ struct daemon {
     struct resolver_forward_config forward_cfg;
     struct resolver_cache_config cache_cfg;
     /* The modules. */
-    struct zones_model *model;  /* the served data, changed on the control thread only */
+    struct zones_files *files;  /* the manifests, each file's last good objects */
+    struct zones_model *model;  /* every source merged: written under model_lock */
+    pthread_mutex_t model_lock; /* one writer of the model at a time */
     struct zones_store *store;  /* the model's store: what every worker answers from */
-    struct zones_objects *objs; /* the objects being served (the model points into them) */
     struct dns_epoch *epoch;    /* frees what the store replaced once no worker reads it */
     struct dns_server *server;
     struct dns_chaos chaos;
@@ -90,7 +97,8 @@ struct daemon {
 };
 
 /* reload.c. Loads every manifest into the model and its store; the summary goes to summary
- * when not NULL. Returns 0, the number of manifest errors (nothing is loaded then), or -1. */
+ * when not NULL. Returns the number of manifest errors (with --strict and errors in the files,
+ * nothing is loaded), or -1 when nothing could be. */
 int daemon_reload_load(struct daemon *d, FILE *summary);
 /* Watches, polls and takes SIGHUP on the server's control loop. */
 int daemon_reload_start(struct daemon *d);

@@ -323,9 +323,12 @@ static int run(struct daemon *d)
     struct zones_store_summary sum;
     zones_store_summarize(d->store, &sum);
     dns_addr_format(&d->server_cfg.listen[0], addr, sizeof(addr));
-    log_info("main", "serving zone=%s records=%zu listen=%s listeners=%zu version=%s",
-             d->store_cfg.cluster_domain, sum.records, addr, d->server_cfg.n_listen,
-             SVCDNS_VERSION);
+    log_info("main",
+             "serving zone=%s records=%zu services=%zu manifest_errors=%lu listen=%s "
+             "listeners=%zu version=%s",
+             d->store_cfg.cluster_domain, sum.records,
+             sum.cluster_ip + sum.headless + sum.external_name, atomic_load(&d->reload.errors),
+             addr, d->server_cfg.n_listen, SVCDNS_VERSION);
     daemon_reload_notify_ready(d);
     rc = dns_server_run(d->server);
     running_server = NULL;
@@ -410,26 +413,25 @@ int main(int argc, char **argv)
         status = print_resolv_conf(&d) < 0 ? 1 : 0;
         goto out;
     }
+    pthread_mutex_init(&d.model_lock, NULL);
     int errors = daemon_reload_load(&d, d.opt.check ? stdout : NULL);
-    if (errors != 0) {
-        if (errors > 0)
-            daemon_fail("%d error%s in the manifests; nothing was served", errors,
-                        errors == 1 ? "" : "s");
+    if (errors < 0)
+        goto out;
+    if (errors > 0 && d.opt.strict) {
+        daemon_fail("%d error%s in the manifests; --strict: nothing was served", errors,
+                    errors == 1 ? "" : "s");
         goto out;
     }
     dns_chaos_init(&d.chaos, SVCDNS_VERSION);
     if (d.opt.dump)
         status = zones_store_dump(d.store, stdout) < 0 ? 1 : 0;
     else if (d.opt.check)
-        status = 0;
+        status = errors > 0 ? 1 : 0;
     else
         status = run(&d);
 out:
     zones_model_free(d.model);
-    if (d.objs != NULL) {
-        zones_objects_free(d.objs);
-        free(d.objs);
-    }
+    zones_files_free(d.files);
     daemon_options_free(&d.opt);
     return status;
 }

@@ -110,13 +110,22 @@ static void on_metrics(void *ctx, struct dns_http_response *res)
     resolver_metrics(d, res);
     struct zones_store_summary sum;
     zones_store_summarize(d->store, &sum);
-    metric(res, "svcdns_zone_records", "gauge", "Records in the snapshot being served.",
-           sum.records);
-    metric(res, "svcdns_reload_total", "counter", "Successful reloads.",
+    metric(res, "svcdns_zone_records", "gauge", "Records being served.", sum.records);
+    metric(res, "svcdns_reload_total", "counter", "Reloads that found no error.",
            atomic_load(&d->reload.reloads));
     metric(res, "svcdns_reload_failed_total", "counter",
-           "Reloads that kept the last good data because of manifest errors.",
+           "Reloads that found manifest errors (what they could not read kept its last good "
+           "objects; with --strict, all of it did).",
            atomic_load(&d->reload.failures));
+    metric(res, "svcdns_manifest_errors", "gauge",
+           "Errors in the manifests as last read (each printed as FILE:LINE:COL).",
+           atomic_load(&d->reload.errors));
+    metric(res, "svcdns_manifest_errors_total", "counter",
+           "Manifest errors found by every read since start.",
+           atomic_load(&d->reload.errors_total));
+    metric(res, "svcdns_manifest_objects_invalid", "gauge",
+           "Objects left out of what is served because of an error in them.",
+           atomic_load(&d->reload.invalid));
 }
 
 static void on_health(void *ctx, struct dns_http_response *res)

@@ -43,6 +43,7 @@ enum {
     OPT_CACHE_MIN_TTL,
     OPT_SERVE_STALE,
     OPT_RELOAD_INTERVAL,
+    OPT_STRICT,
 };
 
 static const struct option long_options[] = {
@@ -55,6 +56,7 @@ static const struct option long_options[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check", no_argument, NULL, OPT_CHECK},
+    {"strict", no_argument, NULL, OPT_STRICT},
     {"dump", no_argument, NULL, OPT_DUMP},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-queries", no_argument, NULL, OPT_LOG_QUERIES},
@@ -86,16 +88,22 @@ static void usage(FILE *out)
           "  -m, --manifests PATH       file or directory (recursive: *.yaml *.yml *.json);\n"
           "                             repeatable; '-' reads stdin\n"
           "      --cluster-domain NAME  cluster domain (default \"local\": <svc>.<ns>.svc.local)\n"
-          "      --service-cidr CIDR    addresses for Services without spec.clusterIP\n"
-          "                             (default 10.96.0.0/12); repeatable, one IPv4 and one IPv6\n"
+          "      --service-cidr CIDR    where Services without spec.clusterIP get an address\n"
+          "                             (default 10.96.0.0/12); repeatable, any family;\n"
+          "                             ServiceCIDR objects add ranges. Stated addresses are\n"
+          "                             served as they are, inside a range or not\n"
           "      --ttl SECONDS          TTL of cluster records (default 5)\n"
           "      --pods MODE            pod records: disabled | insecure | verified\n"
           "                             (default insecure)\n"
           "      --reload-interval DURATION\n"
           "                             also look for changed manifests this often, for file\n"
           "                             systems without change events (default 30s; 0: off)\n"
-          "\n"
-          "Serving:\n"
+          "      --strict               refuse to start, and to apply a reload, when any\n"
+          "                             manifest has an error (default: leave the object\n"
+          "                             out, report it and serve the rest)\n"
+          "\n",
+          out);
+    fputs("Serving:\n"
           "  -l, --listen ADDR:PORT     UDP and TCP address; repeatable (default 127.0.0.1:53;\n"
           "                             IPv6 as [::1]:53)\n"
           "      --workers N            event loops (default: the number of CPUs, or the\n"
@@ -125,22 +133,24 @@ static void usage(FILE *out)
           "      --cache-min-ttl S      floor on cached TTLs (default 0)\n"
           "      --serve-stale DURATION answer from expired entries this old (1h, 30m, 3600s)\n"
           "                             when every upstream fails (default off; RFC 8767)\n"
-          "\n"
-          "Operation:\n"
+          "\n",
+          out);
+    fputs("Operation:\n"
           "      --http ADDR:PORT       serve /health, /ready and Prometheus /metrics over HTTP\n"
           "                             (default off; e.g. 127.0.0.1:9153)\n"
           "      --config FILE          YAML file with the long option names as keys;\n"
           "                             flags win over it\n"
-          "      --check                load and validate config and manifests, print a summary,\n"
-          "                             exit 0 (valid) or 1\n"
+          "      --check                load and validate config and manifests, print every\n"
+          "                             error and a summary, exit 0 (no error) or 1\n"
           "      --dump                 print the loaded records as a zone file and exit\n"
           "      --log-level LEVEL      error | warn | info | debug (default info)\n"
           "      --log-queries          log every query (CoreDNS log plugin style)\n"
           "  -h, --help                 this text\n"
           "  -V, --version              version and library versions\n"
           "\n"
-          "Manifest directories are watched: a change reloads them, and so does SIGHUP. A\n"
-          "broken manifest is reported and the last good data keeps serving.\n"
+          "Manifest directories are watched: a change rereads the files that changed, and so\n"
+          "does SIGHUP. An object with an error is reported as FILE:LINE:COL and left out; a\n"
+          "file that does not parse keeps its last good objects; the rest is served.\n"
           "\n"
           "Example:\n"
           "  svcdns --manifests examples/ --listen 127.0.0.1:5353\n"
@@ -190,6 +200,9 @@ static int apply_switch(struct daemon_options *o, int opt, const char *name, con
         break;
     case OPT_DUMP:
         o->dump = on;
+        break;
+    case OPT_STRICT:
+        o->strict = on;
         break;
     case OPT_LOG_QUERIES:
         o->log_queries = on;
@@ -262,6 +275,7 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return 0;
     case OPT_CHECK:
     case OPT_DUMP:
+    case OPT_STRICT:
     case OPT_LOG_QUERIES:
     case OPT_NO_SEARCH_EXPAND:
     case OPT_NO_AUTOPATH:

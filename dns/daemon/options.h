@@ -28,6 +28,7 @@ struct daemon_options {
     const char *log_level;
     bool check;
     bool dump;
+    bool strict; /* any manifest error refuses a start or a reload */
     bool log_queries;
     const char *namespace_name;
     bool no_search_expand;

@@ -21,6 +21,8 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import dns.flags
 import dns.message
@@ -802,3 +804,34 @@ def getent_ahosts(netns, name):
         if i == 0 and len(fields) >= 3:
             canon = fields[2]
     return p.returncode, addrs, canon
+
+
+# ----------------------------------------------------------------------------------------
+# --http
+
+
+def http_get(port, path, method="GET"):
+    """(status, headers, body) of an HTTP request to 127.0.0.1:port (--http)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def metrics(port):
+    """The samples of /metrics by name (with labels), checked for HELP and TYPE lines."""
+    status, headers, body = http_get(port, "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    values = {}
+    for line in body.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        values[name] = float(value)
+    # Every sample has HELP and TYPE lines (promtool's first checks).
+    for name in {re.sub(r"\{.*", "", n) for n in values}:
+        assert f"# TYPE {name} " in body and f"# HELP {name} " in body, name
+    return values

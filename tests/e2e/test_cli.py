@@ -107,9 +107,23 @@ def test_check_duplicate_service_in_one_file():
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN_FILES) + [DUP_FILE])
-def test_start_with_broken_manifest_fails(name):
+def test_start_with_broken_manifest_reports_it_and_serves_the_rest(name):
+    """Availability first: the error is printed at its position, the broken object is left
+    out, and the server starts (tests/e2e/test_manifest_errors.py has the rest)."""
     path = BROKEN / name
-    srv = e2e.Server([path])
+    with e2e.Server([path]) as srv:
+        assert "module=manifests errors=" in srv.stderr()
+    if name == DUP_FILE:
+        check_dup_error(srv.stderr(), path)
+    else:
+        line, col = BROKEN_FILES[name]
+        assert error_line(srv.stderr(), path, line, col), srv.stderr()
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES) + [DUP_FILE])
+def test_strict_start_with_broken_manifest_fails(name):
+    path = BROKEN / name
+    srv = e2e.Server([path], extra_args=["--strict"])
     try:
         # start() raises when the process exits before it answers, or does not answer
         with pytest.raises(e2e.ServerError):
