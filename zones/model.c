@@ -104,10 +104,11 @@ static void *map_obtain(struct map *m, const char *ns, const char *name, size_t 
     slot = map_slot(m, ns, name, hash, true);
     if (*slot == TOMB)
         m->tombs--;
-    struct entry_head *e = zones_xcalloc(1, size);
+    /* The entry and its key in one allocation: 100k Services make 100k of them. */
     size_t nl = strlen(ns) + 1;
     size_t ml = strlen(name) + 1;
-    e->ns = zones_xrealloc(NULL, nl + ml);
+    struct entry_head *e = zones_xcalloc(1, size + nl + ml);
+    e->ns = (char *)e + size;
     memcpy(e->ns, ns, nl);
     e->name = e->ns + nl;
     memcpy(e->name, name, ml);
@@ -126,7 +127,6 @@ static void map_drop(struct map *m, struct entry_head *e)
         m->used--;
         m->tombs++;
     }
-    free(e->ns);
     free(e);
 }
 
@@ -152,7 +152,7 @@ struct defs {
 static void defs_add(struct defs *d, uint32_t source, const void *obj)
 {
     if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 2;
+        d->cap = d->cap ? d->cap * 2 : 1; /* most objects have one definition */
         d->items = zones_xrealloc(d->items, d->cap * sizeof(d->items[0]));
     }
     d->items[d->n++] = (struct def){source, obj};
@@ -1037,7 +1037,6 @@ static void free_svc_entry(void *ctx, void *entry)
     struct svc_entry *e = entry;
     free(e->services.items);
     free(e->slices.items);
-    free(e->head.ns);
     free(e);
 }
 
@@ -1047,7 +1046,6 @@ static void free_pod_entry(void *ctx, void *entry)
     struct pod_entry *e = entry;
     free(e->pods.items);
     free(e->addrs); /* the entries themselves are the store's */
-    free(e->head.ns);
     free(e);
 }
 
@@ -1055,7 +1053,6 @@ static void free_ns_entry(void *ctx, void *entry)
 {
     (void)ctx;
     struct ns_entry *e = entry;
-    free(e->head.ns);
     free(e);
 }
 

@@ -58,7 +58,9 @@ void zones_objects_init(struct zones_objects *objs)
     memset(objs, 0, sizeof(*objs));
 }
 
-#define ARENA_BLOCK ((size_t)64 * 1024)
+/* Small enough that a file's last, part-used block wastes little (a source per file, 100
+ * files), large enough that malloc's overhead per block does not count. */
+#define ARENA_BLOCK ((size_t)16 * 1024)
 
 struct zones_arena_block {
     struct zones_arena_block *next;
