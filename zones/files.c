@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "zones/cache.h"
 #include "zones/manifest.h"
 
 /* A file that has been applied. */
@@ -28,11 +29,14 @@ struct zones_files_entry {
     const struct zones_manifest_file *file;
     struct zones_files_state *state; /* as applied before; NULL for a new file */
     struct zones_objects *objs;      /* read this time; NULL: not read */
+    bool from_cache;                 /* read back from --cache-dir instead of parsed */
 };
 
 struct zones_files {
     char **paths;
     size_t n_paths;
+    char *cache_dir; /* NULL: no cache */
+    char *build;     /* the binary's version: what a cache entry must have been written by */
     struct zones_files_state **states; /* in the load order last applied */
     size_t n_states;
     uint64_t signature; /* of the listing last read */
@@ -56,9 +60,12 @@ static void free_objects(struct zones_objects *objs)
     }
 }
 
-void zones_files_new(struct zones_files **out, const char *const *paths, size_t n_paths)
+void zones_files_new(struct zones_files **out, const char *const *paths, size_t n_paths,
+                     const char *cache_dir, const char *build)
 {
     struct zones_files *f = zones_xcalloc(1, sizeof(*f));
+    f->cache_dir = cache_dir ? xstrdup(cache_dir) : NULL;
+    f->build = xstrdup(build ? build : "");
     f->paths = zones_xcalloc(n_paths + 1, sizeof(f->paths[0]));
     for (size_t i = 0; i < n_paths; i++)
         f->paths[i] = xstrdup(paths[i]);
@@ -102,6 +109,8 @@ void zones_files_free(struct zones_files *files)
     for (size_t i = 0; i < files->n_paths; i++)
         free(files->paths[i]);
     free(files->paths);
+    free(files->cache_dir);
+    free(files->build);
     zones_manifest_list_free(&files->list);
     free(files);
 }
@@ -130,6 +139,7 @@ static struct zones_files_state *find_state(struct zones_files_state **sorted, s
 
 /* The files to read, shared by the reading threads. */
 struct job {
+    const struct zones_files *files;
     struct zones_files_entry *entries;
     size_t *todo; /* indexes into entries */
     size_t n_todo;
@@ -146,7 +156,19 @@ static void *read_some(void *arg)
         struct zones_files_entry *e = &job->entries[job->todo[k]];
         e->objs = zones_xcalloc(1, sizeof(*e->objs));
         zones_objects_init(e->objs);
-        zones_manifest_load_file(e->objs, e->file->path);
+        const char *dir = job->files->cache_dir;
+        const char *path = e->file->path;
+        if (dir == NULL || strcmp(path, "-") == 0) {
+            zones_manifest_load_file(e->objs, path);
+            continue;
+        }
+        e->from_cache = zones_cache_load(dir, job->files->build, path, e->file->stamp, e->objs);
+        if (e->from_cache)
+            continue;
+        zones_manifest_load_file(e->objs, path);
+        const struct zones_objects *o = e->objs;
+        if (o->n_diags == 0 && o->n_warnings == 0 && o->n_unread == 0 && o->n_invalid == 0)
+            zones_cache_store(dir, job->files->build, path, e->file->stamp, o);
     }
 }
 
@@ -193,7 +215,8 @@ void zones_files_read(struct zones_files *files, unsigned threads, struct zones_
         memcpy(sorted, files->states, files->n_states * sizeof(struct zones_files_state *));
     qsort(sorted, files->n_states, sizeof(struct zones_files_state *), compare_states);
 
-    struct job job = {.entries = zones_xcalloc(list->n + 1, sizeof(struct zones_files_entry)),
+    struct job job = {.files = files,
+                      .entries = zones_xcalloc(list->n + 1, sizeof(struct zones_files_entry)),
                       .todo = zones_xcalloc(list->n + 1, sizeof(size_t))};
     for (size_t i = 0; i < files->n_states; i++)
         files->states[i]->listed = false;
@@ -211,6 +234,8 @@ void zones_files_read(struct zones_files *files, unsigned threads, struct zones_
     free(sorted);
     read_files(&job, threads);
     out->read = job.n_todo;
+    for (size_t k = 0; k < job.n_todo; k++)
+        out->cached += job.entries[job.todo[k]].from_cache;
     free(job.todo);
     for (size_t i = 0; i < files->n_states; i++) {
         struct zones_files_state *state = files->states[i];

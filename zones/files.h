@@ -24,12 +24,13 @@ struct zones_files;
 
 /* What one read found, to apply or to drop. */
 struct zones_files_read {
-    bool unchanged;                    /* no file changed since the last read: nothing to apply */
-    size_t listed;                     /* files in the load order */
-    size_t read;                       /* of them, read this time */
-    size_t kept;                       /* read but not parsed: they keep their last good objects */
-    size_t errors;                     /* errors found by this read (each is in diags) */
-    struct zones_objects diags;        /* this read's errors and warnings, in load order */
+    bool unchanged;             /* no file changed since the last read: nothing to apply */
+    size_t listed;              /* files in the load order */
+    size_t read;                /* of them, read this time */
+    size_t cached;              /* of those, read back from --manifest-cache instead of parsed */
+    size_t kept;                /* read but not parsed: they keep their last good objects */
+    size_t errors;              /* errors found by this read (each is in diags) */
+    struct zones_objects diags; /* this read's errors and warnings, in load order */
     struct zones_files_entry *entries; /* zones/files.c's */
     struct zones_files_state **gone;   /* zones/files.c's */
     size_t n_gone;
@@ -44,8 +45,10 @@ struct zones_files_totals {
 };
 
 /* For paths (copied): files, directories, "-" for stdin (read once: a reload keeps what it
- * gave). */
-void zones_files_new(struct zones_files **out, const char *const *paths, size_t n_paths);
+ * gave). cache_dir (NULL: none) keeps each clean file's objects for the next start
+ * (zones/cache.h), written by build (the binary's version). */
+void zones_files_new(struct zones_files **out, const char *const *paths, size_t n_paths,
+                     const char *cache_dir, const char *build);
 /* Frees every file's objects: the model must be gone, or every source removed and committed. */
 void zones_files_free(struct zones_files *files);
 

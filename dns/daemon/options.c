@@ -44,6 +44,7 @@ enum {
     OPT_SERVE_STALE,
     OPT_RELOAD_INTERVAL,
     OPT_STRICT,
+    OPT_MANIFEST_CACHE,
 };
 
 static const struct option long_options[] = {
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check", no_argument, NULL, OPT_CHECK},
     {"strict", no_argument, NULL, OPT_STRICT},
+    {"manifest-cache", required_argument, NULL, OPT_MANIFEST_CACHE},
     {"dump", no_argument, NULL, OPT_DUMP},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-queries", no_argument, NULL, OPT_LOG_QUERIES},
@@ -98,6 +100,9 @@ static void usage(FILE *out)
           "      --reload-interval DURATION\n"
           "                             also look for changed manifests this often, for file\n"
           "                             systems without change events (default 30s; 0: off)\n"
+          "      --manifest-cache DIR   keep each manifest file's objects here, so that a\n"
+          "                             restart reads unchanged files without parsing them\n"
+          "                             (default off)\n"
           "      --strict               refuse to start, and to apply a reload, when any\n"
           "                             manifest has an error (default: leave the object\n"
           "                             out, report it and serve the rest)\n"
@@ -272,6 +277,9 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return 0;
     case OPT_RELOAD_INTERVAL:
         o->reload_interval = value;
+        return 0;
+    case OPT_MANIFEST_CACHE:
+        o->manifest_cache = value;
         return 0;
     case OPT_CHECK:
     case OPT_DUMP:

@@ -28,7 +28,8 @@ struct daemon_options {
     const char *log_level;
     bool check;
     bool dump;
-    bool strict; /* any manifest error refuses a start or a reload */
+    bool strict;                /* any manifest error refuses a start or a reload */
+    const char *manifest_cache; /* --manifest-cache: a directory, or NULL */
     bool log_queries;
     const char *namespace_name;
     bool no_search_expand;

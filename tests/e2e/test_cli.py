@@ -296,3 +296,35 @@ def test_listen_address_in_use():
         tcp.close()
     assert rc == 1, f"exit status {rc} (expected 1)\n{srv.stderr()}"
     assert f"127.0.0.1:{port}" in srv.stderr(), srv.stderr()
+
+
+# --- --manifest-cache ---------------------------------------------------------------------------
+
+
+def test_a_restart_reads_unchanged_files_from_the_manifest_cache(tmp_path):
+    """README, Manifests: clean, unchanged files are read back from --manifest-cache; a changed
+    file is parsed again; the answers are the same either way."""
+    d = tmp_path / "m"
+    d.mkdir()
+    for i in range(3):
+        (d / f"f{i}.yaml").write_text(
+            f"apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}}}\n"
+            f"spec: {{clusterIP: 10.96.7.{i + 1}}}\n")
+    cache = tmp_path / "cache"
+    args = ["--manifest-cache", cache]
+    for round, want in ((0, "parsed=3 cached=0"), (1, "parsed=0 cached=3"),
+                        (2, "parsed=1 cached=2")):
+        if round == 2:
+            (d / "f1.yaml").write_text(
+                "apiVersion: v1\nkind: Service\nmetadata: {name: s1}\n"
+                "spec: {clusterIP: 10.96.7.99}\n")
+        with e2e.Server([d], extra_args=args) as srv:
+            assert want in srv.stderr(), srv.stderr()
+            r = srv.query("s1.default.svc.local.")
+            assert e2e.rr_texts(r.answer, "A")[0].split()[-1] == (
+                "10.96.7.99" if round == 2 else "10.96.7.2")
+    # A damaged entry is a miss, never a crash or half a file.
+    for entry in cache.iterdir():
+        entry.write_bytes(entry.read_bytes()[:40])
+    with e2e.Server([d], extra_args=args) as srv:
+        assert "parsed=3 cached=0" in srv.stderr(), srv.stderr()

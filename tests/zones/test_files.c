@@ -25,7 +25,7 @@ static void start(struct fixture *f)
     snprintf(f->dir, sizeof(f->dir), "/tmp/svcdns-files-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(f->dir));
     const char *paths[] = {f->dir};
-    zones_files_new(&f->files, paths, 1);
+    zones_files_new(&f->files, paths, 1, NULL, "test");
     struct zones_store_config cfg;
     zones_store_config_default(&cfg);
     ck_assert_int_eq(zones_model_new(&f->model, &cfg, NULL, NULL, 0), 0);
@@ -65,7 +65,8 @@ static void write_services(struct fixture *f, const char *file, const char *spec
         }
     }
     fclose(out);
-    struct timespec times[2] = {{.tv_sec = 1700000000 + ++tick}, {.tv_sec = 1700000000 + tick}};
+    tick++;
+    struct timespec times[2] = {{.tv_sec = 1700000000 + tick}, {.tv_sec = 1700000000 + tick}};
     ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
 }
 
@@ -267,6 +268,48 @@ START_TEST(reads_many_files_on_several_threads)
 }
 END_TEST
 
+/* --manifest-cache: a second start reads clean, unchanged files back instead of parsing
+ * them; a changed file, or one with an error (whose messages must show at every start), is
+ * parsed. */
+START_TEST(a_restart_reads_unchanged_clean_files_from_the_cache)
+{
+    struct fixture f;
+    start(&f);
+    char cache[96];
+    snprintf(cache, sizeof(cache), "%s/.cache", f.dir); /* dot-named: not a manifest */
+    ck_assert_int_eq(mkdir(cache, 0700), 0);
+    write_services(&f, "a.yaml", "a1=10.0.0.1");
+    write_services(&f, "b.yaml", "b1=10.0.1.1 b2=10.0.1.x");
+    write_services(&f, "c.yaml", "c1=10.0.2.1");
+    const char *paths[] = {f.dir};
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            write_services(&f, "c.yaml", "c1=10.0.2.9");
+        struct zones_files *files;
+        zones_files_new(&files, paths, 1, cache, "test-build");
+        struct zones_files_read read;
+        zones_files_read(files, 2, &read);
+        ck_assert_uint_eq(read.read, 3);
+        ck_assert_uint_eq(read.cached, round == 0 ? 0 : round == 1 ? 2 : 1);
+        ck_assert_uint_eq(read.errors, 1); /* b.yaml's, printed at every start */
+        zones_model_free(f.model);
+        struct zones_store_config cfg;
+        zones_store_config_default(&cfg);
+        ck_assert_int_eq(zones_model_new(&f.model, &cfg, NULL, NULL, 0), 0);
+        zones_files_apply(files, &read, f.model);
+        zones_model_commit(f.model, 1);
+        ck_assert_str_eq(a_of(&f, "a1"), "10.0.0.1");
+        ck_assert_str_eq(a_of(&f, "b1"), "10.0.1.1");
+        ck_assert_str_eq(a_of(&f, "c1"), round == 2 ? "10.0.2.9" : "10.0.2.1");
+        zones_model_free(f.model);
+        f.model = NULL;
+        zones_files_free(files);
+        zones_model_new(&f.model, &cfg, NULL, NULL, 0);
+    }
+    finish(&f);
+}
+END_TEST
+
 Suite *files_suite(void); /* for tests/zones/main.c */
 Suite *files_suite(void)
 {
@@ -278,6 +321,7 @@ Suite *files_suite(void)
     tcase_add_test(tc, a_later_file_wins_as_the_order_changes);
     tcase_add_test(tc, a_dropped_read_changes_nothing_and_is_read_again);
     tcase_add_test(tc, reads_many_files_on_several_threads);
+    tcase_add_test(tc, a_restart_reads_unchanged_clean_files_from_the_cache);
     suite_add_tcase(s, tc);
     return s;
 }
