@@ -176,6 +176,29 @@ static enum dns_parse_result parse_additional(struct dns_cursor *c, struct dns_q
     return DNS_PARSE_OK;
 }
 
+/* A query we answer without taking it in (a header that breaks the rules: FORMERR; another
+ * opcode: NOTIMP) still has its OPT read, because a reply to an EDNS query carries OPT (RFC
+ * 6891 §7), and a query with QDCOUNT=0 and an OPT holding only a COOKIE is how a client asks
+ * a server for its cookie (RFC 7873 §5.4). So the sections are walked to the additional one;
+ * the question is not echoed, as there is not exactly one that parsed. We keep no cookies, so
+ * the reply has no COOKIE option, which tells the client that we do not support them. */
+static void find_opt(struct dns_cursor *c, struct dns_query *q, uint16_t qdcount, unsigned records,
+                     uint16_t arcount)
+{
+    struct dns_name skip;
+    for (unsigned i = 0; i < qdcount && !c->err; i++) {
+        dns_cursor_name(c, &skip, false);
+        dns_cursor_skip(c, 4);
+    }
+    for (unsigned i = 0; i < records && !c->err; i++) {
+        dns_cursor_name(c, &skip, false);
+        dns_cursor_skip(c, 8);
+        dns_cursor_skip(c, dns_cursor_u16(c));
+    }
+    if (!c->err)
+        (void)parse_additional(c, q, arcount);
+}
+
 enum dns_parse_result dns_wire_parse_query(struct dns_query *q, const uint8_t *pkt, size_t len)
 {
     struct dns_cursor c;
@@ -199,11 +222,15 @@ enum dns_parse_result dns_wire_parse_query(struct dns_query *q, const uint8_t *p
     uint16_t arcount = dns_cursor_u16(&c);
     if (q->flags & DNS_FLAG_QR)
         return DNS_PARSE_DROP; /* never answer a response: that is how reflection loops start */
-    if (DNS_OPCODE(q->flags) != DNS_OPCODE_QUERY)
+    if (DNS_OPCODE(q->flags) != DNS_OPCODE_QUERY) {
+        find_opt(&c, q, qdcount, (unsigned)ancount + nscount, arcount);
         return DNS_PARSE_NOTIMP;
+    }
     /* RFC 9619: QDCOUNT must be 1. A query carries no answer or authority records. */
-    if (qdcount != 1 || ancount != 0 || nscount != 0)
+    if (qdcount != 1 || ancount != 0 || nscount != 0) {
+        find_opt(&c, q, qdcount, (unsigned)ancount + nscount, arcount);
         return DNS_PARSE_FORMERR;
+    }
     dns_cursor_name(&c, &q->qname, true);
     q->qtype = dns_cursor_u16(&c);
     q->qclass = dns_cursor_u16(&c);

@@ -232,6 +232,69 @@ START_TEST(badvers_reply_sets_the_extended_rcode)
 }
 END_TEST
 
+/* A query we answer without taking it in still gets OPT back when it sent one (RFC 6891 §7):
+ * 0, QDCOUNT=0 with a COOKIE option, as a client asks for a server cookie (RFC 7873 §5.4);
+ * 1, two questions; 2, an answer record; 3, opcode NOTIFY. */
+START_TEST(a_rejected_query_with_opt_gets_opt_back)
+{
+    static const uint8_t cookie_opt[] = {0,  0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 12, 0,
+                                         10, 0, 8,  1,    2,    3, 4, 5,    6, 7, 8};
+    static const uint8_t heads[][12] = {
+        {0x42, 0x42, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+        {0x42, 0x42, 1, 0, 0, 2, 0, 0, 0, 0, 0, 1},
+        {0x42, 0x42, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1},
+        {0x42, 0x42, 4 << 3, 0, 0, 1, 0, 0, 0, 0, 0, 1},
+    };
+    static const uint8_t question[] = {1, 'a', 0, 0, 1, 0, 1};
+    static const uint8_t answer[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 1};
+    uint8_t msg[128];
+    size_t len = sizeof(heads[_i]);
+    memcpy(msg, heads[_i], len);
+    unsigned questions = _i == 0 ? 0 : _i == 1 ? 2 : 1;
+    for (unsigned i = 0; i < questions; i++, len += sizeof(question))
+        memcpy(msg + len, question, sizeof(question));
+    if (_i == 2) {
+        memcpy(msg + len, answer, sizeof(answer));
+        len += sizeof(answer);
+    }
+    memcpy(msg + len, cookie_opt, sizeof(cookie_opt));
+    len += sizeof(cookie_opt);
+
+    struct dns_query q;
+    enum dns_parse_result want = _i == 3 ? DNS_PARSE_NOTIMP : DNS_PARSE_FORMERR;
+    ck_assert_int_eq(dns_wire_parse_query(&q, msg, len), want);
+    ck_assert(q.has_edns);
+    ck_assert(!q.has_question);
+    ck_assert_uint_eq(q.udp_size, 1232);
+    ck_assert_uint_eq(q.edns_flags, DNS_EDNS_DO);
+    uint8_t out[512];
+    unsigned rcode = _i == 3 ? DNS_RCODE_NOTIMP : DNS_RCODE_FORMERR;
+    size_t n = dns_wire_error_reply(out, sizeof(out), &q, msg, rcode, 0, -1);
+    ldns_pkt *reply = support_pkt_from_wire(out, n);
+    ck_assert_uint_eq(ldns_pkt_id(reply), 0x4242);
+    ck_assert_int_eq(ldns_pkt_get_rcode(reply), rcode);
+    ck_assert_uint_eq(ldns_pkt_qdcount(reply), 0);
+    ck_assert(ldns_pkt_edns(reply));
+    ck_assert(ldns_pkt_edns_do(reply));
+    /* We keep no cookies: no COOKIE option comes back, so the client knows. */
+    ck_assert_ptr_null(ldns_pkt_edns_data(reply));
+    ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(a_rejected_query_without_opt_gets_none)
+{
+    static const uint8_t msg[] = {0x42, 0x42, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    struct dns_query q;
+    ck_assert_int_eq(dns_wire_parse_query(&q, msg, sizeof(msg)), DNS_PARSE_FORMERR);
+    ck_assert(!q.has_edns);
+    uint8_t out[64];
+    ck_assert_uint_eq(dns_wire_error_reply(out, sizeof(out), &q, msg, DNS_RCODE_FORMERR, 0, -1),
+                      DNS_HEADER_SIZE);
+    ck_assert_uint_eq(dns_wire_get_u16(out + 10), 0);
+}
+END_TEST
+
 /* Copying records. The message: a header, the question "a.example." at 12 (so 0xc00e
  * points to "example."), then one record owned by 0xc00c whose data is under test. */
 
@@ -353,6 +416,8 @@ Suite *wire_suite(void)
     tcase_add_test(tc, concat_joins_and_refuses_overlong_names);
     tcase_add_test(tc, error_reply_echoes_question_and_opt);
     tcase_add_test(tc, badvers_reply_sets_the_extended_rcode);
+    tcase_add_loop_test(tc, a_rejected_query_with_opt_gets_opt_back, 0, 4);
+    tcase_add_test(tc, a_rejected_query_without_opt_gets_none);
     tcase_add_loop_test(tc, copy_rr_writes_out_names_inside_the_data, 0,
                         (int)(sizeof(copy_cases) / sizeof(copy_cases[0])));
     tcase_add_test(tc, copy_rr_rejects_a_name_running_past_the_data);
