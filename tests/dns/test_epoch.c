@@ -158,6 +158,18 @@ static void worker_main(void *arg)
     uv_run(&sh->loop, UV_RUN_DEFAULT);
 }
 
+/* The end of a stress test, once its threads are joined: the readers did read, and the epoch
+ * goes with what is left. */
+static void end_stress(struct shared *sh, uv_loop_t *control)
+{
+    ck_assert_uint_gt(atomic_load(&sh->reads), 0);
+    dns_epoch_close(sh->epoch);
+    uv_run(control, UV_RUN_DEFAULT);
+    dns_epoch_free(sh->epoch);
+    free_object(atomic_load(&sh->current));
+    ck_assert_int_eq(uv_loop_close(control), 0);
+}
+
 /* The writer: on a thread of its own, as the model's reloads run on libuv's pool. */
 static void writer_main(void *arg)
 {
@@ -195,12 +207,7 @@ START_TEST(a_reading_worker_never_sees_a_freed_object)
     ck_assert(run_until_freed(&control, 1000));
     atomic_store(&sh.stop, true);
     uv_thread_join(&thread);
-    ck_assert_uint_gt(atomic_load(&sh.reads), 0);
-    dns_epoch_close(sh.epoch);
-    uv_run(&control, UV_RUN_DEFAULT);
-    dns_epoch_free(sh.epoch);
-    free_object(atomic_load(&sh.current));
-    ck_assert_int_eq(uv_loop_close(&control), 0);
+    end_stress(&sh, &control);
     ck_assert_int_eq(uv_loop_close(&sh.loop), 0);
 }
 END_TEST
@@ -283,12 +290,7 @@ START_TEST(a_worker_starting_while_objects_are_retired_keeps_what_it_read)
     for (unsigned i = 0; i < STARTERS; i++)
         uv_thread_join(&threads[i]);
     ck_assert(run_until_freed(&control, 20000));
-    ck_assert_uint_gt(atomic_load(&sh.reads), 0);
-    dns_epoch_close(sh.epoch);
-    uv_run(&control, UV_RUN_DEFAULT);
-    dns_epoch_free(sh.epoch);
-    free_object(atomic_load(&sh.current));
-    ck_assert_int_eq(uv_loop_close(&control), 0);
+    end_stress(&sh, &control);
 }
 END_TEST
 
