@@ -927,6 +927,49 @@ START_TEST(tcp_long_messages_past_the_reading_cap_wait_and_are_answered)
 }
 END_TEST
 
+/* Short and long messages pipelined, sent in pieces cut anywhere: each is framed right,
+ * whether it fits the connection's own buffer (up to 510 octets), just does not, or is long. */
+START_TEST(tcp_short_and_long_messages_cut_anywhere_are_all_answered)
+{
+    static const size_t sizes[] = {40, 510, 511, 3000, 40, 600, 40, 509, 2000, 512, 40, 4000};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    static uint8_t stream[N * 4002];
+    static uint8_t reply[4096];
+    struct harness h;
+    harness_config(&h);
+    harness_start(&h);
+    size_t len = 0;
+    for (uint16_t id = 0; id < N; id++) {
+        uint8_t *msg = stream + len + 2;
+        size_t qlen = query(msg, sizes[id], "mixed.echo.test.", id);
+        memset(msg + qlen, 0, sizes[id] - qlen); /* trailing octets are ignored */
+        dns_wire_put_u16(stream + len, (uint16_t)sizes[id]);
+        len += 2 + sizes[id];
+    }
+    unsigned seed = 11;
+    int fd = tcp_client(&h);
+    for (size_t sent = 0; sent < len;) {
+        seed = seed * 1103515245U + 12345U;
+        size_t piece = 1 + (seed >> 16) % 700;
+        if (piece > len - sent)
+            piece = len - sent;
+        send_all(fd, stream + sent, piece);
+        sent += piece;
+        sleep_ms(2);
+    }
+    bool seen[N] = {false};
+    for (int i = 0; i < N; i++) {
+        long n = read_frame(fd, reply, sizeof(reply));
+        uint16_t id = reply_id(reply, n);
+        ck_assert(id < N && !seen[id]);
+        ck_assert_int_eq(n, (long)sizes[id]);
+        seen[id] = true;
+    }
+    close(fd);
+    harness_stop(&h);
+}
+END_TEST
+
 /* Lifetimes. */
 
 /* 0: the client closes (to us a half-close: the reply is written, then we close); 1: it
@@ -1166,6 +1209,7 @@ Suite *server_suite(void)
     tcase_add_test(tcp, tcp_cap_evicts_a_client_that_never_completed_a_message_first);
     tcase_add_test(tcp, tcp_partial_message_behind_the_inflight_cap_is_not_timed_out);
     tcase_add_test(tcp, tcp_long_messages_past_the_reading_cap_wait_and_are_answered);
+    tcase_add_test(tcp, tcp_short_and_long_messages_cut_anywhere_are_all_answered);
     suite_add_tcase(s, tcp);
 
     TCase *life = tcase_create("lifetime");
