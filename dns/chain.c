@@ -49,6 +49,7 @@ static void truncate_reply(struct dns_request *req)
 {
     if (req->ans_len <= req->max_size)
         return;
+    req->ans_peak = req->ans_len;
     uint16_t flags = dns_wire_get_u16(req->ans + 2);
     unsigned rcode = DNS_RCODE(flags);
     uint16_t keep = (uint16_t)(flags & (DNS_FLAG_AA | DNS_FLAG_RA));
@@ -194,6 +195,7 @@ void dns_chain_handle(struct dns_chain *chain, struct dns_request *req)
     req->failure = DNS_FAILURE_NONE;
     req->alias.active = false;
     req->ans_len = 0;
+    req->ans_peak = 0;
     enum dns_parse_result r = dns_wire_parse_query(&req->q, req->pkt, req->pkt_len);
     if (req->proto == DNS_PROTO_TCP)
         req->max_size = DNS_MAX_MSG;

@@ -4,9 +4,14 @@
  * old object with E. A worker records "seen E" only in its prepare callback, where it holds
  * no reference; having read E (acquire, paired with the bump's release, which comes after
  * the pointer store), every load it makes afterwards sees the new pointer. So once every
- * registered worker has seen E, nobody holds the old object. A worker registers before its
- * first read, so one that starts while an object is being retired either counts or can only
- * ever see the new pointer. */
+ * registered worker has seen E, nobody holds the old object.
+ *
+ * A worker registers before its first read, and under the lock that retiring and collecting
+ * take: either the collector looked before, and then the worker's reads come after the
+ * pointer store, or it looks after, and then it counts the worker with the epoch it
+ * registered at. Without the lock the registration is a store followed by the worker's
+ * loads, which a weakly ordered CPU (arm64) may let those loads pass, so the collector could
+ * see no reader while the worker already holds the old pointer. */
 #include "dns/epoch.h"
 
 #include <stdatomic.h>
@@ -36,7 +41,7 @@ struct dns_epoch {
     unsigned n_readers;
     uv_timer_t timer; /* on the control loop: looks at the retired objects */
     uv_async_t kick;  /* a retirement from another thread starts the timer */
-    uv_mutex_t lock;  /* guards the retired list: writers may be on any thread */
+    uv_mutex_t lock;  /* guards the retired list and registrations: any thread may retire */
     struct retired *retired;
     size_t n_retired, cap_retired;
 };
@@ -81,8 +86,8 @@ enum collected { NOTHING_LEFT, MORE_READY, WAITING };
 static enum collected collect(struct dns_epoch *e)
 {
     enum { PER_TICK = 4096 };
+    uv_mutex_lock(&e->lock); /* registrations too: see the top of this file */
     unsigned oldest = oldest_seen(e, atomic_load(&e->now));
-    uv_mutex_lock(&e->lock);
     size_t n = 0;
     while (n < e->n_retired && n < PER_TICK && (int)(oldest - e->retired[n].epoch) >= 0)
         n++;
@@ -180,8 +185,10 @@ int dns_epoch_reader_start(struct dns_epoch *epoch, unsigned reader, uv_loop_t *
     if (reader >= epoch->n_readers)
         return UV_EINVAL;
     struct reader *r = &epoch->readers[reader];
+    uv_mutex_lock(&epoch->lock);
     atomic_store(&r->seen, atomic_load(&epoch->now));
     atomic_store(&r->active, true);
+    uv_mutex_unlock(&epoch->lock);
     uv_prepare_init(loop, &r->prepare);
     uv_async_init(loop, &r->wake, on_wake);
     r->prepare.data = r->wake.data = r;

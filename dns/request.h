@@ -68,6 +68,7 @@ struct dns_request {
     /* Filled by the chain. */
     struct dns_query q;
     size_t ans_len;
+    size_t ans_peak;   /* the reply's length before truncation, when it was truncated; else 0 */
     uint16_t max_size; /* the most this reply may hold: UDP limit or DNS_MAX_MSG on TCP */
     struct dns_chain *chain;
     unsigned stage;           /* enum dns_stage: the one running, parked, or that answered */

@@ -154,9 +154,10 @@ static inline void dns_wire_put_u32(uint8_t *p, uint32_t v)
 
 /* Copies one resource record from the message under in (whose buf is the whole message, so
  * compression pointers resolve) to out, with every name written out in full: the owner and
- * the names inside NS, CNAME, PTR, DNAME, MX, SRV and SOA data. Other data is copied as it
- * is (RFC 3597: no compression inside unknown types). Sets in->err or out->err on failure;
- * *type gets the record's type. */
+ * the names inside the data of every type whose names may be compressed (RFC 3597 §4: NS,
+ * MD, MF, CNAME, SOA, MB, MG, MR, PTR, MINFO, MX, and RP, AFSDB, RT, SIG, PX, NXT, NAPTR,
+ * SRV, DNAME). Other data is copied as it is (no compression inside other types). Sets
+ * in->err or out->err on failure; *type gets the record's type. */
 void dns_wire_copy_rr(struct dns_cursor *out, struct dns_cursor *in, uint16_t *type);
 
 /* "NOERROR", "NXDOMAIN", ... "BADVERS"; "RCODEn" for the rest. */

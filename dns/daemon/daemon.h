@@ -107,6 +107,37 @@ void daemon_reload_stop(struct daemon *d);
 /* READY=1 to a service manager, with what is served as the status line. */
 void daemon_reload_notify_ready(struct daemon *d);
 
+/* limits.c: the open file limit, shared out at start between svcdns's own descriptors,
+ * upstream sockets and TCP clients. */
+struct daemon_fd_needs {
+    unsigned long limit; /* RLIMIT_NOFILE in force */
+    unsigned open_now;   /* descriptors open already */
+    unsigned workers;
+    size_t listeners;
+    bool http;
+    bool forwarding;
+    unsigned upstreams;
+    unsigned max_concurrent; /* --max-concurrent */
+    unsigned tcp_default;    /* TCP clients per worker when the limit allows */
+};
+
+struct daemon_fd_plan {
+    unsigned long limit;
+    unsigned reserved;       /* svcdns's own: listeners, loops, HTTP, reloads, logs, open_now */
+    unsigned upstream;       /* upstream sockets: max_concurrent, plus health and loop probes */
+    unsigned max_concurrent; /* --max-concurrent, or less when the limit allows no more */
+    unsigned tcp_per_worker; /* tcp_default, or less when the limit allows no more */
+    unsigned needed;         /* the least limit svcdns would run with */
+};
+
+/* Raises the soft RLIMIT_NOFILE to the hard one (at most 2^20); *was is the soft limit
+ * before, *limit the one in force after. 0, or -1 when the limit cannot be read. */
+int daemon_limits_raise(unsigned long *limit, unsigned long *was);
+/* The descriptors this process has open. */
+unsigned daemon_limits_open_fds(void);
+/* Shares in->limit out. 0, or -1 when it is below out->needed (out is filled either way). */
+int daemon_limits_plan(const struct daemon_fd_needs *in, struct daemon_fd_plan *out);
+
 /* metrics.c: /health, /ready and /metrics on --http. 0, or -1 after printing why. */
 int daemon_metrics_start(struct daemon *d);
 void daemon_metrics_stop(struct daemon *d);

@@ -206,16 +206,12 @@ static void free_workers(struct daemon *d)
 
 /* Setup. */
 
-static int setup_server(struct daemon *d)
+/* The server's config from the options: workers and listen addresses (bound later). */
+static int configure_server(struct daemon *d)
 {
     struct dns_server_config *cfg = &d->server_cfg;
     dns_server_config_default(cfg);
     cfg->workers = d->opt.workers ? (unsigned)d->opt.workers : daemon_options_default_workers();
-    /* A query waiting on an upstream keeps its slot: leave room for --max-concurrent of them
-     * on top of the queries answered at once, or the server would drop what the forwarder
-     * would have REFUSED. Slots touch memory only when used. */
-    if (d->forwarding)
-        cfg->udp_slots += (unsigned)d->opt.max_concurrent;
     if (d->opt.listen.n == 0)
         d->opt.listen.items[d->opt.listen.n++] = "127.0.0.1:53";
     for (size_t i = 0; i < d->opt.listen.n; i++) {
@@ -226,25 +222,16 @@ static int setup_server(struct daemon *d)
                                "[::1]:53",
                                d->opt.listen.items[i]);
     }
-    int rc = dns_server_new(&d->server, cfg, chain_new, chain_free, d);
-    if (rc == 0)
-        rc = dns_epoch_new(&d->epoch, dns_server_loop(d->server), DNS_SERVER_MAX_WORKERS);
-    if (rc < 0)
-        return daemon_fail("cannot listen: %s (see the log line above for the address)",
-                           uv_strerror(rc));
-    /* From here on workers read the store: what it replaces waits for them. */
-    zones_model_set_epoch(d->model, d->epoch);
     return 0;
 }
 
 /* The upstreams from --upstream or else /etc/resolv.conf, less our own listen addresses
- * (forwarding to ourselves would loop); then the shared forwarder state and the cache. Runs
- * once the listen addresses are known and before the workers build chains. */
-static int setup_forwarding(struct daemon *d)
+ * (forwarding to ourselves would loop). None left turns forwarding off. */
+static void choose_upstreams(struct daemon *d)
 {
     struct resolver_forward_config *fc = &d->forward_cfg;
     if (!d->forwarding)
-        return 0;
+        return;
     if (d->opt.upstreams.n == 0) {
         int rc = resolver_upstream_from_resolv_conf("/etc/resolv.conf", fc->upstreams,
                                                     RESOLVER_UPSTREAM_MAX, &fc->n_upstreams);
@@ -272,8 +259,83 @@ static int setup_forwarding(struct daemon *d)
         log_warn("main", "forwarding=off reason=\"no upstream\" hint=\"names outside the "
                          "cluster get REFUSED; pass --upstream\"");
         d->forwarding = false;
+    }
+}
+
+/* The open file limit: the soft one raised to the hard one, then shared out between svcdns's
+ * own descriptors, upstream sockets and TCP clients (limits.c), before anything is opened. */
+static int plan_descriptors(struct daemon *d)
+{
+    struct dns_server_config *cfg = &d->server_cfg;
+    struct resolver_forward_config *fc = &d->forward_cfg;
+    struct daemon_fd_needs need = {
+        .workers = cfg->workers,
+        .listeners = cfg->n_listen,
+        .http = d->opt.http != NULL,
+        .forwarding = d->forwarding,
+        .upstreams = (unsigned)fc->n_upstreams,
+        .max_concurrent = fc->max_concurrent,
+        .tcp_default = cfg->tcp_max_conns,
+    };
+    unsigned long was;
+    if (daemon_limits_raise(&need.limit, &was) < 0) {
+        log_warn("main", "error=\"cannot read the open file limit: %s\"", strerror(errno));
         return 0;
     }
+    need.open_now = daemon_limits_open_fds();
+    struct daemon_fd_plan plan;
+    if (daemon_limits_plan(&need, &plan) < 0)
+        return daemon_fail("the open file limit is %lu, too low for %u worker%s on %zu listen "
+                           "address%s%s: svcdns needs at least %u; raise it (ulimit -n, "
+                           "LimitNOFILE= in a systemd unit, the container's nofile ulimit)",
+                           plan.limit, cfg->workers, cfg->workers == 1 ? "" : "s", cfg->n_listen,
+                           cfg->n_listen == 1 ? "" : "es", d->forwarding ? " with forwarding" : "",
+                           plan.needed);
+    if (plan.tcp_per_worker < cfg->tcp_max_conns || plan.max_concurrent < fc->max_concurrent)
+        log_warn("main",
+                 "open_files=%lu tcp_clients_per_worker=%u (of %u) max_concurrent=%u (of %u) "
+                 "reason=\"the open file limit allows no more\" hint=\"raise the open file "
+                 "limit (ulimit -n, LimitNOFILE=)\"",
+                 plan.limit, plan.tcp_per_worker, cfg->tcp_max_conns, plan.max_concurrent,
+                 fc->max_concurrent);
+    cfg->tcp_max_conns = plan.tcp_per_worker;
+    fc->max_concurrent = plan.max_concurrent;
+    char raised[48] = "";
+    if (was != plan.limit)
+        snprintf(raised, sizeof(raised), " raised_from=%lu", was);
+    log_info("main",
+             "open_files=%lu%s reserved=%u upstream_sockets=%u tcp_clients_per_worker=%u "
+             "workers=%u",
+             plan.limit, raised, plan.reserved, plan.upstream, plan.tcp_per_worker, cfg->workers);
+    return 0;
+}
+
+static int setup_server(struct daemon *d)
+{
+    struct dns_server_config *cfg = &d->server_cfg;
+    /* A query waiting on an upstream keeps its slot: leave room for --max-concurrent of them
+     * on top of the queries answered at once, or the server would drop what the forwarder
+     * would have REFUSED. Slots touch memory only when used. */
+    if (d->forwarding)
+        cfg->udp_slots += d->forward_cfg.max_concurrent;
+    int rc = dns_server_new(&d->server, cfg, chain_new, chain_free, d);
+    if (rc == 0)
+        rc = dns_epoch_new(&d->epoch, dns_server_loop(d->server), DNS_SERVER_MAX_WORKERS);
+    if (rc < 0)
+        return daemon_fail("cannot listen: %s (see the log line above for the address)",
+                           uv_strerror(rc));
+    /* From here on workers read the store: what it replaces waits for them. */
+    zones_model_set_epoch(d->model, d->epoch);
+    return 0;
+}
+
+/* The shared forwarder state and the cache, for the upstreams choose_upstreams() kept. Runs
+ * before the workers build chains. */
+static int setup_forwarding(struct daemon *d)
+{
+    struct resolver_forward_config *fc = &d->forward_cfg;
+    if (!d->forwarding)
+        return 0;
     int rc = resolver_forward_shared_new(&d->forward_shared, fc);
     if (rc == 0 && d->cache_cfg.size > 0)
         rc = resolver_cache_new(&d->cache, &d->cache_cfg);
@@ -283,9 +345,12 @@ static int setup_forwarding(struct daemon *d)
     d->answer_cfg.fallthrough_reverse = true;
     d->answer_cfg.chase_outside = true;
     d->search_cfg.upstream = true;
+    char text[DNS_ADDR_TEXT_MAX];
     dns_addr_format(&fc->upstreams[0], text, sizeof(text));
-    log_info("main", "forwarding=on upstreams=%zu first=%s timeout_ms=%u cache_size=%zu", kept,
-             text, fc->timeout_ms, d->cache_cfg.size);
+    log_info("main",
+             "forwarding=on upstreams=%zu first=%s timeout_ms=%u max_concurrent=%u "
+             "cache_size=%zu",
+             fc->n_upstreams, text, fc->timeout_ms, fc->max_concurrent, d->cache_cfg.size);
     return 0;
 }
 
@@ -303,6 +368,11 @@ static void on_signal(int sig)
 static int run(struct daemon *d)
 {
     int rc = -1;
+    if (configure_server(d) < 0)
+        return 1;
+    choose_upstreams(d);
+    if (plan_descriptors(d) < 0)
+        return 1;
     if (setup_server(d) < 0) {
         dns_server_free(d->server);
         return 1;

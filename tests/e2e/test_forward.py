@@ -63,10 +63,10 @@ def ext_manifest(tmp_path_factory):
     return p
 
 
-def forwarder(upstreams, *extra, manifests=(), workers=1, port=None):
+def forwarder(upstreams, *extra, manifests=(), workers=1, port=None, nofile=None):
     """A svcdns that forwards to these upstreams (ADDR:PORT strings)."""
     return e2e.Server([e2e.CLUSTER_DATA, *manifests], upstreams=upstreams, workers=workers,
-                      extra_args=extra, port=port, label="forward")
+                      extra_args=extra, port=port, label="forward", nofile=nofile)
 
 
 @pytest.fixture(scope="module")
@@ -484,3 +484,62 @@ def test_own_address_as_upstream_is_refused():
             srv.stderr()
         resp, took = query(port, "anything.example.test.", timeout=4)
         assert resp.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED) and took < 0.5, resp
+
+
+# ----------------------------------------------------------------------------------------
+# The open file limit (issue 11, item 2)
+
+
+def log_fields(srv, marker):
+    """The key=value fields of the first log line holding marker."""
+    line = next(l for l in srv.stderr().splitlines() if marker in l)
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+def test_forwarding_survives_idle_tcp_clients_under_a_low_open_file_limit(fake):
+    """ulimit -n 300 and 290 idle TCP clients: every forwarded query used to get SERVFAIL
+    ("too many open files": accept had taken every descriptor, so no upstream socket could
+    be opened). svcdns now caps TCP clients from the limit, keeping descriptors for the
+    upstreams, and logs the figures."""
+    e2e.raise_open_files(1024)
+    with forwarder([f"127.0.0.1:{fake.port}"], workers=2, nofile=(300, 300)) as srv:
+        idle = []
+        try:
+            for _ in range(290):
+                idle.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+            time.sleep(0.3)
+            names = [f"fd{i}.example.test." for i in range(40)]
+            replies = burst(srv.port, names)
+            rcodes = {n: dns.rcode.to_text(replies[n].rcode()) if n in replies else "no reply"
+                      for n in names}
+            assert set(rcodes.values()) == {"NOERROR"}, rcodes
+            for tcp in (False, True):
+                resp, _ = query(srv.port, "tcp-fd.example.test.", tcp=tcp)
+                assert resp.rcode() == dns.rcode.NOERROR, resp
+                assert texts(resp, "A") == ["192.0.2.1"], resp
+            assert srv.open_fds() < 300, f"{srv.open_fds()} descriptors open"
+        finally:
+            for s in idle:
+                s.close()
+        f = log_fields(srv, " reserved=")
+        assert f["open_files"] == "300" and "raised_from" not in f, f
+        assert 8 <= int(f["tcp_clients_per_worker"]) < 150, f
+        assert int(f["upstream_sockets"]) >= 100, f
+        assert "the open file limit allows no more" in srv.stderr()
+
+
+def test_the_soft_open_file_limit_is_raised_to_the_hard_one(fake):
+    with forwarder([f"127.0.0.1:{fake.port}"], nofile=(300, 4096)) as srv:
+        f = log_fields(srv, " reserved=")
+        assert f["open_files"] == "4096" and f["raised_from"] == "300", f
+        assert f["tcp_clients_per_worker"] == "1024", f
+        assert srv.query("www.example.test.", "A").rcode() == dns.rcode.NOERROR
+
+
+def test_an_open_file_limit_too_low_to_serve_is_refused_at_start(fake):
+    srv = forwarder([f"127.0.0.1:{fake.port}"], workers=2, nofile=(40, 40))
+    with pytest.raises(e2e.ServerError):
+        srv.start()
+    assert srv.returncode == 1, srv.returncode
+    err = srv.stderr()
+    assert "open file limit is 40" in err and "needs at least" in err, err
