@@ -88,7 +88,7 @@ static const char *failure_name(enum dns_failure failure)
 static void log_query(const struct dns_request *req, unsigned rcode)
 {
     char peer[DNS_ADDR_TEXT_MAX];
-    char name[DNS_MAX_NAME * 4 + 2] = ".";
+    char name[DNS_NAME_TEXT_MAX] = ".";
     dns_addr_format(&req->peer, peer, sizeof(peer));
     if (req->q.has_question && dns_name_to_text(&req->q.qname, name, sizeof(name)) < 0)
         snprintf(name, sizeof(name), "?");

@@ -136,6 +136,12 @@ static int configure(struct daemon *d, int argc, char **argv)
     }
     if (o->log_level)
         log_set_level(level);
+    enum log_format format = LOG_FORMAT_TEXT;
+    if (o->log_format && log_parse_format(o->log_format, &format) < 0) {
+        daemon_fail("--log-format: \"%s\" is not one of text, json", o->log_format);
+        return -2;
+    }
+    log_set_format(format);
     return 0;
 }
 

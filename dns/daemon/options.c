@@ -43,6 +43,7 @@ enum {
     OPT_CACHE_MIN_TTL,
     OPT_SERVE_STALE,
     OPT_RELOAD_INTERVAL,
+    OPT_LOG_FORMAT,
 };
 
 static const struct option long_options[] = {
@@ -72,6 +73,7 @@ static const struct option long_options[] = {
     {"cache-min-ttl", required_argument, NULL, OPT_CACHE_MIN_TTL},
     {"serve-stale", required_argument, NULL, OPT_SERVE_STALE},
     {"reload-interval", required_argument, NULL, OPT_RELOAD_INTERVAL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -135,6 +137,9 @@ static void usage(FILE *out)
           "                             exit 0 (valid) or 1\n"
           "      --dump                 print the loaded records as a zone file and exit\n"
           "      --log-level LEVEL      error | warn | info | debug (default info)\n"
+          "      --log-format FORMAT    text (time level=... module=... key=value) | json (one\n"
+          "                             object per line); names and client text are escaped\n"
+          "                             either way (default text)\n"
           "      --log-queries          log every query (CoreDNS log plugin style)\n"
           "  -h, --help                 this text\n"
           "  -V, --version              version and library versions\n"
@@ -229,6 +234,9 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return 0;
     case OPT_LOG_LEVEL:
         o->log_level = value;
+        return 0;
+    case OPT_LOG_FORMAT:
+        o->log_format = value;
         return 0;
     case OPT_NAMESPACE:
         o->namespace_name = value;

@@ -26,6 +26,7 @@ struct daemon_options {
     unsigned long workers; /* 0: daemon_options_default_workers() */
     const char *config;
     const char *log_level;
+    const char *log_format; /* text | json */
     bool check;
     bool dump;
     bool log_queries;

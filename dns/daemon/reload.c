@@ -22,17 +22,27 @@
 #include "dns/notify.h"
 #include "zones/manifest.h"
 
-/* FILE:LINE:COL: error: message, as compilers print them, so editors jump to the place. */
+/* FILE:LINE:COL: error: message, as compilers print them, so editors jump to the place; with
+ * --log-format json, one log line each, so that stderr stays JSON throughout. */
 static void print_diags(const struct zones_diag *diags, size_t n, const char *severity)
 {
+    bool json = log_current_format() == LOG_FORMAT_JSON;
     for (size_t i = 0; i < n; i++) {
         const struct zones_diag *diag = &diags[i];
-        if (diag->where.line)
-            fprintf(stderr, "%s:%u:%u: %s: %s\n", diag->where.file, diag->where.line,
-                    diag->where.col, severity, diag->message);
-        else
-            fprintf(stderr, "%s: %s: %s\n", diag->where.file ? diag->where.file : "svcdns",
-                    severity, diag->message);
+        const char *file = diag->where.file ? diag->where.file : "svcdns";
+        if (json) {
+            char qfile[1024];
+            char qmessage[2048];
+            log_write(strcmp(severity, "error") == 0 ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "manifest",
+                      "file=\"%s\" line=%u col=%u severity=%s message=\"%s\"",
+                      log_quote(file, qfile, sizeof(qfile)), diag->where.line, diag->where.col,
+                      severity, log_quote(diag->message, qmessage, sizeof(qmessage)));
+        } else if (diag->where.line) {
+            fprintf(stderr, "%s:%u:%u: %s: %s\n", file, diag->where.line, diag->where.col, severity,
+                    diag->message);
+        } else {
+            fprintf(stderr, "%s: %s: %s\n", file, severity, diag->message);
+        }
     }
 }
 
