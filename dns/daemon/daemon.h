@@ -18,6 +18,7 @@
 #include "dns/daemon/options.h"
 #include "dns/epoch.h"
 #include "dns/http.h"
+#include "dns/rrl.h"
 #include "dns/server.h"
 #include "resolver/cache.h"
 #include "resolver/forward.h"
@@ -81,6 +82,7 @@ struct daemon {
     struct zones_objects *objs; /* the objects being served (the model points into them) */
     struct dns_epoch *epoch;    /* frees what the store replaced once no worker reads it */
     struct dns_server *server;
+    struct dns_rrl *rrl; /* NULL without --rrl; shared by every worker's chain */
     struct dns_chaos chaos;
     struct resolver_forward_shared *forward_shared;
     struct resolver_cache *cache;

@@ -124,6 +124,7 @@ static int configure(struct daemon *d, int argc, char **argv)
     o->cache_size = 10000;
     o->cache_max_ttl = 3600;
     o->cache_min_ttl = 0;
+    o->rrl_slip = 2;
     int rc = daemon_options_parse(o, argc, argv);
     if (rc != 0)
         return rc;
@@ -164,6 +165,7 @@ static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned index)
     }
     dns_chain_init(&w->chain);
     w->chain.log_queries = d->opt.log_queries;
+    w->chain.rrl = d->rrl;
     w->zones = (struct zones_answer){.store = d->store, .cfg = d->answer_cfg};
     struct dns_names names = zones_answer_names(&w->zones);
     if (resolver_search_init(&w->search, &d->search_cfg, &names) < 0 ||
@@ -231,6 +233,14 @@ static int setup_server(struct daemon *d)
             return daemon_fail("--listen: \"%s\" is not ADDR:PORT; write 127.0.0.1:53 or "
                                "[::1]:53",
                                d->opt.listen.items[i]);
+    }
+    if (d->opt.rrl > 0) {
+        struct dns_rrl_config rc;
+        dns_rrl_config_default(&rc);
+        rc.rate = (unsigned)d->opt.rrl;
+        rc.slip = (unsigned)d->opt.rrl_slip;
+        if (dns_rrl_new(&d->rrl, &rc) < 0)
+            return daemon_fail("--rrl: cannot allocate the rate-limit table");
     }
     int rc = dns_server_new(&d->server, cfg, chain_new, chain_free, d);
     if (rc == 0)
@@ -311,6 +321,7 @@ static int run(struct daemon *d)
     int rc = -1;
     if (setup_server(d) < 0) {
         dns_server_free(d->server);
+        dns_rrl_free(d->rrl);
         return 1;
     }
     if (setup_forwarding(d) < 0)
@@ -345,6 +356,7 @@ out:
     dns_epoch_free(d->epoch);   /* every worker is gone: what is retired can go */
     zones_model_set_epoch(d->model, NULL);
     free_workers(d);
+    dns_rrl_free(d->rrl);
     resolver_cache_free(d->cache);
     resolver_forward_shared_free(d->forward_shared);
     log_info("main", "stopped");

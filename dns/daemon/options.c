@@ -12,6 +12,7 @@
 #include <uv.h>
 #include <yaml.h>
 
+#include "dns/rrl.h"
 #include "dns/server.h"
 
 #ifndef SVCDNS_VERSION
@@ -44,6 +45,8 @@ enum {
     OPT_SERVE_STALE,
     OPT_RELOAD_INTERVAL,
     OPT_LOG_FORMAT,
+    OPT_RRL,
+    OPT_RRL_SLIP,
 };
 
 static const struct option long_options[] = {
@@ -74,6 +77,8 @@ static const struct option long_options[] = {
     {"serve-stale", required_argument, NULL, OPT_SERVE_STALE},
     {"reload-interval", required_argument, NULL, OPT_RELOAD_INTERVAL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"rrl", required_argument, NULL, OPT_RRL},
+    {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -102,8 +107,15 @@ static void usage(FILE *out)
           "                             IPv6 as [::1]:53)\n"
           "      --workers N            event loops (default: the number of CPUs, or the\n"
           "                             cgroup CPU limit when lower)\n"
-          "\n"
-          "Search path:\n"
+          "      --rrl RATE             response rate limiting: at most RATE UDP responses a\n"
+          "                             second to each client /24 (IPv4) or /56 (IPv6), the\n"
+          "                             rest dropped or slipped; TCP is never limited\n"
+          "                             (default 0: off)\n"
+          "      --rrl-slip N           every Nth limited response is sent empty with TC, so\n"
+          "                             real clients retry over TCP (default 2; 0: drop all)\n"
+          "\n",
+          out);
+    fputs("Search path:\n"
           "      --namespace NAME       namespace of clients that are no loaded Pod's address,\n"
           "                             for short names (default \"default\")\n"
           "      --no-search-expand     answer short names (echo, echo.ns) as they are, without\n"
@@ -238,6 +250,10 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
     case OPT_LOG_FORMAT:
         o->log_format = value;
         return 0;
+    case OPT_RRL:
+        return parse_ulong(name, value, DNS_RRL_RATE_MAX, &o->rrl);
+    case OPT_RRL_SLIP:
+        return parse_ulong(name, value, 100, &o->rrl_slip);
     case OPT_NAMESPACE:
         o->namespace_name = value;
         return 0;

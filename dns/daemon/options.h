@@ -45,6 +45,8 @@ struct daemon_options {
     unsigned long cache_min_ttl;
     const char *serve_stale;
     const char *reload_interval; /* --reload-interval DURATION; default 30s */
+    unsigned long rrl;           /* --rrl RATE: UDP responses a second per prefix; 0 off */
+    unsigned long rrl_slip;      /* --rrl-slip N; default 2 */
     bool set[256];               /* options given on the command line */
 };
 

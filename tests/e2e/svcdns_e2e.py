@@ -21,6 +21,8 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import dns.flags
 import dns.message
@@ -107,6 +109,23 @@ def wait_until(predicate, timeout, interval=0.02):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def http_get(port, path, host="127.0.0.1", timeout=3):
+    """GET http://host:port/path: (status, body); an HTTP error status is returned too."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric_values(port):
+    """/metrics as {sample name with labels: value}."""
+    status, body = http_get(port, "/metrics")
+    assert status == 200, body
+    return {name: float(value) for name, value in
+            (line.rsplit(" ", 1) for line in body.splitlines() if line and line[0] != "#")}
 
 
 def run(argv, check=True, timeout=30, netns=None):
