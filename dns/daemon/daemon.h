@@ -64,6 +64,16 @@ struct daemon_reload {
     atomic_ulong reloads, failures;
 };
 
+/* Stopping: SIGTERM starts the lameduck (--lameduck: /ready says 503 while queries are still
+ * answered, then the server stops); a second SIGTERM, or SIGINT, stops at once. */
+struct daemon_stop {
+    uv_signal_t sigterm, sigint;
+    uv_timer_t lameduck;
+    uint32_t lameduck_s; /* 0: SIGTERM stops at once */
+    bool started;        /* the handles are on the control loop */
+    bool in_lameduck;    /* read by /ready; set and read on the control loop only */
+};
+
 struct daemon {
     struct daemon_options opt;
     /* Each module's config, from the options. */
@@ -88,6 +98,7 @@ struct daemon {
     struct resolver_cache *cache;
     _Atomic(struct daemon_worker *) workers[DNS_SERVER_MAX_WORKERS];
     struct daemon_reload reload;
+    struct daemon_stop stop;
     struct dns_http *http; /* NULL without --http */
 };
 

@@ -88,6 +88,11 @@ static int configure_zones(struct daemon *d)
     }
     if (d->n_cidrs == 0)
         zones_cidr_parse("10.96.0.0/12", &d->cidrs[d->n_cidrs++]);
+    d->stop.lameduck_s = 5;
+    if (o->lameduck && resolver_cache_parse_duration(o->lameduck, &d->stop.lameduck_s) < 0)
+        return daemon_fail("--lameduck: \"%s\" is not a duration; write 5s, 1m or 0 (off), at "
+                           "most 30d",
+                           o->lameduck);
     d->reload.interval_s = 30;
     if (o->reload_interval &&
         resolver_cache_parse_duration(o->reload_interval, &d->reload.interval_s) < 0)
@@ -305,15 +310,69 @@ static int setup_forwarding(struct daemon *d)
     return 0;
 }
 
-/* Running. */
+/* Running and stopping. Signals arrive on the control loop (uv_signal_t): worker threads block
+ * them (dns/server.h). */
 
-static struct dns_server *running_server;
-
-static void on_signal(int sig)
+static void on_lameduck_end(uv_timer_t *timer)
 {
-    (void)sig;
-    if (running_server)
-        dns_server_stop(running_server); /* async-signal-safe: one uv_async_send per worker */
+    struct daemon *d = timer->data;
+    log_info("main", "event=stop reason=\"lameduck over\"");
+    dns_server_stop(d->server);
+}
+
+/* SIGTERM: the lameduck, as CoreDNS's health plugin does it: /ready fails at once so that
+ * Kubernetes takes this pod out of the Service's endpoints, while queries still in flight to
+ * it (clients and kube-proxy learn of the change a little later) are answered. */
+static void on_sigterm(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    struct daemon *d = sig->data;
+    struct daemon_stop *st = &d->stop;
+    if (st->lameduck_s == 0 || st->in_lameduck) {
+        log_info("main", "event=stop signal=SIGTERM%s", st->in_lameduck ? " lameduck=cut" : "");
+        dns_server_stop(d->server);
+        return;
+    }
+    st->in_lameduck = true;
+    dns_notify("STOPPING=1");
+    log_info("main",
+             "event=lameduck seconds=%u action=\"/ready says 503; answering queries until "
+             "then\" hint=\"SIGTERM again or SIGINT stops at once\"",
+             st->lameduck_s);
+    uv_timer_start(&st->lameduck, on_lameduck_end, (uint64_t)st->lameduck_s * 1000, 0);
+}
+
+static void on_sigint(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    struct daemon *d = sig->data;
+    log_info("main", "event=stop signal=SIGINT");
+    dns_server_stop(d->server);
+}
+
+static void stop_handles_start(struct daemon *d)
+{
+    struct daemon_stop *st = &d->stop;
+    uv_loop_t *loop = dns_server_loop(d->server);
+    uv_signal_init(loop, &st->sigterm);
+    uv_signal_init(loop, &st->sigint);
+    uv_timer_init(loop, &st->lameduck);
+    st->sigterm.data = st->sigint.data = st->lameduck.data = d;
+    uv_signal_start(&st->sigterm, on_sigterm, SIGTERM);
+    uv_signal_start(&st->sigint, on_sigint, SIGINT);
+    st->started = true;
+}
+
+/* The handles go with the control loop's last pass in dns_server_free(). */
+static void stop_handles_close(struct daemon *d)
+{
+    struct daemon_stop *st = &d->stop;
+    if (!st->started)
+        return;
+    uv_close((uv_handle_t *)&st->sigterm, NULL);
+    uv_close((uv_handle_t *)&st->sigint, NULL);
+    uv_close((uv_handle_t *)&st->lameduck, NULL);
+    st->started = false;
 }
 
 static int run(struct daemon *d)
@@ -329,12 +388,7 @@ static int run(struct daemon *d)
     daemon_reload_start(d);
     if (daemon_metrics_start(d) < 0)
         goto out;
-    running_server = d->server;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    stop_handles_start(d);
     signal(SIGPIPE, SIG_IGN);
     char addr[DNS_ADDR_TEXT_MAX];
     struct zones_store_summary sum;
@@ -345,10 +399,11 @@ static int run(struct daemon *d)
              SVCDNS_VERSION);
     daemon_reload_notify_ready(d);
     rc = dns_server_run(d->server);
-    running_server = NULL;
-    dns_notify("STOPPING=1");
+    if (!d->stop.in_lameduck)
+        dns_notify("STOPPING=1");
     daemon_metrics_log(d);
 out:
+    stop_handles_close(d);
     daemon_reload_stop(d);
     daemon_metrics_stop(d);
     dns_epoch_close(d->epoch);

@@ -133,10 +133,16 @@ static void on_health(void *ctx, struct dns_http_response *res)
     dns_http_printf(res, "OK\n");
 }
 
-/* Ready while serving, unless every upstream leads back to us (a forwarding loop). */
+/* Ready while serving, unless shutting down (the lameduck) or every upstream leads back to
+ * us (a forwarding loop). */
 static void on_ready(void *ctx, struct dns_http_response *res)
 {
     struct daemon *d = ctx;
+    if (d->stop.in_lameduck) {
+        res->status = 503;
+        dns_http_printf(res, "shutting down: answering queries for the lameduck only\n");
+        return;
+    }
     if (d->forward_shared) {
         struct resolver_forward_stats f;
         resolver_forward_stats(d->forward_shared, &f);

@@ -47,6 +47,7 @@ enum {
     OPT_LOG_FORMAT,
     OPT_RRL,
     OPT_RRL_SLIP,
+    OPT_LAMEDUCK,
 };
 
 static const struct option long_options[] = {
@@ -79,6 +80,7 @@ static const struct option long_options[] = {
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"rrl", required_argument, NULL, OPT_RRL},
     {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},
+    {"lameduck", required_argument, NULL, OPT_LAMEDUCK},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -143,6 +145,10 @@ static void usage(FILE *out)
           "Operation:\n"
           "      --http ADDR:PORT       serve /health, /ready and Prometheus /metrics over HTTP\n"
           "                             (default off; e.g. 127.0.0.1:9153)\n"
+          "      --lameduck DURATION    on SIGTERM, say 503 on /ready at once but keep\n"
+          "                             answering queries this long, then exit 0 (default 5s,\n"
+          "                             as kubeadm's CoreDNS; 0: exit at once). A second\n"
+          "                             SIGTERM, or SIGINT, exits at once\n"
           "      --config FILE          YAML file with the long option names as keys;\n"
           "                             flags win over it\n"
           "      --check                load and validate config and manifests, print a summary,\n"
@@ -254,6 +260,9 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return parse_ulong(name, value, DNS_RRL_RATE_MAX, &o->rrl);
     case OPT_RRL_SLIP:
         return parse_ulong(name, value, 100, &o->rrl_slip);
+    case OPT_LAMEDUCK:
+        o->lameduck = value;
+        return 0;
     case OPT_NAMESPACE:
         o->namespace_name = value;
         return 0;

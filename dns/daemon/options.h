@@ -47,6 +47,7 @@ struct daemon_options {
     const char *reload_interval; /* --reload-interval DURATION; default 30s */
     unsigned long rrl;           /* --rrl RATE: UDP responses a second per prefix; 0 off */
     unsigned long rrl_slip;      /* --rrl-slip N; default 2 */
+    const char *lameduck;        /* --lameduck DURATION; default 5s */
     bool set[256];               /* options given on the command line */
 };
 
