@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -74,6 +75,14 @@ struct daemon_stop {
     bool in_lameduck;    /* read by /ready; set and read on the control loop only */
 };
 
+/* --user: whom to become after binding (privileges.c). */
+struct daemon_user {
+    bool wanted; /* started as root with --user: drop to it */
+    char name[256];
+    uid_t uid;
+    gid_t gid;
+};
+
 struct daemon {
     struct daemon_options opt;
     /* Each module's config, from the options. */
@@ -99,6 +108,7 @@ struct daemon {
     _Atomic(struct daemon_worker *) workers[DNS_SERVER_MAX_WORKERS];
     struct daemon_reload reload;
     struct daemon_stop stop;
+    struct daemon_user user;
     struct dns_http *http; /* NULL without --http */
 };
 
@@ -111,6 +121,13 @@ int daemon_reload_start(struct daemon *d);
 void daemon_reload_stop(struct daemon *d);
 /* READY=1 to a service manager, with what is served as the status line. */
 void daemon_reload_notify_ready(struct daemon *d);
+
+/* privileges.c. Looks name up (NULL: no --user); when serving as someone other than root and
+ * not already that user, that is an error. 0, or -1 after printing why. */
+int daemon_privileges_check(const char *name, bool serving, struct daemon_user *out);
+/* Becomes the user, if wanted: groups, gid, uid, no_new_privs; checks that it held. Call once
+ * the sockets are bound and before any thread starts. 0, or -1 after printing why. */
+int daemon_privileges_drop(const struct daemon_user *u);
 
 /* metrics.c: /health, /ready and /metrics on --http. 0, or -1 after printing why. */
 int daemon_metrics_start(struct daemon *d);

@@ -148,6 +148,9 @@ static int configure(struct daemon *d, int argc, char **argv)
         return -2;
     }
     log_set_format(format);
+    bool serving = !o->check && !o->dump && !o->resolv_conf;
+    if (daemon_privileges_check(o->user, serving, &d->user) < 0)
+        return -2;
     return 0;
 }
 
@@ -390,6 +393,9 @@ static int run(struct daemon *d)
         goto out;
     stop_handles_start(d);
     signal(SIGPIPE, SIG_IGN);
+    /* Every socket is bound (DNS, HTTP) and no worker thread runs yet. */
+    if (daemon_privileges_drop(&d->user) < 0)
+        goto out;
     char addr[DNS_ADDR_TEXT_MAX];
     struct zones_store_summary sum;
     zones_store_summarize(d->store, &sum);

@@ -48,6 +48,7 @@ enum {
     OPT_RRL,
     OPT_RRL_SLIP,
     OPT_LAMEDUCK,
+    OPT_USER,
 };
 
 static const struct option long_options[] = {
@@ -81,12 +82,13 @@ static const struct option long_options[] = {
     {"rrl", required_argument, NULL, OPT_RRL},
     {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},
     {"lameduck", required_argument, NULL, OPT_LAMEDUCK},
+    {"user", required_argument, NULL, OPT_USER},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
 
-static void usage(FILE *out)
+static void usage_serving(FILE *out)
 {
     fputs("Usage: svcdns [options]\n"
           "Cluster DNS for Kubernetes Services, served from manifest files.\n"
@@ -117,6 +119,10 @@ static void usage(FILE *out)
           "                             real clients retry over TCP (default 2; 0: drop all)\n"
           "\n",
           out);
+}
+
+static void usage_resolving(FILE *out)
+{
     fputs("Search path:\n"
           "      --namespace NAME       namespace of clients that are no loaded Pod's address,\n"
           "                             for short names (default \"default\")\n"
@@ -141,14 +147,22 @@ static void usage(FILE *out)
           "      --cache-min-ttl S      floor on cached TTLs (default 0)\n"
           "      --serve-stale DURATION answer from expired entries this old (1h, 30m, 3600s)\n"
           "                             when every upstream fails (default off; RFC 8767)\n"
-          "\n"
-          "Operation:\n"
+          "\n",
+          out);
+}
+
+static void usage_operation(FILE *out)
+{
+    fputs("Operation:\n"
           "      --http ADDR:PORT       serve /health, /ready and Prometheus /metrics over HTTP\n"
           "                             (default off; e.g. 127.0.0.1:9153)\n"
           "      --lameduck DURATION    on SIGTERM, say 503 on /ready at once but keep\n"
           "                             answering queries this long, then exit 0 (default 5s,\n"
           "                             as kubeadm's CoreDNS; 0: exit at once). A second\n"
           "                             SIGTERM, or SIGINT, exits at once\n"
+          "      --user NAME            when started as root: after binding the sockets,\n"
+          "                             become NAME (its uid, gid and groups), keeping no\n"
+          "                             capabilities; as another user, only NAME itself\n"
           "      --config FILE          YAML file with the long option names as keys;\n"
           "                             flags win over it\n"
           "      --check                load and validate config and manifests, print a summary,\n"
@@ -169,6 +183,13 @@ static void usage(FILE *out)
           "  svcdns --manifests examples/ --listen 127.0.0.1:5353\n"
           "  dig @127.0.0.1 -p 5353 echo.default.svc.local\n",
           out);
+}
+
+static void usage(FILE *out)
+{
+    usage_serving(out);
+    usage_resolving(out);
+    usage_operation(out);
 }
 
 int daemon_fail(const char *fmt, ...)
@@ -262,6 +283,9 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return parse_ulong(name, value, 100, &o->rrl_slip);
     case OPT_LAMEDUCK:
         o->lameduck = value;
+        return 0;
+    case OPT_USER:
+        o->user = value;
         return 0;
     case OPT_NAMESPACE:
         o->namespace_name = value;

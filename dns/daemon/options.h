@@ -48,6 +48,7 @@ struct daemon_options {
     unsigned long rrl;           /* --rrl RATE: UDP responses a second per prefix; 0 off */
     unsigned long rrl_slip;      /* --rrl-slip N; default 2 */
     const char *lameduck;        /* --lameduck DURATION; default 5s */
+    const char *user;            /* --user NAME: become it after binding, when root */
     bool set[256];               /* options given on the command line */
 };
 
