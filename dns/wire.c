@@ -322,6 +322,28 @@ int dns_name_from_text(struct dns_name *out, const char *text)
     return 0;
 }
 
+/* One label byte in presentation form, as dig prints it (RFC 1035 section 5.1): the bytes
+ * that mean something in a name or a zone file behind a backslash, anything outside printable
+ * ASCII (space too) as \DDD. A label that holds "\n2026-... level=error" can then never break a
+ * log line or pass for a field. Returns the bytes written (at most 4). */
+static size_t put_text_byte(uint8_t c, char *out)
+{
+    if (c <= 0x20 || c >= 0x7f) {
+        out[0] = '\\';
+        out[1] = (char)('0' + c / 100);
+        out[2] = (char)('0' + c / 10 % 10);
+        out[3] = (char)('0' + c % 10);
+        return 4;
+    }
+    if (strchr(".\\\"();@$", c) != NULL) {
+        out[0] = '\\';
+        out[1] = (char)c;
+        return 2;
+    }
+    out[0] = (char)c;
+    return 1;
+}
+
 int dns_name_to_text(const struct dns_name *n, char *out, size_t cap)
 {
     size_t o = 0;
@@ -333,10 +355,13 @@ int dns_name_to_text(const struct dns_name *n, char *out, size_t cap)
     }
     for (size_t i = 0; i < n->len && n->wire[i] != 0; i += (size_t)n->wire[i] + 1) {
         size_t l = n->wire[i];
-        if (o + l + 2 > cap)
+        for (size_t k = 0; k < l && i + 1 + k < n->len; k++) {
+            if (o + 4 + 2 > cap)
+                return -1;
+            o += put_text_byte(n->wire[i + 1 + k], out + o);
+        }
+        if (o + 2 > cap)
             return -1;
-        memcpy(out + o, n->wire + i + 1, l);
-        o += l;
         out[o++] = '.';
     }
     out[o] = '\0';

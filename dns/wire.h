@@ -172,7 +172,11 @@ unsigned dns_name_labels(const struct dns_name *n);
 /* Parses presentation form ("echo.default.svc.local", trailing dot optional, "." for root;
  * no escapes) into wire form, lower-cased. Returns 0 or -1 when it is not a valid name. */
 int dns_name_from_text(struct dns_name *out, const char *text);
-/* Writes presentation form with a trailing dot; returns the length, or -1 if cap is short. */
+/* Writes presentation form with a trailing dot, escaped as dig prints names: "\." for a dot
+ * inside a label, "\\", "\"", "\(", "\)", "\;", "\@", "\$", and "\DDD" for a byte outside
+ * printable ASCII (space too). So the text is one token of printable ASCII, safe in a log line.
+ * Returns the length, or -1 if cap is short; DNS_NAME_TEXT_MAX always fits. */
+#define DNS_NAME_TEXT_MAX (DNS_MAX_NAME * 4 + 2)
 int dns_name_to_text(const struct dns_name *n, char *out, size_t cap);
 /* Builds out = prefix (wire, without its root) + suffix; -1 when it would exceed 255. */
 int dns_name_concat(struct dns_name *out, const struct dns_name *prefix,

@@ -4,9 +4,11 @@
  *
  * Invariants. A worker's state is touched by its own thread only; the exceptions are its
  * stop async (sent by the control loop) and its chain pointer, which dns_server_stats() reads
- * under stats_lock. A request slot is in exactly one place: the worker's free list, a
- * connection's long-message buffer (conn->large), or with the chain from dns_chain_handle()
- * until its reply is sent. */
+ * under stats_lock. The counts kept here (n_open, tcp_slots, ...) are never read by another
+ * thread; what /metrics shows is in the chain's stats (dns/counter.h, one writer: this
+ * worker), and final_stats is written and read under stats_lock. A request slot is in exactly
+ * one place: the worker's free list, a connection's long-message buffer (conn->large), or with
+ * the chain from dns_chain_handle() until its reply is sent. */
 #ifndef DNS_WORKER_H
 #define DNS_WORKER_H
 

@@ -25,6 +25,8 @@ struct resolver_cache_config {
 
 void resolver_cache_config_default(struct resolver_cache_config *cfg);
 
+/* Counted under each shard's lock by whichever worker holds it; resolver_cache_stats() takes
+ * the locks in turn, so it is safe from any thread (a scrape waits a lookup at most). */
 struct resolver_cache_stats {
     uint64_t hits;
     uint64_t misses;

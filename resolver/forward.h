@@ -34,7 +34,8 @@ struct resolver_forward_config {
 
 void resolver_forward_config_default(struct resolver_forward_config *cfg);
 
-/* Counters, summed over all workers. */
+/* Counters, summed over all workers. Every worker bumps the same atomics with
+ * atomic_fetch_add (relaxed), so any thread may read them (resolver_forward_stats()). */
 struct resolver_forward_upstream_stats {
     struct sockaddr_storage addr;
     uint64_t queries;  /* tries sent (UDP and TCP) */

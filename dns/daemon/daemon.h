@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -19,6 +20,7 @@
 #include "dns/daemon/options.h"
 #include "dns/epoch.h"
 #include "dns/http.h"
+#include "dns/rrl.h"
 #include "dns/server.h"
 #include "resolver/cache.h"
 #include "resolver/forward.h"
@@ -69,6 +71,24 @@ struct daemon_reload {
     atomic_ulong invalid;           /* objects left out for errors, now */
 };
 
+/* Stopping: SIGTERM starts the lameduck (--lameduck: /ready says 503 while queries are still
+ * answered, then the server stops); a second SIGTERM, or SIGINT, stops at once. */
+struct daemon_stop {
+    uv_signal_t sigterm, sigint;
+    uv_timer_t lameduck;
+    uint32_t lameduck_s; /* 0: SIGTERM stops at once */
+    bool started;        /* the handles are on the control loop */
+    bool in_lameduck;    /* read by /ready; set and read on the control loop only */
+};
+
+/* --user: whom to become after binding (privileges.c). */
+struct daemon_user {
+    bool wanted; /* started as root with --user: drop to it */
+    char name[256];
+    uid_t uid;
+    gid_t gid;
+};
+
 struct daemon {
     struct daemon_options opt;
     /* Each module's config, from the options. */
@@ -88,11 +108,14 @@ struct daemon {
     struct zones_store *store;  /* the model's store: what every worker answers from */
     struct dns_epoch *epoch;    /* frees what the store replaced once no worker reads it */
     struct dns_server *server;
+    struct dns_rrl *rrl; /* NULL without --rrl; shared by every worker's chain */
     struct dns_chaos chaos;
     struct resolver_forward_shared *forward_shared;
     struct resolver_cache *cache;
     _Atomic(struct daemon_worker *) workers[DNS_SERVER_MAX_WORKERS];
     struct daemon_reload reload;
+    struct daemon_stop stop;
+    struct daemon_user user;
     struct dns_http *http; /* NULL without --http */
 };
 
@@ -137,6 +160,13 @@ int daemon_limits_raise(unsigned long *limit, unsigned long *was);
 unsigned daemon_limits_open_fds(void);
 /* Shares in->limit out. 0, or -1 when it is below out->needed (out is filled either way). */
 int daemon_limits_plan(const struct daemon_fd_needs *in, struct daemon_fd_plan *out);
+
+/* privileges.c. Looks name up (NULL: no --user); when serving as someone other than root and
+ * not already that user, that is an error. 0, or -1 after printing why. */
+int daemon_privileges_check(const char *name, bool serving, struct daemon_user *out);
+/* Becomes the user, if wanted: groups, gid, uid, no_new_privs; checks that it held. Call once
+ * the sockets are bound and before any thread starts. 0, or -1 after printing why. */
+int daemon_privileges_drop(const struct daemon_user *u);
 
 /* metrics.c: /health, /ready and /metrics on --http. 0, or -1 after printing why. */
 int daemon_metrics_start(struct daemon *d);

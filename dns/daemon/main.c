@@ -88,6 +88,11 @@ static int configure_zones(struct daemon *d)
     }
     if (d->n_cidrs == 0)
         zones_cidr_parse("10.96.0.0/12", &d->cidrs[d->n_cidrs++]);
+    d->stop.lameduck_s = 5;
+    if (o->lameduck && resolver_cache_parse_duration(o->lameduck, &d->stop.lameduck_s) < 0)
+        return daemon_fail("--lameduck: \"%s\" is not a duration; write 5s, 1m or 0 (off), at "
+                           "most 30d",
+                           o->lameduck);
     d->reload.interval_s = 30;
     if (o->reload_interval &&
         resolver_cache_parse_duration(o->reload_interval, &d->reload.interval_s) < 0)
@@ -124,6 +129,7 @@ static int configure(struct daemon *d, int argc, char **argv)
     o->cache_size = 10000;
     o->cache_max_ttl = 3600;
     o->cache_min_ttl = 0;
+    o->rrl_slip = 2;
     int rc = daemon_options_parse(o, argc, argv);
     if (rc != 0)
         return rc;
@@ -136,6 +142,15 @@ static int configure(struct daemon *d, int argc, char **argv)
     }
     if (o->log_level)
         log_set_level(level);
+    enum log_format format = LOG_FORMAT_TEXT;
+    if (o->log_format && log_parse_format(o->log_format, &format) < 0) {
+        daemon_fail("--log-format: \"%s\" is not one of text, json", o->log_format);
+        return -2;
+    }
+    log_set_format(format);
+    bool serving = !o->check && !o->dump && !o->resolv_conf;
+    if (daemon_privileges_check(o->user, serving, &d->user) < 0)
+        return -2;
     return 0;
 }
 
@@ -158,6 +173,7 @@ static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned index)
     }
     dns_chain_init(&w->chain);
     w->chain.log_queries = d->opt.log_queries;
+    w->chain.rrl = d->rrl;
     w->zones = (struct zones_answer){.store = d->store, .cfg = d->answer_cfg};
     struct dns_names names = zones_answer_names(&w->zones);
     if (resolver_search_init(&w->search, &d->search_cfg, &names) < 0 ||
@@ -318,6 +334,14 @@ static int setup_server(struct daemon *d)
      * would have REFUSED. Slots touch memory only when used. */
     if (d->forwarding)
         cfg->udp_slots += d->forward_cfg.max_concurrent;
+    if (d->opt.rrl > 0) {
+        struct dns_rrl_config rrl;
+        dns_rrl_config_default(&rrl);
+        rrl.rate = (unsigned)d->opt.rrl;
+        rrl.slip = (unsigned)d->opt.rrl_slip;
+        if (dns_rrl_new(&d->rrl, &rrl) < 0)
+            return daemon_fail("--rrl: cannot allocate the rate-limit table");
+    }
     int rc = dns_server_new(&d->server, cfg, chain_new, chain_free, d);
     if (rc == 0)
         rc = dns_epoch_new(&d->epoch, dns_server_loop(d->server), DNS_SERVER_MAX_WORKERS);
@@ -354,15 +378,69 @@ static int setup_forwarding(struct daemon *d)
     return 0;
 }
 
-/* Running. */
+/* Running and stopping. Signals arrive on the control loop (uv_signal_t): worker threads block
+ * them (dns/server.h). */
 
-static struct dns_server *running_server;
-
-static void on_signal(int sig)
+static void on_lameduck_end(uv_timer_t *timer)
 {
-    (void)sig;
-    if (running_server)
-        dns_server_stop(running_server); /* async-signal-safe: one uv_async_send per worker */
+    struct daemon *d = timer->data;
+    log_info("main", "event=stop reason=\"lameduck over\"");
+    dns_server_stop(d->server);
+}
+
+/* SIGTERM: the lameduck, as CoreDNS's health plugin does it: /ready fails at once so that
+ * Kubernetes takes this pod out of the Service's endpoints, while queries still in flight to
+ * it (clients and kube-proxy learn of the change a little later) are answered. */
+static void on_sigterm(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    struct daemon *d = sig->data;
+    struct daemon_stop *st = &d->stop;
+    if (st->lameduck_s == 0 || st->in_lameduck) {
+        log_info("main", "event=stop signal=SIGTERM%s", st->in_lameduck ? " lameduck=cut" : "");
+        dns_server_stop(d->server);
+        return;
+    }
+    st->in_lameduck = true;
+    dns_notify("STOPPING=1");
+    log_info("main",
+             "event=lameduck seconds=%u action=\"/ready says 503; answering queries until "
+             "then\" hint=\"SIGTERM again or SIGINT stops at once\"",
+             st->lameduck_s);
+    uv_timer_start(&st->lameduck, on_lameduck_end, (uint64_t)st->lameduck_s * 1000, 0);
+}
+
+static void on_sigint(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    struct daemon *d = sig->data;
+    log_info("main", "event=stop signal=SIGINT");
+    dns_server_stop(d->server);
+}
+
+static void stop_handles_start(struct daemon *d)
+{
+    struct daemon_stop *st = &d->stop;
+    uv_loop_t *loop = dns_server_loop(d->server);
+    uv_signal_init(loop, &st->sigterm);
+    uv_signal_init(loop, &st->sigint);
+    uv_timer_init(loop, &st->lameduck);
+    st->sigterm.data = st->sigint.data = st->lameduck.data = d;
+    uv_signal_start(&st->sigterm, on_sigterm, SIGTERM);
+    uv_signal_start(&st->sigint, on_sigint, SIGINT);
+    st->started = true;
+}
+
+/* The handles go with the control loop's last pass in dns_server_free(). */
+static void stop_handles_close(struct daemon *d)
+{
+    struct daemon_stop *st = &d->stop;
+    if (!st->started)
+        return;
+    uv_close((uv_handle_t *)&st->sigterm, NULL);
+    uv_close((uv_handle_t *)&st->sigint, NULL);
+    uv_close((uv_handle_t *)&st->lameduck, NULL);
+    st->started = false;
 }
 
 static int run(struct daemon *d)
@@ -375,6 +453,7 @@ static int run(struct daemon *d)
         return 1;
     if (setup_server(d) < 0) {
         dns_server_free(d->server);
+        dns_rrl_free(d->rrl);
         return 1;
     }
     if (setup_forwarding(d) < 0)
@@ -382,13 +461,11 @@ static int run(struct daemon *d)
     daemon_reload_start(d);
     if (daemon_metrics_start(d) < 0)
         goto out;
-    running_server = d->server;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    stop_handles_start(d);
     signal(SIGPIPE, SIG_IGN);
+    /* Every socket is bound (DNS, HTTP) and no worker thread runs yet. */
+    if (daemon_privileges_drop(&d->user) < 0)
+        goto out;
     char addr[DNS_ADDR_TEXT_MAX];
     struct zones_store_summary sum;
     zones_store_summarize(d->store, &sum);
@@ -401,10 +478,11 @@ static int run(struct daemon *d)
              addr, d->server_cfg.n_listen, SVCDNS_VERSION);
     daemon_reload_notify_ready(d);
     rc = dns_server_run(d->server);
-    running_server = NULL;
-    dns_notify("STOPPING=1");
+    if (!d->stop.in_lameduck)
+        dns_notify("STOPPING=1");
     daemon_metrics_log(d);
 out:
+    stop_handles_close(d);
     daemon_reload_stop(d);
     daemon_metrics_stop(d);
     dns_epoch_close(d->epoch);
@@ -412,6 +490,7 @@ out:
     dns_epoch_free(d->epoch);   /* every worker is gone: what is retired can go */
     zones_model_set_epoch(d->model, NULL);
     free_workers(d);
+    dns_rrl_free(d->rrl);
     resolver_cache_free(d->cache);
     resolver_forward_shared_free(d->forward_shared);
     log_info("main", "stopped");

@@ -54,6 +54,14 @@ static void dns_metrics(struct daemon *d, struct dns_http_response *res)
            "Search walks answered at their first step (CoreDNS autopath).", autopath);
     metric(res, "svcdns_autopath_nxdomain_total", "counter",
            "Search walks that found nothing and were answered NXDOMAIN.", autopath_nxdomain);
+    if (d->rrl) {
+        struct dns_rrl_stats r;
+        dns_rrl_stats(d->rrl, &r);
+        metric(res, "svcdns_rrl_dropped_total", "counter",
+               "UDP responses not sent: their client prefix was over --rrl.", r.dropped);
+        metric(res, "svcdns_rrl_slipped_total", "counter",
+               "UDP responses over --rrl sent empty with TC instead (--rrl-slip).", r.slipped);
+    }
 }
 
 static void resolver_metrics(struct daemon *d, struct dns_http_response *res)
@@ -134,10 +142,16 @@ static void on_health(void *ctx, struct dns_http_response *res)
     dns_http_printf(res, "OK\n");
 }
 
-/* Ready while serving, unless every upstream leads back to us (a forwarding loop). */
+/* Ready while serving, unless shutting down (the lameduck) or every upstream leads back to
+ * us (a forwarding loop). */
 static void on_ready(void *ctx, struct dns_http_response *res)
 {
     struct daemon *d = ctx;
+    if (d->stop.in_lameduck) {
+        res->status = 503;
+        dns_http_printf(res, "shutting down: answering queries for the lameduck only\n");
+        return;
+    }
     if (d->forward_shared) {
         struct resolver_forward_stats f;
         resolver_forward_stats(d->forward_shared, &f);

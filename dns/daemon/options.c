@@ -12,6 +12,7 @@
 #include <uv.h>
 #include <yaml.h>
 
+#include "dns/rrl.h"
 #include "dns/server.h"
 
 #ifndef SVCDNS_VERSION
@@ -45,6 +46,11 @@ enum {
     OPT_RELOAD_INTERVAL,
     OPT_STRICT,
     OPT_MANIFEST_CACHE,
+    OPT_LOG_FORMAT,
+    OPT_RRL,
+    OPT_RRL_SLIP,
+    OPT_LAMEDUCK,
+    OPT_USER,
 };
 
 static const struct option long_options[] = {
@@ -76,12 +82,17 @@ static const struct option long_options[] = {
     {"cache-min-ttl", required_argument, NULL, OPT_CACHE_MIN_TTL},
     {"serve-stale", required_argument, NULL, OPT_SERVE_STALE},
     {"reload-interval", required_argument, NULL, OPT_RELOAD_INTERVAL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"rrl", required_argument, NULL, OPT_RRL},
+    {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},
+    {"lameduck", required_argument, NULL, OPT_LAMEDUCK},
+    {"user", required_argument, NULL, OPT_USER},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
 
-static void usage(FILE *out)
+static void usage_serving(FILE *out)
 {
     fputs("Usage: svcdns [options]\n"
           "Cluster DNS for Kubernetes Services, served from manifest files.\n"
@@ -113,8 +124,19 @@ static void usage(FILE *out)
           "                             IPv6 as [::1]:53)\n"
           "      --workers N            event loops (default: the number of CPUs, or the\n"
           "                             cgroup CPU limit when lower)\n"
-          "\n"
-          "Search path:\n"
+          "      --rrl RATE             response rate limiting: at most RATE UDP responses a\n"
+          "                             second to each client /24 (IPv4) or /56 (IPv6), the\n"
+          "                             rest dropped or slipped; TCP is never limited\n"
+          "                             (default 0: off)\n"
+          "      --rrl-slip N           every Nth limited response is sent empty with TC, so\n"
+          "                             real clients retry over TCP (default 2; 0: drop all)\n"
+          "\n",
+          out);
+}
+
+static void usage_resolving(FILE *out)
+{
+    fputs("Search path:\n"
           "      --namespace NAME       namespace of clients that are no loaded Pod's address,\n"
           "                             for short names (default \"default\")\n"
           "      --no-search-expand     answer short names (echo, echo.ns) as they are, without\n"
@@ -140,15 +162,29 @@ static void usage(FILE *out)
           "                             when every upstream fails (default off; RFC 8767)\n"
           "\n",
           out);
+}
+
+static void usage_operation(FILE *out)
+{
     fputs("Operation:\n"
           "      --http ADDR:PORT       serve /health, /ready and Prometheus /metrics over HTTP\n"
           "                             (default off; e.g. 127.0.0.1:9153)\n"
+          "      --lameduck DURATION    on SIGTERM, say 503 on /ready at once but keep\n"
+          "                             answering queries this long, then exit 0 (default 5s,\n"
+          "                             as kubeadm's CoreDNS; 0: exit at once). A second\n"
+          "                             SIGTERM, or SIGINT, exits at once\n"
+          "      --user NAME            when started as root: after binding the sockets,\n"
+          "                             become NAME (its uid, gid and groups), keeping no\n"
+          "                             capabilities; as another user, only NAME itself\n"
           "      --config FILE          YAML file with the long option names as keys;\n"
           "                             flags win over it\n"
           "      --check                load and validate config and manifests, print every\n"
           "                             error and a summary, exit 0 (no error) or 1\n"
           "      --dump                 print the loaded records as a zone file and exit\n"
           "      --log-level LEVEL      error | warn | info | debug (default info)\n"
+          "      --log-format FORMAT    text (time level=... module=... key=value) | json (one\n"
+          "                             object per line); names and client text are escaped\n"
+          "                             either way (default text)\n"
           "      --log-queries          log every query (CoreDNS log plugin style)\n"
           "  -h, --help                 this text\n"
           "  -V, --version              version and library versions\n"
@@ -161,6 +197,13 @@ static void usage(FILE *out)
           "  svcdns --manifests examples/ --listen 127.0.0.1:5353\n"
           "  dig @127.0.0.1 -p 5353 echo.default.svc.local\n",
           out);
+}
+
+static void usage(FILE *out)
+{
+    usage_serving(out);
+    usage_resolving(out);
+    usage_operation(out);
 }
 
 int daemon_fail(const char *fmt, ...)
@@ -247,6 +290,19 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return 0;
     case OPT_LOG_LEVEL:
         o->log_level = value;
+        return 0;
+    case OPT_LOG_FORMAT:
+        o->log_format = value;
+        return 0;
+    case OPT_RRL:
+        return parse_ulong(name, value, DNS_RRL_RATE_MAX, &o->rrl);
+    case OPT_RRL_SLIP:
+        return parse_ulong(name, value, 100, &o->rrl_slip);
+    case OPT_LAMEDUCK:
+        o->lameduck = value;
+        return 0;
+    case OPT_USER:
+        o->user = value;
         return 0;
     case OPT_NAMESPACE:
         o->namespace_name = value;

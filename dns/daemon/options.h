@@ -26,6 +26,7 @@ struct daemon_options {
     unsigned long workers; /* 0: daemon_options_default_workers() */
     const char *config;
     const char *log_level;
+    const char *log_format; /* text | json */
     bool check;
     bool dump;
     bool strict;                /* any manifest error refuses a start or a reload */
@@ -46,6 +47,10 @@ struct daemon_options {
     unsigned long cache_min_ttl;
     const char *serve_stale;
     const char *reload_interval; /* --reload-interval DURATION; default 30s */
+    unsigned long rrl;           /* --rrl RATE: UDP responses a second per prefix; 0 off */
+    unsigned long rrl_slip;      /* --rrl-slip N; default 2 */
+    const char *lameduck;        /* --lameduck DURATION; default 5s */
+    const char *user;            /* --user NAME: become it after binding, when root */
     bool set[256];               /* options given on the command line */
 };
 

@@ -28,23 +28,33 @@
 #include "dns/log.h"
 #include "dns/notify.h"
 
-/* FILE:LINE:COL: error: message, as compilers print them, so editors jump to the place. */
+/* FILE:LINE:COL: error: message, as compilers print them, so editors jump to the place; with
+ * --log-format json, one log line each, so that stderr stays JSON throughout. */
+static void print_diag(const struct zones_diag *diag, const char *severity)
+{
+    const char *file = diag->where.file ? diag->where.file : "svcdns";
+    if (log_current_format() == LOG_FORMAT_JSON) {
+        char qfile[1024];
+        char qmessage[2048];
+        log_write(strcmp(severity, "error") == 0 ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "manifest",
+                  "file=\"%s\" line=%u col=%u severity=%s message=\"%s\"",
+                  log_quote(file, qfile, sizeof(qfile)), diag->where.line, diag->where.col,
+                  severity, log_quote(diag->message, qmessage, sizeof(qmessage)));
+    } else if (diag->where.line) {
+        fprintf(stderr, "%s:%u:%u: %s: %s\n", file, diag->where.line, diag->where.col, severity,
+                diag->message);
+    } else {
+        fprintf(stderr, "%s: %s: %s\n", file, severity, diag->message);
+    }
+}
+
+/* Warnings, then errors. */
 static void print_diags(const struct zones_objects *objs)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        const struct zones_diag *diags = pass == 0 ? objs->warnings : objs->diags;
-        size_t n = pass == 0 ? objs->n_warnings : objs->n_diags;
-        const char *severity = pass == 0 ? "warning" : "error";
-        for (size_t i = 0; i < n; i++) {
-            const struct zones_diag *diag = &diags[i];
-            if (diag->where.line)
-                fprintf(stderr, "%s:%u:%u: %s: %s\n", diag->where.file, diag->where.line,
-                        diag->where.col, severity, diag->message);
-            else
-                fprintf(stderr, "%s: %s: %s\n", diag->where.file ? diag->where.file : "svcdns",
-                        severity, diag->message);
-        }
-    }
+    for (size_t i = 0; i < objs->n_warnings; i++)
+        print_diag(&objs->warnings[i], "warning");
+    for (size_t i = 0; i < objs->n_diags; i++)
+        print_diag(&objs->diags[i], "error");
 }
 
 static void print_summary(FILE *out, const struct zones_files_totals *t,

@@ -155,6 +155,34 @@ START_TEST(cursor_follows_backward_pointers)
 }
 END_TEST
 
+/* dig's presentation form: a label's bytes can never end a log line or forge a field. */
+START_TEST(name_to_text_escapes_as_dig_does)
+{
+    static const uint8_t wire[] = "\x0e"
+                                  "a.b\\c\"d e;()@$"
+                                  "\x15"
+                                  "\n2026 level=error\x01"
+                                  "\x7f"
+                                  "\x80\xff"
+                                  "\x00";
+    struct dns_name n = {.len = sizeof(wire) - 1};
+    memcpy(n.wire, wire, n.len);
+    char text[DNS_NAME_TEXT_MAX];
+    ck_assert_int_gt(dns_name_to_text(&n, text, sizeof(text)), 0);
+    ck_assert_str_eq(text, "a\\.b\\\\c\\\"d\\032e\\;\\(\\)\\@\\$."
+                           "\\0102026\\032level=error\\001\\127\\128\\255.");
+    /* The longest text: 127 labels of one byte that must be written as \DDD. */
+    struct dns_name worst = {.len = 255};
+    for (size_t i = 0; i + 1 < 255; i += 2) {
+        worst.wire[i] = 1;
+        worst.wire[i + 1] = 0xff;
+    }
+    worst.wire[254] = 0;
+    ck_assert_int_eq(dns_name_to_text(&worst, text, sizeof(text)), 127 * 5);
+    ck_assert_int_eq(dns_name_to_text(&worst, text, 127 * 5), -1);
+}
+END_TEST
+
 START_TEST(names_compare_and_nest_case_insensitively)
 {
     struct dns_name a, b, zone;
@@ -412,6 +440,7 @@ Suite *wire_suite(void)
     tcase_add_test(tc, parse_rejects_names_longer_than_255);
     tcase_add_test(tc, parse_ignores_trailing_bytes);
     tcase_add_test(tc, cursor_follows_backward_pointers);
+    tcase_add_test(tc, name_to_text_escapes_as_dig_does);
     tcase_add_test(tc, names_compare_and_nest_case_insensitively);
     tcase_add_test(tc, concat_joins_and_refuses_overlong_names);
     tcase_add_test(tc, error_reply_echoes_question_and_opt);

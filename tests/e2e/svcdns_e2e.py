@@ -289,13 +289,15 @@ class Server(Process):
     upstreams: ADDR:PORT strings for --upstream; the default forwards nothing
     (`--upstream none`). netns: a Netns to run in (port 53 there unless given). wrapper:
     an argv prefix (valgrind). log_queries: --log-queries, read back with query_log().
-    nofile: (soft, hard) open file limit for the process."""
+    nofile: (soft, hard) open file limit for the process. lameduck: --lameduck; "0" unless
+    given, so that stop() does not wait out svcdns's 5 s default on every test (None passes
+    none: the default, or the config file's)."""
 
     def __init__(self, manifests=(), *, cluster_domain="local", poll_zone=None, v6=False,
                  ttl=None, pods=None, service_cidrs=SERVICE_CIDRS, upstreams=("none",),
                  extra_args=(), workers=1, with_listen=True, log_queries=False, port=None,
                  netns=None, wrapper=(), start_timeout=START_TIMEOUT,
-                 stop_timeout=STOP_TIMEOUT, label=None, env=None, nofile=None):
+                 stop_timeout=STOP_TIMEOUT, label=None, env=None, nofile=None, lameduck="0"):
         require_binary()
         super().__init__(label or "svcdns", netns=netns, wrapper=wrapper, env=env,
                          nofile=nofile)
@@ -311,6 +313,7 @@ class Server(Process):
         self.workers = workers
         self.with_listen = with_listen
         self.log_queries = log_queries
+        self.lameduck = lameduck
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.port = port or (53 if netns is not None else free_port(v6=v6))
@@ -344,6 +347,8 @@ class Server(Process):
             a += ["--upstream", u]
         if self.log_queries:
             a.append("--log-queries")
+        if self.lameduck is not None:
+            a += ["--lameduck", self.lameduck]
         return a + self.extra_args
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -11,13 +11,14 @@
 #include "tests/support/support.h"
 #include "zones/answer.h"
 
-ldns_pkt *zones_test_ask(const struct zones_store *store, const char *name, uint16_t type)
+ldns_pkt *zones_test_ask(const struct zones_store *store, const char *name, uint16_t type,
+                         bool any_in_full)
 {
     static uint8_t pkt[DNS_MAX_MSG], out[DNS_MAX_MSG];
     size_t len = support_query_wire(pkt, sizeof(pkt), name, type, DNS_CLASS_IN, 7, 1232);
     struct dns_query q;
     ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
-    struct zones_answer_config cfg = {0};
+    struct zones_answer_config cfg = {.any_in_full = any_in_full};
     size_t n = 0;
     enum zones_answer_result r =
         zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL);
@@ -33,7 +34,7 @@ static int compare_text(const void *a, const void *b)
 const char *zones_test_addresses(const struct zones_store *store, const char *name, uint16_t type)
 {
     static char text[4096];
-    ldns_pkt *reply = zones_test_ask(store, name, type);
+    ldns_pkt *reply = zones_test_ask(store, name, type, true);
     text[0] = '\0';
     if (ldns_pkt_get_rcode(reply) == LDNS_RCODE_NXDOMAIN) {
         ldns_pkt_free(reply);

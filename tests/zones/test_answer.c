@@ -130,10 +130,15 @@ static void teardown(void)
     zones_objects_free(&objs);
 }
 
-/* Answers name/type and returns the parsed reply. */
+/* Answers name/type and returns the parsed reply; ANY in full as over TCP, or as over UDP. */
+static ldns_pkt *ask_as(const char *name, uint16_t type, bool any_in_full)
+{
+    return zones_test_ask(store, name, type, any_in_full);
+}
+
 static ldns_pkt *ask(const char *name, uint16_t type)
 {
-    return zones_test_ask(store, name, type);
+    return ask_as(name, type, false);
 }
 
 struct answer_case {
@@ -229,9 +234,8 @@ static const struct answer_case cases[] = {
     {"x.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
 };
 
-START_TEST(answers_the_record_table)
+static void check_case(const struct answer_case *c)
 {
-    const struct answer_case *c = &cases[_i];
     ldns_pkt *reply = ask(c->name, c->type);
     ck_assert_msg((int)ldns_pkt_get_rcode(reply) == c->rcode, "%s: rcode %d", c->name,
                   ldns_pkt_get_rcode(reply));
@@ -252,6 +256,11 @@ START_TEST(answers_the_record_table)
     }
     free(answer);
     ldns_pkt_free(reply);
+}
+
+START_TEST(answers_the_record_table)
+{
+    check_case(&cases[_i]);
 }
 END_TEST
 
@@ -362,9 +371,9 @@ START_TEST(names_tell_pods_namespaces_and_existence)
 }
 END_TEST
 
-START_TEST(any_returns_every_rrset)
+START_TEST(any_in_full_returns_every_rrset)
 {
-    ldns_pkt *reply = ask("web.prod.svc.local.", DNS_TYPE_ANY);
+    ldns_pkt *reply = ask_as("web.prod.svc.local.", DNS_TYPE_ANY, true);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 4); /* A, AAAA and two SRV */
     ldns_rr_list *an = ldns_pkt_answer(reply);
     static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA, LDNS_RR_TYPE_SRV,
@@ -377,17 +386,43 @@ START_TEST(any_returns_every_rrset)
     }
     ck_assert_uint_eq(ldns_pkt_arcount(reply), 0); /* no glue for ANY */
     ldns_pkt_free(reply);
+    reply = ask_as("local.", DNS_TYPE_ANY, true);
+    ck_assert_uint_eq(ldns_pkt_ancount(reply), 2); /* NS and SOA */
+    ldns_pkt_free(reply);
     /* An alias answers ANY with its CNAME alone; a name with no records, with NODATA. */
-    reply = ask("alias.prod.svc.local.", DNS_TYPE_ANY);
+    reply = ask_as("alias.prod.svc.local.", DNS_TYPE_ANY, true);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
     ck_assert_int_eq(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(reply), 0)),
                      LDNS_RR_TYPE_CNAME);
     ldns_pkt_free(reply);
-    reply = ask("prod.svc.local.", DNS_TYPE_ANY);
+    reply = ask_as("prod.svc.local.", DNS_TYPE_ANY, true);
     ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
     ck_assert_uint_eq(ldns_pkt_nscount(reply), 1);
     ldns_pkt_free(reply);
+}
+END_TEST
+
+/* RFC 8482 over UDP: one RRset, the first the full answer would carry. */
+static const struct answer_case any_cases[] = {
+    {"web.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20", NULL},
+    {"db.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "db.prod.svc.local.\t5\tIN\tA\t10.244.2.1\ndb.prod.svc.local.\t5\tIN\tA\t10.244.2.2", NULL},
+    {"web-0.web.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "web-0.web.prod.svc.local.\t5\tIN\tA\t10.244.1.7", NULL},
+    {"_http._tcp.web.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "_http._tcp.web.prod.svc.local.\t5\tIN\tSRV\t0 100 80 web.prod.svc.local.", ""},
+    {"alias.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "alias.prod.svc.local.\t5\tIN\tCNAME\tweb.prod.svc.local.", NULL},
+    {"local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR, "local.\t5\tIN\tNS\tns.dns.local.", NULL},
+    {"prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"nope.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+};
+
+START_TEST(any_over_udp_returns_one_rrset)
+{
+    check_case(&any_cases[_i]);
 }
 END_TEST
 
@@ -508,7 +543,9 @@ Suite *answer_suite(void)
     tcase_add_test(tc, external_names_leaving_the_cluster_are_chased);
     tcase_add_test(tc, verified_pods_need_a_pod_with_that_address);
     tcase_add_test(tc, names_tell_pods_namespaces_and_existence);
-    tcase_add_test(tc, any_returns_every_rrset);
+    tcase_add_test(tc, any_in_full_returns_every_rrset);
+    tcase_add_loop_test(tc, any_over_udp_returns_one_rrset, 0,
+                        (int)(sizeof(any_cases) / sizeof(any_cases[0])));
     tcase_add_test(tc, dump_prints_each_record_once);
     suite_add_tcase(s, tc);
     tc = tcase_create("build");

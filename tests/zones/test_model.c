@@ -315,7 +315,7 @@ START_TEST(assigns_nothing_to_headless_or_external_services)
     assert_no_diags(&f);
     ck_assert_str_eq(a_of(&f, "headless.default.svc.local."), "NXDOMAIN"); /* no endpoints */
     ldns_pkt *reply =
-        zones_test_ask(zones_model_store(f.model), "ext.default.svc.local.", DNS_TYPE_A);
+        zones_test_ask(zones_model_store(f.model), "ext.default.svc.local.", DNS_TYPE_A, true);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 1); /* the CNAME alone */
     ldns_pkt_free(reply);
     finish(&f);
@@ -427,7 +427,7 @@ START_TEST(two_services_stating_one_address_both_answer_and_are_reported)
     ck_assert_str_eq(a_of(&f, "first.shop.svc.local."), "10.96.0.10");
     ck_assert_str_eq(a_of(&f, "second.alpha.svc.local."), "10.96.0.10");
     ldns_pkt *reply =
-        zones_test_ask(zones_model_store(f.model), "10.0.96.10.in-addr.arpa.", DNS_TYPE_PTR);
+        zones_test_ask(zones_model_store(f.model), "10.0.96.10.in-addr.arpa.", DNS_TYPE_PTR, true);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 2);
     ldns_pkt_free(reply);
     finish(&f);
