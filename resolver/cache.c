@@ -397,7 +397,8 @@ void resolver_cache_store(struct resolver_cache *cache, const struct dns_request
                           const uint8_t *msg, size_t len)
 {
     const struct dns_query *q = &req->q;
-    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass};
+    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass,
+                                         q->has_edns && (q->edns_flags & DNS_EDNS_DO)};
     struct resolver_scrub_reply info;
     if (!q->has_question || len < DNS_HEADER_SIZE)
         return;

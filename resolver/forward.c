@@ -782,7 +782,7 @@ static void edns_fallback(struct pending *p)
 static void handle_reply(struct pending *p, const uint8_t *msg, size_t len)
 {
     struct resolver_forward_shared *sh = p->fwd->sh;
-    struct resolver_scrub_question q = {&p->qname, p->qtype, p->qclass};
+    struct resolver_scrub_question q = {&p->qname, p->qtype, p->qclass, p->dnssec_ok};
     struct resolver_scrub_reply info;
     switch (resolver_scrub_check(msg, len, p->id, &q, &info)) {
     case RESOLVER_SCRUB_MISMATCH:
@@ -828,7 +828,8 @@ static void handle_reply(struct pending *p, const uint8_t *msg, size_t len)
 int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len, bool tc)
 {
     const struct dns_query *q = &req->q;
-    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass};
+    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass,
+                                         q->has_edns && (q->edns_flags & DNS_EDNS_DO)};
     if (len < DNS_HEADER_SIZE || !q->has_question || req->ans_cap < 64)
         return -1;
     uint16_t up_flags = dns_wire_get_u16(msg + 2);

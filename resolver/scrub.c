@@ -307,8 +307,10 @@ static void follow_chain(const uint8_t *msg, size_t len, size_t an_start, uint16
 }
 
 /* Whether an answer record belongs to the chain: the CNAME that links one chain name to the
- * next, or data of the asked type (any type for ANY) at the chain's end; signatures of either
- * ride along for DO clients. Returns the chain index, or -1 to drop the record. */
+ * next, or data of the asked type (any type for ANY) at the chain's end. Signatures of either
+ * ride along only for a client that set DO or asked for them (RRSIG or ANY: RFC 3225 §3, RFC
+ * 4035 §3.2.1); an upstream may send them to a query without DO all the same. Returns the
+ * chain index, or -1 to drop the record. */
 static int keep_answer(const uint8_t *msg, const struct chain *ch,
                        const struct resolver_scrub_question *q, const struct rr *rr,
                        bool *cname_used)
@@ -319,7 +321,7 @@ static int keep_answer(const uint8_t *msg, const struct chain *ch,
     if (idx < 0)
         return -1;
     if (rr->type == TYPE_RRSIG)
-        return idx;
+        return q->dnssec_ok || q->qtype == TYPE_RRSIG || q->qtype == DNS_TYPE_ANY ? idx : -1;
     if ((unsigned)idx + 1 < ch->n) {
         struct dns_name target;
         if (rr->type != DNS_TYPE_CNAME || cname_used[idx] || !rdata_name(msg, rr, &target) ||

@@ -26,6 +26,7 @@ struct resolver_scrub_question {
     const struct dns_name *qname; /* lower-cased */
     uint16_t qtype;
     uint16_t qclass;
+    bool dnssec_ok; /* the client set DO: signatures may reach it (RFC 3225 §3, RFC 4035 §3.2.1) */
 };
 
 /* What resolver_scrub_check() learnt of a reply. */

@@ -74,7 +74,8 @@ static void request(struct dns_request *req, uint8_t *pkt, size_t len)
 /* Whatever we emit must be a well-formed reply to the client's question, with its ID. */
 static void require_reply(const struct dns_request *req)
 {
-    struct resolver_scrub_question sq = {&req->q.qname, req->q.qtype, req->q.qclass};
+    struct resolver_scrub_question sq = {&req->q.qname, req->q.qtype, req->q.qclass,
+                                         req->q.has_edns && (req->q.edns_flags & DNS_EDNS_DO)};
     struct resolver_scrub_reply info;
     if (req->ans_len > req->ans_cap ||
         resolver_scrub_check(req->ans, req->ans_len, req->q.id, &sq, &info) != RESOLVER_SCRUB_OK)
@@ -121,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     request(&req, pkt, make_query(pkt, qtype, edns, dnssec_ok));
     struct dns_name lower = req.q.qname;
-    struct resolver_scrub_question sq = {&lower, qtype, DNS_CLASS_IN};
+    struct resolver_scrub_question sq = {&lower, qtype, DNS_CLASS_IN, dnssec_ok};
     struct resolver_scrub_reply info;
     if (resolver_scrub_check(msg, len, ID, &sq, &info) != RESOLVER_SCRUB_OK)
         return 0;

@@ -23,6 +23,7 @@ static void setup(void)
     question.qname = &qname;
     question.qtype = DNS_TYPE_A;
     question.qclass = DNS_CLASS_IN;
+    question.dnssec_ok = false;
 }
 
 static enum resolver_scrub_result check(const uint8_t *msg, size_t len, uint16_t id)
@@ -230,6 +231,42 @@ START_TEST(scrub_records_ttl_offsets)
 }
 END_TEST
 
+/* RFC 4035 §3.2.1 (and RFC 3225 §3): a client without DO gets no signatures unless it asked
+ * for them; an upstream may send them to a query without DO all the same. */
+START_TEST(scrub_keeps_signatures_only_for_clients_that_want_them)
+{
+    uint8_t m[2048], buf[4096];
+    static const char *const an[] = {
+        "www.example.test. 300 IN A 192.0.2.1",
+        "www.example.test. 300 IN RRSIG A 13 3 300 20300101000000 20200101000000 12345 "
+        "example.test. dGVzdHNpZ25hdHVyZQ==",
+        NULL};
+    size_t n =
+        fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0, true);
+    struct resolver_scrub_out out;
+    ldns_pkt *p = rewrite(m, n, &out, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(p);
+    char *text = support_section_text(p, LDNS_SECTION_ANSWER);
+    ck_assert_str_eq(text, "WwW.example.test.\t300\tIN\tA\t192.0.2.1");
+    free(text);
+    ldns_pkt_free(p);
+    question.dnssec_ok = true;
+    p = rewrite(m, n, &out, buf, sizeof(buf));
+    ck_assert_uint_eq(out.an, 2);
+    ck_assert_uint_eq(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(p), 1)), LDNS_RR_TYPE_RRSIG);
+    ldns_pkt_free(p);
+    /* Asked for explicitly, they are the answer whatever the DO bit says. */
+    question.dnssec_ok = false;
+    question.qtype = DNS_TYPE_ANY;
+    static const uint8_t q_any[] = "\3WwW\7example\4test\0\0\377\0\1";
+    n = fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_ANY, 0, an, NULL, NULL, 0, true);
+    out = (struct resolver_scrub_out){.buf = buf, .cap = sizeof(buf)};
+    ck_assert_int_eq(
+        resolver_scrub_rewrite(m, n, &question, q_any, sizeof(q_any) - 1, 1, 0x8180, &out), 0);
+    ck_assert_uint_eq(out.an, 2);
+}
+END_TEST
+
 Suite *scrub_suite(void); /* for tests/resolver/main.c */
 Suite *scrub_suite(void)
 {
@@ -242,6 +279,7 @@ Suite *scrub_suite(void)
     tcase_add_test(tc, scrub_stops_at_a_cname_loop);
     tcase_add_test(tc, scrub_decompresses_rdata_names);
     tcase_add_test(tc, scrub_records_ttl_offsets);
+    tcase_add_test(tc, scrub_keeps_signatures_only_for_clients_that_want_them);
     suite_add_tcase(s, tc);
     return s;
 }
