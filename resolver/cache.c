@@ -394,11 +394,11 @@ static _Thread_local uint8_t scratch[DNS_MAX_MSG];
 static _Thread_local uint16_t scratch_ttl[MAX_TTL_OFFSETS];
 
 void resolver_cache_store(struct resolver_cache *cache, const struct dns_request *req,
-                          const uint8_t *msg, size_t len)
+                          const uint8_t *msg, size_t len, const struct dns_names *own)
 {
     const struct dns_query *q = &req->q;
     struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass,
-                                         q->has_edns && (q->edns_flags & DNS_EDNS_DO)};
+                                         q->has_edns && (q->edns_flags & DNS_EDNS_DO), own};
     struct resolver_scrub_reply info;
     if (!q->has_question || len < DNS_HEADER_SIZE)
         return;
@@ -415,8 +415,10 @@ void resolver_cache_store(struct resolver_cache *cache, const struct dns_request
                                      .ttl_off = scratch_ttl,
                                      .ttl_cap = MAX_TTL_OFFSETS};
     size_t qlen = (size_t)q->question_end - DNS_HEADER_SIZE;
-    if (resolver_scrub_rewrite(msg, len, &sq, req->pkt + DNS_HEADER_SIZE, qlen, 0, flags, &out) < 0)
-        return;
+    if (resolver_scrub_rewrite(msg, len, &sq, req->pkt + DNS_HEADER_SIZE, qlen, 0, flags, &out) <
+            0 ||
+        out.own_end)
+        return; /* a chain into our own zone is answered from our data each time */
     if (out.negative && !out.has_soa)
         return; /* RFC 2308 §5: a negative answer without SOA is not cached */
     uint32_t lifetime = clamp_ttls(cache, scratch, scratch_ttl, out.n_ttl);

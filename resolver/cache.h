@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dns/chain.h"
+#include "dns/names.h"
 #include "dns/request.h"
 
 struct resolver_cache_config {
@@ -47,9 +48,11 @@ enum dns_verdict resolver_cache_serve(void *self, struct dns_request *req);
 
 /* The forwarder's side (resolver/forward.c calls these; no stage runs after an answer).
  * Stores msg, an upstream reply to req's question that resolver_scrub_check() accepted, with
- * no TC bit, rcode NOERROR or NXDOMAIN. Thread-safe. */
+ * no TC bit, rcode NOERROR or NXDOMAIN. A reply whose CNAME chain reaches a name of own (may
+ * be NULL) is not stored: that part of the answer is svcdns's, never the upstream's. Thread-safe.
+ */
 void resolver_cache_store(struct resolver_cache *cache, const struct dns_request *req,
-                          const uint8_t *msg, size_t len);
+                          const uint8_t *msg, size_t len, const struct dns_names *own);
 /* Every upstream failed for req's question (why: DNS_FAILURE_SILENT or _UPSTREAM). When
  * serve_stale_s allows, answers req from the expired entry (TTL 30, EDE 3 Stale Answer) and
  * returns true. Otherwise remembers the failure for servfail_ttl seconds, so a dead upstream

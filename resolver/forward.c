@@ -110,6 +110,8 @@ struct resolver_forward {
     uv_loop_t *loop;
     struct resolver_forward_shared *sh;
     struct resolver_cache *cache; /* NULL: no cache to fill */
+    struct dns_names own_names;
+    const struct dns_names *own; /* &own_names, or NULL: no names of our own */
     struct resolver_forward_config cfg;
     struct pending *pendings;
     unsigned n_pendings;
@@ -760,9 +762,9 @@ static void on_tcp_failed(struct pending *p)
 static void deliver(struct pending *p, const uint8_t *msg, size_t len, bool tc)
 {
     if (p->fwd->cache && !tc && p->waiters)
-        resolver_cache_store(p->fwd->cache, p->waiters->req, msg, len);
+        resolver_cache_store(p->fwd->cache, p->waiters->req, msg, len, p->fwd->own);
     for (struct waiter *w = p->waiters; w; w = w->next) {
-        if (resolver_forward_build_reply(w->req, msg, len, tc) < 0)
+        if (resolver_forward_build_reply(w->req, msg, len, tc, p->fwd->own) < 0)
             dns_chain_reply_error(w->req, DNS_RCODE_SERVFAIL, DNS_EDE_NETWORK_ERROR);
     }
     resume_all(p->fwd, pending_finish(p));
@@ -782,7 +784,7 @@ static void edns_fallback(struct pending *p)
 static void handle_reply(struct pending *p, const uint8_t *msg, size_t len)
 {
     struct resolver_forward_shared *sh = p->fwd->sh;
-    struct resolver_scrub_question q = {&p->qname, p->qtype, p->qclass, p->dnssec_ok};
+    struct resolver_scrub_question q = {&p->qname, p->qtype, p->qclass, p->dnssec_ok, NULL};
     struct resolver_scrub_reply info;
     switch (resolver_scrub_check(msg, len, p->id, &q, &info)) {
     case RESOLVER_SCRUB_MISMATCH:
@@ -825,11 +827,48 @@ static void handle_reply(struct pending *p, const uint8_t *msg, size_t len)
     deliver(p, msg, len, tc);
 }
 
-int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len, bool tc)
+/* The records that go before the answer of a followed alias, per thread. */
+static _Thread_local uint8_t own_prefix[DNS_ALIAS_PREFIX_MAX];
+
+/* The upstream's chain reached a name svcdns answers itself: the client gets the upstream's
+ * CNAMEs up to it and then svcdns's own answer for it, as a resolver restarting at a CNAME's
+ * target would give. When the CNAMEs do not fit, the scrubbed reply stays: the chain ends at
+ * the CNAME into our zone, and the client asks for the target itself. */
+static void follow_own(struct dns_request *req, const struct resolver_scrub_out *out,
+                       const struct dns_names *own)
+{
+    struct dns_cursor in;
+    struct dns_cursor prefix;
+    struct dns_name skip;
+    dns_cursor_init(&in, req->ans, out->len);
+    in.pos = DNS_HEADER_SIZE;
+    dns_cursor_name(&in, &skip, false);
+    dns_cursor_skip(&in, 4);
+    dns_cursor_init(&prefix, own_prefix, sizeof(own_prefix));
+    for (uint16_t i = 0; i < out->an && !in.err && !prefix.err; i++) {
+        uint16_t type;
+        dns_wire_copy_rr(&prefix, &in, &type);
+    }
+    if (in.err || prefix.err ||
+        dns_request_follow(req, &out->own_target, own_prefix, prefix.pos, out->an) < 0)
+        return;
+    size_t n = own->answer(own->self, &req->q, req->pkt, req->ans, req->ans_cap);
+    if (n < DNS_HEADER_SIZE) {
+        dns_chain_reply_error(req, DNS_RCODE_SERVFAIL, -1);
+        return;
+    }
+    /* AA would claim the upstream's CNAMEs for us (RFC 1035 §4.1.1: it speaks of the first
+     * owner in the answer). */
+    dns_wire_put_u16(req->ans + 2, (uint16_t)(dns_wire_get_u16(req->ans + 2) & ~DNS_FLAG_AA));
+    req->ans_len = n;
+}
+
+int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len, bool tc,
+                                 const struct dns_names *own)
 {
     const struct dns_query *q = &req->q;
     struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass,
-                                         q->has_edns && (q->edns_flags & DNS_EDNS_DO)};
+                                         q->has_edns && (q->edns_flags & DNS_EDNS_DO), own};
     if (len < DNS_HEADER_SIZE || !q->has_question || req->ans_cap < 64)
         return -1;
     uint16_t up_flags = dns_wire_get_u16(msg + 2);
@@ -855,6 +894,8 @@ int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, si
         dns_wire_reply_counts(req->ans, out.an, out.ns, 1);
     }
     req->ans_len = n;
+    if (out.own_end)
+        follow_own(req, &out, own);
     return 0;
 }
 
@@ -1046,7 +1087,8 @@ static void free_tables(struct resolver_forward *fwd)
 }
 
 int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
-                         struct resolver_forward_shared *shared, struct resolver_cache *cache)
+                         struct resolver_forward_shared *shared, struct resolver_cache *cache,
+                         const struct dns_names *own)
 {
     *out = NULL;
     struct resolver_forward *fwd = calloc(1, sizeof(*fwd));
@@ -1055,6 +1097,10 @@ int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
     fwd->loop = loop;
     fwd->sh = shared;
     fwd->cache = cache;
+    if (own) {
+        fwd->own_names = *own;
+        fwd->own = &fwd->own_names;
+    }
     fwd->cfg = shared->cfg; /* one copy for all: health and caps must agree across workers */
     int rc = alloc_tables(fwd);
     if (rc != 0) {

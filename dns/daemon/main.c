@@ -162,7 +162,7 @@ static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned index)
     struct dns_names names = zones_answer_names(&w->zones);
     if (resolver_search_init(&w->search, &d->search_cfg, &names) < 0 ||
         (d->forward_shared &&
-         resolver_forward_new(&w->forward, loop, d->forward_shared, d->cache) < 0)) {
+         resolver_forward_new(&w->forward, loop, d->forward_shared, d->cache, &names) < 0)) {
         dns_epoch_reader_stop(d->epoch, index);
         free(w);
         return NULL;

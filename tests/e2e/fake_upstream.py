@@ -10,6 +10,9 @@
   spoof         10,000 replies with a wrong ID or a wrong question (answer 6.6.6.6), then the
                 real answer 0.3 s later;  spoofnever: the same without the real answer
   nxdomain      NXDOMAIN + SOA                    nodata        NOERROR, no answer, SOA
+  inject        a CNAME to echo.default.svc.local plus records for it (A 6.6.6.6, AAAA
+                2001:db8::666): an upstream asserting data for a cluster name
+  injectnx      the same CNAME, with NXDOMAIN: an upstream denying a cluster name
   ttlN[-...]    the normal answer with TTL N (e.g. ttl2-stale.example.test)
   anything else the normal answer: A 192.0.2.1, AAAA 2001:db8::1, MX, TXT; TTL 300
 
@@ -45,7 +48,10 @@ import dns.rrset
 
 SOA_TEXT = "ns.example.test. hostmaster.example.test. 1 7200 1800 86400 60"
 BEHAVIOURS = ("silent", "slow", "delay", "wrongid", "wrongq", "garbage", "short", "servfail",
-              "refused", "tc", "formerr-edns", "spoofnever", "spoof", "nxdomain", "nodata")
+              "refused", "tc", "formerr-edns", "spoofnever", "spoof", "nxdomain", "nodata",
+              "injectnx", "inject")
+INJECT_TARGET = "echo.default.svc.local."
+INJECT_A, INJECT_AAAA = "6.6.6.6", "2001:db8::666"
 SPOOF_COUNT = 10000
 
 
@@ -314,6 +320,24 @@ class FakeUpstream:
         r.authority.append(dns.rrset.from_text(zone_of(msg.question[0].name), 3600, "IN",
                                                "SOA", SOA_TEXT))
         self._send(send, r, proto)
+
+    def _injected(self, msg, rcode):
+        r = self._reply(msg, rcode)
+        q = msg.question[0]
+        r.answer.append(dns.rrset.from_text(q.name, 300, "IN", "CNAME", INJECT_TARGET))
+        data = {dns.rdatatype.A: INJECT_A, dns.rdatatype.AAAA: INJECT_AAAA}.get(q.rdtype)
+        if data and rcode == dns.rcode.NOERROR:
+            r.answer.append(dns.rrset.from_text(INJECT_TARGET, 86400, "IN", q.rdtype, data))
+        r.additional.append(dns.rrset.from_text(INJECT_TARGET, 86400, "IN", "A", INJECT_A))
+        if rcode != dns.rcode.NOERROR:
+            r.authority.append(dns.rrset.from_text("local.", 3600, "IN", "SOA", SOA_TEXT))
+        return r
+
+    def _b_inject(self, msg, proto, send, ttl):
+        self._send(send, self._injected(msg, dns.rcode.NOERROR), proto)
+
+    def _b_injectnx(self, msg, proto, send, ttl):
+        self._send(send, self._injected(msg, dns.rcode.NXDOMAIN), proto)
 
     def _b_tc(self, msg, proto, send, ttl):
         if proto == "udp":

@@ -215,6 +215,67 @@ def test_cluster_names_do_not_reach_upstream(via_nsd):
 
 
 # ----------------------------------------------------------------------------------------
+# An upstream cannot speak for the cluster zone
+
+ECHO_A = "10.96.100.10"  # echo.default.svc.local in data/cluster/default.yaml
+INJECT_MANIFEST = """apiVersion: v1
+kind: Service
+metadata:
+  name: evil
+  namespace: default
+spec:
+  type: ExternalName
+  externalName: inject-ext.example.test
+"""
+
+
+@pytest.fixture
+def via_injector(fake, tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text(INJECT_MANIFEST)
+    with forwarder([fake.addr], manifests=[p]) as srv:
+        yield srv
+
+
+def assert_chain_into_echo(resp, first):
+    """first CNAME echo.default.svc.local, then echo's own address: never the upstream's."""
+    assert resp.rcode() == dns.rcode.NOERROR, resp
+    assert e2e.rr_texts(resp.answer + resp.additional, "A") == [ECHO_A], resp
+    owners = [(rr.name.to_text().lower(), dns.rdatatype.to_text(rr.rdtype)) for rr in resp.answer]
+    assert owners[:len(first)] == first, resp
+    assert owners[len(first):] == [("echo.default.svc.local.", "A")], resp
+    assert not resp.flags & dns.flags.AA, resp
+
+
+@pytest.mark.parametrize("fault", ["inject", "injectnx"])
+def test_upstream_records_for_a_cluster_name_are_replaced_by_the_clusters(via_injector, fault):
+    name = f"{fault}-direct.example.test."
+    resp, _ = query(via_injector.port, name)
+    assert_chain_into_echo(resp, [(name, "CNAME")])
+    # And for a type the cluster name does not have: NODATA from the cluster zone, not the
+    # upstream's AAAA.
+    resp, _ = query(via_injector.port, name, "AAAA")
+    assert resp.rcode() == dns.rcode.NOERROR, resp
+    assert not e2e.rr_texts(resp.answer, "AAAA"), resp
+    assert e2e.records(resp.authority, "SOA")[0][0] == "local.", resp
+
+
+def test_an_external_name_whose_target_cnames_back_into_the_cluster(via_injector):
+    resp, _ = query(via_injector.port, "evil.default.svc.local.")
+    assert_chain_into_echo(resp, [("evil.default.svc.local.", "CNAME"),
+                                  ("inject-ext.example.test.", "CNAME")])
+
+
+def test_a_chain_into_the_cluster_is_never_cached_with_the_upstreams_data(via_injector, fake):
+    for tcp in (False, True, False):
+        resp, _ = query(via_injector.port, "inject-cached.example.test.", tcp=tcp)
+        assert_chain_into_echo(resp, [("inject-cached.example.test.", "CNAME")])
+    # Each query was answered from the cluster's data, none from a cache entry of the
+    # upstream's reply.
+    assert len(fake.queries("inject-cached")) == 3
+
+
+# ----------------------------------------------------------------------------------------
 # Upstream faults, one upstream
 
 

@@ -61,8 +61,8 @@ static void answer_from_upstream(struct resolver_cache *c, struct creq *r, const
                                  size_t len)
 {
     bool tc = (dns_wire_get_u16(msg + 2) & DNS_FLAG_TC) != 0;
-    resolver_cache_store(c, &r->req, msg, len);
-    ck_assert_int_eq(resolver_forward_build_reply(&r->req, msg, len, tc), 0);
+    resolver_cache_store(c, &r->req, msg, len, NULL);
+    ck_assert_int_eq(resolver_forward_build_reply(&r->req, msg, len, tc, NULL), 0);
 }
 
 static void store(struct resolver_cache *c, const char *qname, uint16_t qtype, unsigned rcode,
@@ -419,19 +419,42 @@ START_TEST(cache_stores_only_whole_answers_to_the_question)
     for (size_t i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); i++) {
         size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, rcodes[i],
                                 www_a, NULL, NULL, 0, false);
-        resolver_cache_store(c, &r->req, msg, len);
+        resolver_cache_store(c, &r->req, msg, len, NULL);
     }
     size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, 0, www_a, NULL,
                             NULL, DNS_FLAG_TC, false);
-    resolver_cache_store(c, &r->req, msg, len);
+    resolver_cache_store(c, &r->req, msg, len, NULL);
     len = fake_reply(msg, sizeof(msg), 1, "other.example.test", LDNS_RR_TYPE_A, 0, www_a, NULL,
                      NULL, 0, false);
-    resolver_cache_store(c, &r->req, msg, len);
+    resolver_cache_store(c, &r->req, msg, len, NULL);
     free(r);
     ck_assert_ptr_null(hit(c, "www.example.test", LDNS_RR_TYPE_A, 1, 0));
     struct resolver_cache_stats st;
     resolver_cache_stats(c, &st);
     ck_assert_uint_eq(st.inserts, 0);
+    resolver_cache_free(c);
+}
+END_TEST
+
+/* An upstream's chain into svcdns's own zone is answered from svcdns's data every time: the
+ * reply is never kept, so no upstream record for a cluster name can be served from here. */
+START_TEST(cache_never_stores_a_chain_into_our_own_zone)
+{
+    struct resolver_cache *c = cache_with(100, 0);
+    uint8_t msg[512];
+    static const char *const poisoned[] = {"www.example.test. 300 IN CNAME echo.default.svc.local.",
+                                           "echo.default.svc.local. 86400 IN A 6.6.6.6", NULL};
+    struct creq *r = query("www.example.test", LDNS_RR_TYPE_A, 1, 0, false);
+    size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, 0, poisoned,
+                            NULL, NULL, 0, false);
+    resolver_cache_store(c, &r->req, msg, len, &fake_own_names);
+    ck_assert_ptr_null(hit(c, "www.example.test", LDNS_RR_TYPE_A, 1, 0));
+    /* The same reply from a server with no zone of its own is an ordinary answer. */
+    resolver_cache_store(c, &r->req, msg, len, NULL);
+    ldns_pkt *p = hit(c, "www.example.test", LDNS_RR_TYPE_A, 1, 0);
+    ck_assert_ptr_nonnull(p);
+    ldns_pkt_free(p);
+    free(r);
     resolver_cache_free(c);
 }
 END_TEST
@@ -474,6 +497,7 @@ Suite *cache_suite(void)
     tcase_add_test(tc, cache_serves_stale_when_forwarding_fails);
     tcase_add_test(tc, cache_holds_servfail_briefly);
     tcase_add_test(tc, cache_stores_only_whole_answers_to_the_question);
+    tcase_add_test(tc, cache_never_stores_a_chain_into_our_own_zone);
     tcase_add_loop_test(tc, cache_parses_durations, 0,
                         (int)(sizeof(durations) / sizeof(durations[0])));
     suite_add_tcase(s, tc);

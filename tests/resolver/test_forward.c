@@ -77,7 +77,7 @@ static void world_init(const enum fake_mode *modes, unsigned n, bool tcp)
 static void world_start(void)
 {
     ck_assert_int_eq(resolver_forward_shared_new(&t.shared, &t.cfg), 0);
-    ck_assert_int_eq(resolver_forward_new(&t.fwd, &t.loop, t.shared, NULL), 0);
+    ck_assert_int_eq(resolver_forward_new(&t.fwd, &t.loop, t.shared, NULL, NULL), 0);
     dns_chain_init(&t.chain);
     t.chain.recursion_available = true;
     dns_chain_set(&t.chain, DNS_STAGE_FORWARD,
@@ -599,6 +599,62 @@ static void dns_addr_parse_53(const char *text, struct sockaddr_storage *out)
     ck_assert_int_eq(dns_addr_parse(text, 53, out), 0);
 }
 
+/* An upstream's CNAME into svcdns's own zone: the request follows it, svcdns's own data
+ * answers for it, and the chain's end splices the two (as dns/chain.c does). The client never
+ * sees what the upstream said of the cluster name. */
+START_TEST(forward_answers_a_chain_into_our_zone_from_our_data)
+{
+    static struct client c;
+    static const char *const poisoned[] = {"www.example.test. 300 IN CNAME echo.default.svc.local.",
+                                           "echo.default.svc.local. 86400 IN A 6.6.6.6", NULL};
+    static const char *const glue[] = {"echo.default.svc.local. 86400 IN A 6.6.6.6", NULL};
+    for (int following = 0; following < 2; following++) {
+        memset(&c, 0, sizeof(c));
+        size_t len =
+            support_query_wire(c.pkt, sizeof(c.pkt), following ? "ext.local" : "WWW.example.test",
+                               DNS_TYPE_A, 1, 77, 1232);
+        c.req.pkt = c.pkt;
+        c.req.pkt_len = len;
+        c.req.ans = c.ans;
+        c.req.ans_cap = sizeof(c.ans);
+        ck_assert_int_eq(dns_wire_parse_query(&c.req.q, c.pkt, len), DNS_PARSE_OK);
+        if (following) {
+            /* An ExternalName the zones stage followed out of the cluster. */
+            struct dns_name target;
+            uint8_t rr[12 + DNS_MAX_NAME];
+            dns_name_from_text(&target, "www.example.test");
+            dns_wire_put_u16(rr, DNS_QUESTION_PTR);
+            dns_wire_put_u16(rr + 2, DNS_TYPE_CNAME);
+            dns_wire_put_u16(rr + 4, DNS_CLASS_IN);
+            dns_wire_put_u32(rr + 6, 5);
+            dns_wire_put_u16(rr + 10, target.len);
+            memcpy(rr + 12, target.wire, target.len);
+            ck_assert_int_eq(dns_request_follow(&c.req, &target, rr, 12 + (size_t)target.len, 1),
+                             0);
+        }
+        uint8_t msg[1024];
+        size_t n = fake_reply(msg, sizeof(msg), 9, "www.example.test", DNS_TYPE_A, 0, poisoned,
+                              NULL, glue, 0, true);
+        ck_assert_int_eq(resolver_forward_build_reply(&c.req, msg, n, false, &fake_own_names), 0);
+        ck_assert(c.req.alias.active);
+        dns_request_end_alias(&c.req);
+        ldns_pkt *p = support_pkt_from_wire(c.req.ans, c.req.ans_len);
+        ck_assert_uint_eq(ldns_pkt_id(p), 77);
+        ck_assert(!ldns_pkt_aa(p) && ldns_pkt_get_rcode(p) == LDNS_RCODE_NOERROR);
+        char *text = support_section_text(p, LDNS_SECTION_ANSWER);
+        ck_assert_str_eq(text, following
+                                   ? "echo.default.svc.local.\t5\tIN\tA\t" FAKE_OWN_A "\n"
+                                     "ext.local.\t5\tIN\tCNAME\twww.example.test.\n"
+                                     "www.example.test.\t300\tIN\tCNAME\techo.default.svc.local."
+                                   : "WWW.example.test.\t300\tIN\tCNAME\techo.default.svc.local.\n"
+                                     "echo.default.svc.local.\t5\tIN\tA\t" FAKE_OWN_A);
+        free(text);
+        ck_assert(ldns_pkt_edns(p) && ldns_pkt_arcount(p) == 0); /* the client's OPT, no glue */
+        ldns_pkt_free(p);
+    }
+}
+END_TEST
+
 START_TEST(forward_reads_resolv_conf)
 {
     char path[] = "/tmp/svcdns-resolv-XXXXXX";
@@ -675,6 +731,7 @@ Suite *forward_suite(void)
     tcase_add_test(tc, forward_loop_check_marks_looping_upstream);
     tcase_add_test(tc, forward_free_answers_parked_requests);
     tcase_add_test(tc, forward_uses_fresh_ids_and_ports);
+    tcase_add_test(tc, forward_answers_a_chain_into_our_zone_from_our_data);
     suite_add_tcase(s, tc);
     TCase *parse = tcase_create("parse");
     tcase_add_test(parse, forward_reads_resolv_conf);

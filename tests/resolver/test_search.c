@@ -145,8 +145,17 @@ static size_t fake_answer(const void *self, const struct dns_query *q, const uin
     return c.pos;
 }
 
+/* The search path never asks this; the forwarder does. */
+static bool fake_is_authoritative(const void *self, const struct dns_name *name)
+{
+    (void)self;
+    (void)name;
+    ck_abort_msg("the search stage asked is_authoritative()");
+    return false;
+}
+
 static const struct dns_names fake_names = {fake_lookup, fake_client_namespace, fake_answer,
-                                            &fake_self};
+                                            fake_is_authoritative, &fake_self};
 
 /* --- the stage under test, and its requests --------------------------------------------- */
 
