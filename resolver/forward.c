@@ -128,6 +128,8 @@ struct resolver_forward {
     uv_timer_t probe_timer;
     bool probe_timer_open;
     bool health_busy[RESOLVER_UPSTREAM_MAX];
+    bool loop_busy[RESOLVER_UPSTREAM_MAX];           /* a loop check is under way */
+    uint64_t loop_recheck_at[RESOLVER_UPSTREAM_MAX]; /* uv_now() of the next, while looping */
     /* Recent upstream IDs, so that a burst does not repeat one by chance. */
     uint8_t id_used[65536 / 8];
     uint16_t id_ring[ID_RING];
@@ -150,6 +152,7 @@ void resolver_forward_config_default(struct resolver_forward_config *cfg)
     cfg->max_fails = 2;
     cfg->probe_interval_ms = 500;
     cfg->loop_check = true;
+    cfg->loop_recheck_ms = 30000;
 }
 
 /* Shared state. */
@@ -167,6 +170,8 @@ int resolver_forward_shared_new(struct resolver_forward_shared **out,
     sh->cfg = *cfg;
     if (sh->cfg.probe_interval_ms == 0)
         sh->cfg.probe_interval_ms = 500;
+    if (sh->cfg.loop_recheck_ms == 0)
+        sh->cfg.loop_recheck_ms = 30000;
     int rc = resolver_siphash_key_random(&sh->key);
     if (rc == 0)
         rc = resolver_upstream_init(&sh->ups, cfg->upstreams, cfg->n_upstreams, cfg->max_fails);
@@ -673,11 +678,24 @@ static void probe_done(struct pending *p, bool ok)
         return;
     }
     /* A loop probe: send it again while it keeps coming back, until the count proves a loop
-     * (resolver_forward_is_loop_probe() decides). One that never arrives ends the check. */
+     * (resolver_upstream_is_loop_probe() decides). One that never arrives ends the check, and
+     * lifts the mark of an earlier one; a proven loop is checked again later. */
     struct resolver_upstream *u = &fwd->sh->ups.up[up];
-    if (!fwd->stopping && !atomic_load(&u->looping) && round < RESOLVER_UPSTREAM_LOOP_ROUNDS &&
-        atomic_load(&u->loop_seen) >= round)
+    unsigned seen = atomic_load(&u->loop_seen);
+    bool proven = seen >= RESOLVER_UPSTREAM_LOOP_ROUNDS;
+    fwd->loop_busy[up] = false;
+    if (fwd->stopping)
+        return;
+    if (!proven && round < RESOLVER_UPSTREAM_LOOP_ROUNDS && seen >= round) {
         start_probe(fwd, KIND_LOOP, up, round + 1);
+        return;
+    }
+    if (proven) {
+        resolver_upstream_loop_window(&fwd->sh->ups, up, 0);
+        fwd->loop_recheck_at[up] = uv_now(fwd->loop) + fwd->cfg.loop_recheck_ms;
+    } else {
+        resolver_upstream_loop_check_end(&fwd->sh->ups, up);
+    }
 }
 
 /* Tries. */
@@ -934,7 +952,7 @@ enum dns_verdict resolver_forward_serve(void *self, struct dns_request *req)
     const struct dns_query *q = &req->q;
     if (!q->has_question)
         return DNS_NEXT;
-    if (resolver_upstream_is_loop_probe(&sh->ups, q))
+    if (resolver_upstream_is_loop_probe(&sh->ups, q, &req->peer, uv_now(fwd->loop)))
         return answer_now(fwd, req, DNS_RCODE_NXDOMAIN, -1, DNS_FAILURE_NONE);
     count(&sh->c.requests);
     if (fwd->stopping || !resolver_upstream_any_usable(&sh->ups)) {
@@ -997,8 +1015,14 @@ static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned u
         p->qtype = DNS_TYPE_NS;
         fwd->health_busy[up] = true;
     } else {
-        p->qname = fwd->sh->ups.up[up].probe;
+        if (round == 1)
+            resolver_upstream_loop_check_begin(&fwd->sh->ups, up);
+        resolver_upstream_loop_probe_name(&fwd->sh->ups, up, &p->qname);
         p->qtype = DNS_TYPE_HINFO;
+        resolver_upstream_loop_window(&fwd->sh->ups, up,
+                                      uv_now(fwd->loop) + fwd->cfg.timeout_ms +
+                                          RESOLVER_UPSTREAM_LOOP_GRACE_MS);
+        fwd->loop_busy[up] = true;
     }
     p->deadline = uv_now(fwd->loop) + fwd->cfg.timeout_ms;
     try_start(p, (int)up);
@@ -1008,10 +1032,15 @@ static void on_probe_timer(uv_timer_t *t)
 {
     struct resolver_forward *fwd = t->data;
     struct resolver_forward_shared *sh = fwd->sh;
+    uint64_t now = uv_now(fwd->loop);
     for (unsigned i = 0; i < sh->ups.n; i++) {
         if (atomic_load(&sh->ups.up[i].down) && resolver_upstream_usable(&sh->ups, i) &&
             !fwd->health_busy[i])
             start_probe(fwd, KIND_HEALTH, i, 0);
+        /* A loop mark expires: the upstream is checked again until a check finds none. */
+        if (atomic_load(&sh->ups.up[i].looping) && !fwd->loop_busy[i] &&
+            now >= fwd->loop_recheck_at[i])
+            start_probe(fwd, KIND_LOOP, i, 1);
     }
 }
 

@@ -31,6 +31,7 @@ struct resolver_forward_config {
     unsigned max_fails;         /* consecutive failures that mark an upstream down: 2 */
     unsigned probe_interval_ms; /* how often a down upstream is probed with ". NS": 500 */
     bool loop_check;            /* probe each upstream for a forwarding loop at start: true */
+    unsigned loop_recheck_ms;   /* a looping upstream is checked again this often: 30000 */
 };
 
 void resolver_forward_config_default(struct resolver_forward_config *cfg);

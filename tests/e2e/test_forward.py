@@ -12,6 +12,8 @@ import re
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import dns.edns
 import dns.flags
@@ -535,6 +537,34 @@ def test_loop_through_another_forwarder_is_detected():
     finally:
         srv.stop()
         loop.stop()
+
+
+def http_status(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_loop_check_name_sent_by_a_client_turns_nothing_off(fake):
+    # Anyone who sees one upstream query knows the probe name; sending it back to svcdns once
+    # the check is over must not mark the upstream looping (forwarding off, /ready 503).
+    http_port = e2e.free_port()
+    with forwarder([fake.addr], "--http", f"127.0.0.1:{http_port}") as srv:
+        assert e2e.wait_until(lambda: fake.queries(proto="udp") and any(
+            "svcdns-loop-check" in q["name"] for q in fake.queries()), 5), fake.queries()
+        probe = next(q["name"] for q in fake.queries() if "svcdns-loop-check" in q["name"])
+        time.sleep(0.5)  # the fake's answer ended the check
+        for qid in range(1, 7):
+            resp, _ = query(srv.port, probe, "HINFO", qid=qid)
+            assert resp.rcode() == dns.rcode.NXDOMAIN, resp
+        assert "forwarding loop" not in srv.stderr(), srv.stderr()
+        resp, _ = query(srv.port, "after-probe.example.test.")
+        assert texts(resp, "A") == ["192.0.2.1"], resp
+        assert http_status(http_port, "/ready") == 200
+        # Never forwarded: the names under svcdns-loop-check. are svcdns's own.
+        assert len([q for q in fake.queries() if q["name"] == probe]) == 1
 
 
 def test_own_address_as_upstream_is_refused():
