@@ -58,6 +58,13 @@ static int configure_resolver(struct daemon *d)
         fc->deadline_ms = fc->timeout_ms;
     fc->max_concurrent = (unsigned)o->max_concurrent;
     cc->size = o->cache_size;
+    if (o->cache_memory && (resolver_cache_parse_size(o->cache_memory, &cc->memory) < 0 ||
+                            (cc->memory > 0 && cc->memory < RESOLVER_CACHE_MIN_MEMORY)))
+        return daemon_fail("--cache-memory: \"%s\" is not a size from 64K to 64G; write 512K, "
+                           "64M or 1G, or 0 (no cache)",
+                           o->cache_memory);
+    if (cc->memory == 0)
+        cc->size = 0; /* either bound at 0 turns the cache off */
     cc->max_ttl = (uint32_t)o->cache_max_ttl;
     cc->min_ttl = (uint32_t)o->cache_min_ttl;
     if (o->serve_stale && resolver_cache_parse_duration(o->serve_stale, &cc->serve_stale_s) < 0)
@@ -284,8 +291,9 @@ static int setup_forwarding(struct daemon *d)
     d->answer_cfg.chase_outside = true;
     d->search_cfg.upstream = true;
     dns_addr_format(&fc->upstreams[0], text, sizeof(text));
-    log_info("main", "forwarding=on upstreams=%zu first=%s timeout_ms=%u cache_size=%zu", kept,
-             text, fc->timeout_ms, d->cache_cfg.size);
+    log_info("main",
+             "forwarding=on upstreams=%zu first=%s timeout_ms=%u cache_size=%zu cache_memory=%zu",
+             kept, text, fc->timeout_ms, d->cache_cfg.size, d->cache_cfg.memory);
     return 0;
 }
 

@@ -10,6 +10,7 @@ per name, TTL countdown, the entry bound, serve-stale); --max-concurrent; the lo
 
 import re
 import socket
+import struct
 import threading
 import time
 import urllib.error
@@ -438,6 +439,75 @@ def test_eviction_keeps_the_entry_bound(fake):
         entries = [int(m) for m in re.findall(r"module=cache insert .*entries=(\d+)",
                                               srv.stderr())]
         assert entries and max(entries) <= 3, entries
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def metric_value(http_port, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=3) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def test_cache_memory_bounds_what_large_answers_take(fake, tmp_path):
+    # Anyone who controls a domain can make its answers large: 1,500 names of 11 KB each,
+    # truncated over UDP and fetched over TCP, would hold 17 MB if the cache kept them all.
+    # cache-memory (here from the config file) bounds what they take.
+    config = tmp_path / "svcdns.yaml"
+    config.write_text("cache-memory: 1M\n")
+    http_port = e2e.free_port()
+    with forwarder([fake.addr], "--config", config, "--http", f"127.0.0.1:{http_port}") as srv:
+        def ask(name):
+            # Only the header is read: dnspython would take longer to parse 700 records than
+            # svcdns and the fake upstream take to make them.
+            reply = e2e.raw_tcp(srv.port, e2e.build_query(name), timeout=10)
+            assert reply and struct.unpack("!H", reply[6:8])[0] == 700, name
+        for i in range(40):  # warm up: request slots, buffers, the heap's first pages
+            ask(f"bigtc-w{i:04d}.example.test.")
+        before = rss_kib(srv.proc.pid)
+        names = [f"bigtc-{i:04d}.example.test." for i in range(1500)]
+        parallel(lambda chunk: [ask(n) for n in chunk], [names[k::4] for k in range(4)])
+        grown = rss_kib(srv.proc.pid) - before
+        held = metric_value(http_port, "svcdns_cache_bytes")
+        assert 0 < held <= 1 << 20, held
+        assert metric_value(http_port, "svcdns_cache_evictions_total") > 1000
+        assert grown < 6 * 1024, f"RSS grew by {grown} KiB for a 1 MiB cache"
+        # The most recent answers are still there: no upstream query for them.
+        asked = len(fake.queries("bigtc-1499"))
+        ask("bigtc-1499.example.test.")
+        assert len(fake.queries("bigtc-1499")) == asked
+
+
+def test_an_answer_too_large_for_an_entry_is_cached_as_what_udp_gets(fake):
+    http_port = e2e.free_port()
+    with forwarder([fake.addr], "--http", f"127.0.0.1:{http_port}") as srv:
+        for _ in range(3):
+            resp, _ = query(srv.port, "hugetc-1.example.test.")
+            assert resp.flags & dns.flags.TC and not resp.answer, resp
+        # One fetch over TCP for the three: the first one's, then the truncation is cached.
+        assert len(fake.queries("hugetc-1", proto="tcp")) == 1
+        assert metric_value(http_port, "svcdns_cache_oversized_total") == 1
+        assert metric_value(http_port, "svcdns_cache_bytes") < 4096
+        # A TCP client wants the whole answer: it is fetched again, not kept.
+        for _ in range(2):
+            resp, _ = query(srv.port, "hugetc-1.example.test.", tcp=True)
+            assert len(texts(resp, "A")) == 1500, resp
+        assert len(fake.queries("hugetc-1", proto="tcp")) == 3
+
+
+@pytest.mark.parametrize("value", ["10X", "1K", "100G", "-1M", ""])
+def test_bad_cache_memory_is_a_clear_error(value):
+    p = e2e.run_cli(["--manifests", str(e2e.CLUSTER_DATA), "--check", "--cache-memory", value])
+    assert p.returncode == 1, f"exit {p.returncode}\n{p.stderr}"
+    assert "--cache-memory" in p.stderr and "64M" in p.stderr, p.stderr
 
 
 def test_serve_stale_when_upstream_dies():

@@ -155,6 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct resolver_cache_config cfg;
     resolver_cache_config_default(&cfg);
     cfg.size = 4;
+    cfg.memory = RESOLVER_CACHE_MIN_MEMORY; /* one shard: large answers are kept truncated */
     cfg.serve_stale_s = 60;
     cfg.now_ms = fake_clock;
     struct resolver_cache *cache = NULL;
