@@ -1,7 +1,8 @@
 """The search path end to end (DESIGN.md section 4; README, Search path: the resolv.conf of
 a pod and what ndots:5 costs).
 
-a) short names as dig and kdig send them (no search list applied), over UDP and TCP;
+a) short names as dig and kdig send them (no search list applied), over UDP and TCP, and
+   which wins when a two-label name is also a public one (a Namespace named like a TLD);
 b) `svcdns --resolv-conf NS`;
 c) glibc's resolver (getent ahosts) in a network namespace of its own, with the resolv.conf a
    pod gets, svcdns on 127.0.0.1:53 and NSD upstream on 127.0.0.1:5300: the number of queries
