@@ -829,12 +829,13 @@ static uint16_t put_ptrs(struct reply *r, const struct zones_ip *ip)
     return (uint16_t)n;
 }
 
+static const size_t reverse_apex_len[] = {0, 14, 10}; /* in-addr.arpa., ip6.arpa. */
+
 static size_t answer_reverse(struct reply *r, enum zones_zone zone, bool *ours)
 {
-    static const size_t apex_len[] = {0, 14, 10};
     struct zones_ip ip;
-    int units =
-        reverse_address(&r->q->qname, apex_len[zone], zone == ZONES_ZONE_REVERSE4 ? 4 : 6, &ip);
+    int units = reverse_address(&r->q->qname, reverse_apex_len[zone],
+                                zone == ZONES_ZONE_REVERSE4 ? 4 : 6, &ip);
     unsigned full = zone == ZONES_ZONE_REVERSE4 ? 4 : 32;
     *ours = true;
     if (units == (int)full) {
@@ -957,7 +958,26 @@ static size_t names_answer(const void *self, const struct dns_query *q, const ui
     return len;
 }
 
+/* What zones_answer_query() answers rather than passes on: the cluster zone whole; in the
+ * reverse zones, the name of a full address the cluster has (the rest falls through to the
+ * forwarder when there is one). */
+static bool names_is_authoritative(const void *self, const struct dns_name *name)
+{
+    const struct zones_answer *za = self;
+    enum zones_zone zone = zones_store_zone_of(za->store, name);
+    if (zone == ZONES_ZONE_NONE)
+        return false;
+    if (zone == ZONES_ZONE_CLUSTER || !za->cfg.fallthrough_reverse)
+        return true;
+    int family = zone == ZONES_ZONE_REVERSE4 ? 4 : 6;
+    struct zones_ip ip;
+    size_t pos = SIZE_MAX;
+    return reverse_address(name, reverse_apex_len[zone], family, &ip) == (family == 4 ? 4 : 32) &&
+           zones_store_next_addr(za->store, &ip, &pos) != NULL;
+}
+
 struct dns_names zones_answer_names(const struct zones_answer *za)
 {
-    return (struct dns_names){names_lookup, names_client_namespace, names_answer, za};
+    return (struct dns_names){names_lookup, names_client_namespace, names_answer,
+                              names_is_authoritative, za};
 }

@@ -58,6 +58,13 @@ static int configure_resolver(struct daemon *d)
         fc->deadline_ms = fc->timeout_ms;
     fc->max_concurrent = (unsigned)o->max_concurrent;
     cc->size = o->cache_size;
+    if (o->cache_memory && (resolver_cache_parse_size(o->cache_memory, &cc->memory) < 0 ||
+                            (cc->memory > 0 && cc->memory < RESOLVER_CACHE_MIN_MEMORY)))
+        return daemon_fail("--cache-memory: \"%s\" is not a size from 64K to 64G; write 512K, "
+                           "64M or 1G, or 0 (no cache)",
+                           o->cache_memory);
+    if (cc->memory == 0)
+        cc->size = 0; /* either bound at 0 turns the cache off */
     cc->max_ttl = (uint32_t)o->cache_max_ttl;
     cc->min_ttl = (uint32_t)o->cache_min_ttl;
     if (o->serve_stale && resolver_cache_parse_duration(o->serve_stale, &cc->serve_stale_s) < 0)
@@ -178,7 +185,7 @@ static struct dns_chain *chain_new(void *ctx, uv_loop_t *loop, unsigned index)
     struct dns_names names = zones_answer_names(&w->zones);
     if (resolver_search_init(&w->search, &d->search_cfg, &names) < 0 ||
         (d->forward_shared &&
-         resolver_forward_new(&w->forward, loop, d->forward_shared, d->cache) < 0)) {
+         resolver_forward_new(&w->forward, loop, d->forward_shared, d->cache, &names) < 0)) {
         dns_epoch_reader_stop(d->epoch, index);
         free(w);
         return NULL;
@@ -373,8 +380,9 @@ static int setup_forwarding(struct daemon *d)
     dns_addr_format(&fc->upstreams[0], text, sizeof(text));
     log_info("main",
              "forwarding=on upstreams=%zu first=%s timeout_ms=%u max_concurrent=%u "
-             "cache_size=%zu",
-             fc->n_upstreams, text, fc->timeout_ms, fc->max_concurrent, d->cache_cfg.size);
+             "cache_size=%zu cache_memory=%zu",
+             fc->n_upstreams, text, fc->timeout_ms, fc->max_concurrent, d->cache_cfg.size,
+             d->cache_cfg.memory);
     return 0;
 }
 

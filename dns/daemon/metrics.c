@@ -98,6 +98,12 @@ static void resolver_metrics(struct daemon *d, struct dns_http_response *res)
         metric(res, "svcdns_cache_hits_total", "counter", "Cache hits.", c.hits);
         metric(res, "svcdns_cache_misses_total", "counter", "Cache misses.", c.misses);
         metric(res, "svcdns_cache_entries", "gauge", "Entries in the cache.", c.entries);
+        metric(res, "svcdns_cache_bytes", "gauge",
+               "Bytes the cached answers hold, malloc's overhead included (--cache-memory).",
+               c.bytes);
+        metric(res, "svcdns_cache_oversized_total", "counter",
+               "Answers over 16 KiB, cached only as the truncated reply a UDP client gets.",
+               c.oversized);
         metric(res, "svcdns_cache_evictions_total", "counter",
                "Entries dropped to make room for others.", c.evictions);
         metric(res, "svcdns_cache_served_stale_total", "counter",
@@ -212,9 +218,10 @@ void daemon_metrics_log(const struct daemon *d)
         resolver_cache_stats(d->cache, &c);
         log_info("cache",
                  "hits=%llu misses=%llu inserts=%llu evictions=%llu served_stale=%llu "
-                 "entries=%zu capacity=%zu",
+                 "oversized=%llu entries=%zu capacity=%zu bytes=%zu memory=%zu",
                  (unsigned long long)c.hits, (unsigned long long)c.misses,
                  (unsigned long long)c.inserts, (unsigned long long)c.evictions,
-                 (unsigned long long)c.served_stale, c.entries, c.capacity);
+                 (unsigned long long)c.served_stale, (unsigned long long)c.oversized, c.entries,
+                 c.capacity, c.bytes, c.memory);
     }
 }

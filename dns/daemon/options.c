@@ -40,6 +40,7 @@ enum {
     OPT_UPSTREAM_TIMEOUT,
     OPT_MAX_CONCURRENT,
     OPT_CACHE_SIZE,
+    OPT_CACHE_MEMORY,
     OPT_CACHE_MAX_TTL,
     OPT_CACHE_MIN_TTL,
     OPT_SERVE_STALE,
@@ -78,6 +79,7 @@ static const struct option long_options[] = {
     {"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
     {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
     {"cache-size", required_argument, NULL, OPT_CACHE_SIZE},
+    {"cache-memory", required_argument, NULL, OPT_CACHE_MEMORY},
     {"cache-max-ttl", required_argument, NULL, OPT_CACHE_MAX_TTL},
     {"cache-min-ttl", required_argument, NULL, OPT_CACHE_MIN_TTL},
     {"serve-stale", required_argument, NULL, OPT_SERVE_STALE},
@@ -155,7 +157,11 @@ static void usage_resolving(FILE *out)
           "                             SERVFAIL after at most 2000 ms)\n"
           "      --max-concurrent N     upstream queries in flight; more get REFUSED\n"
           "                             (default 1000)\n"
-          "      --cache-size N         cached answers (default 10000; 0: no cache)\n"
+          "      --cache-size N         cached answers at most (default 10000; 0: no cache)\n"
+          "      --cache-memory SIZE    bytes they may hold together (default 16M; 64K to 64G,\n"
+          "                             e.g. 512K, 64M, 1G; 0: no cache); whichever bound is\n"
+          "                             reached first evicts. An answer over 16 KiB is kept\n"
+          "                             only as the truncated reply a UDP client gets\n"
           "      --cache-max-ttl S      cap on cached TTLs (default 3600)\n"
           "      --cache-min-ttl S      floor on cached TTLs (default 0)\n"
           "      --serve-stale DURATION answer from expired entries this old (1h, 30m, 3600s)\n"
@@ -324,6 +330,9 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return parse_ulong(name, value, 1000000, &o->max_concurrent);
     case OPT_CACHE_SIZE:
         return parse_ulong(name, value, 10000000, &o->cache_size);
+    case OPT_CACHE_MEMORY:
+        o->cache_memory = value;
+        return 0;
     case OPT_CACHE_MAX_TTL:
         return parse_ulong(name, value, 604800, &o->cache_max_ttl);
     case OPT_CACHE_MIN_TTL:

@@ -43,6 +43,7 @@ struct daemon_options {
     unsigned long upstream_timeout_ms;
     unsigned long max_concurrent;
     unsigned long cache_size;
+    const char *cache_memory; /* --cache-memory SIZE; default 16M */
     unsigned long cache_max_ttl;
     unsigned long cache_min_ttl;
     const char *serve_stale;

@@ -371,6 +371,42 @@ START_TEST(names_tell_pods_namespaces_and_existence)
 }
 END_TEST
 
+/* What no upstream may speak for: the cluster zone, and the reverse names of cluster
+ * addresses when the rest of the reverse zones falls through to the forwarder. */
+START_TEST(names_tell_what_svcdns_is_the_authority_for)
+{
+    struct zones_answer za = {.store = store, .cfg = {.fallthrough_reverse = true}};
+    struct dns_names names = zones_answer_names(&za);
+    static const struct {
+        const char *name;
+        bool ours;
+    } authority[] = {
+        {"web.prod.svc.local", true},
+        {"nothere.prod.svc.local", true},
+        {"local", true},
+        {"20.0.96.10.in-addr.arpa", true},
+        {"7.1.244.10.in-addr.arpa", true},
+        {"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa", true},
+        {"9.9.9.9.in-addr.arpa", false},
+        {"0.96.10.in-addr.arpa", false},
+        {"in-addr.arpa", false},
+        {"example.com", false},
+        {"localhost", false},
+    };
+    for (size_t i = 0; i < sizeof(authority) / sizeof(authority[0]); i++) {
+        struct dns_name name;
+        dns_name_from_text(&name, authority[i].name);
+        ck_assert_msg(names.is_authoritative(names.self, &name) == authority[i].ours, "%s",
+                      authority[i].name);
+    }
+    /* Without a forwarder the reverse zones are answered whole. */
+    za.cfg.fallthrough_reverse = false;
+    struct dns_name name;
+    dns_name_from_text(&name, "9.9.9.9.in-addr.arpa");
+    ck_assert(names.is_authoritative(names.self, &name));
+}
+END_TEST
+
 START_TEST(any_in_full_returns_every_rrset)
 {
     ldns_pkt *reply = ask_as("web.prod.svc.local.", DNS_TYPE_ANY, true);
@@ -546,6 +582,7 @@ Suite *answer_suite(void)
     tcase_add_test(tc, any_in_full_returns_every_rrset);
     tcase_add_loop_test(tc, any_over_udp_returns_one_rrset, 0,
                         (int)(sizeof(any_cases) / sizeof(any_cases[0])));
+    tcase_add_test(tc, names_tell_what_svcdns_is_the_authority_for);
     tcase_add_test(tc, dump_prints_each_record_once);
     suite_add_tcase(s, tc);
     tc = tcase_create("build");
