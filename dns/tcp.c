@@ -13,11 +13,14 @@
 
 #include <uv.h>
 
+#include "dns/frame.h"
 #include "dns/log.h"
 #include "dns/wire.h"
 #include "dns/worker.h"
 
 #define WARN_EVERY_MS 10000 /* at most one accept warning per worker this often */
+
+_Static_assert(DNS_SLOT_BUF >= DNS_FRAME_MAX, "a connection's read buffer holds a whole frame");
 
 static void conn_pump(struct conn *c);
 
@@ -132,11 +135,11 @@ static size_t conn_buffered(const struct conn *c)
 /* The length of the complete frame at the head of the buffer, or 0 if there is none. */
 static size_t conn_frame_ready(const struct conn *c)
 {
-    size_t avail = conn_buffered(c);
-    if (c->rd == NULL || avail < 2)
+    size_t len = 0;
+    if (c->rd == NULL ||
+        dns_frame_head(c->rd->query + c->rd_off, conn_buffered(c), &len) != DNS_FRAME_READY)
         return 0;
-    size_t len = dns_wire_get_u16(c->rd->query + c->rd_off);
-    return avail >= 2 + len ? len : 0;
+    return len;
 }
 
 static void tcp_send(struct dns_request *req);
@@ -227,15 +230,16 @@ static void conn_pump(struct conn *c)
     if (c->closing || c->in_pump)
         return;
     c->in_pump = true;
-    while (!c->closing && !c->is_starved && c->inflight < cap && conn_buffered(c) >= 2) {
-        size_t len = dns_wire_get_u16(c->rd->query + c->rd_off);
-        if (len < DNS_HEADER_SIZE) {
-            /* A length of 0 or a runt is not a DNS message; NSD, Knot and Unbound close. */
+    while (!c->closing && !c->is_starved && c->inflight < cap && conn_buffered(c) > 0) {
+        size_t len = 0;
+        enum dns_frame_state head =
+            dns_frame_head(c->rd->query + c->rd_off, conn_buffered(c), &len);
+        if (head == DNS_FRAME_RUNT) {
             log_debug("server", "event=tcp_close reason=runt_frame length=%zu", len);
             conn_close(c);
             break;
         }
-        if (conn_buffered(c) < 2 + len)
+        if (head == DNS_FRAME_PARTIAL)
             break;
         conn_dispatch(c, len);
     }
@@ -261,13 +265,9 @@ static void on_conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
         }
         c->rd_off = 0;
         c->rd_len = 0;
-    } else if (c->rd_off > 0) {
-        /* Move the partial message to the front so that a whole frame fits behind it. */
-        memmove(c->rd->query, c->rd->query + c->rd_off, c->rd_len - c->rd_off);
-        c->rd_len -= c->rd_off;
-        c->rd_off = 0;
     }
-    *buf = uv_buf_init((char *)c->rd->query + c->rd_len, (unsigned)(DNS_SLOT_BUF - c->rd_len));
+    size_t room = dns_frame_compact(c->rd->query, DNS_SLOT_BUF, &c->rd_off, &c->rd_len);
+    *buf = uv_buf_init((char *)c->rd->query + c->rd_len, (unsigned)room);
 }
 
 static void on_conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
