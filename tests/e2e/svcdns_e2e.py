@@ -21,6 +21,8 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import dns.flags
 import dns.message
@@ -508,6 +510,52 @@ class Reply:
         return (f"Reply(id={self.id:#x} flags={self.flags:#06x} opcode={self.opcode} "
                 f"rcode={self.rcode} qd={self.qdcount} an={self.ancount} ns={self.nscount} "
                 f"ar={self.arcount} len={len(self.data)})")
+
+
+# ----------------------------------------------------------------------------------------
+# --http: /metrics, and what the process holds
+
+
+def http_get(port, path, timeout=5.0):
+    """GET http://127.0.0.1:port/path: (status, body text); error statuses are returned."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def parse_metrics(text):
+    """Prometheus text format into {sample: value}; a sample keeps its labels as written
+    (`svcdns_dns_responses_total{rcode="NOERROR"}`)."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def metrics(port):
+    """The samples of /metrics on --http port (which must answer 200)."""
+    status, body = http_get(port, "/metrics")
+    assert status == 200, f"/metrics: {status}\n{body}"
+    return parse_metrics(body)
+
+
+def rss_kib(pid):
+    """VmRSS of a process, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise ServerError(f"no VmRSS for pid {pid}")
+
+
+def open_fds(pid):
+    """How many file descriptors a process has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
 
 
 # ----------------------------------------------------------------------------------------
