@@ -557,6 +557,18 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def udp_drops(port):
+    """Datagrams the kernel dropped so far on the UDP sockets bound to this local port (their
+    receive buffers were full), from /proc/net/udp and udp6."""
+    drops = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    drops += int(fields[-1])
+    return drops
+
 
 # ----------------------------------------------------------------------------------------
 # Assertions on dnspython replies
