@@ -245,7 +245,7 @@ def test_soak_dnsperf_at_half_capacity_through_good_and_broken_reloads(tmp_path)
           f"datagrams dropped: {kernel_drops} by the kernel, "
           f"{final['svcdns_dns_dropped_total']:.0f} by svcdns; "
           f"after {WARMUP} reloads RSS {base_rss} KiB, fds {base_fds}; after {RELOADS}: "
-          f"RSS {end_rss} KiB ({drift(base_rss, end_rss):+.2%}), fds {end_fds}; "
+          f"RSS {end_rss} KiB ({(end_rss - base_rss) / base_rss:+.2%}), fds {end_fds}; "
           f"RSS samples {[rss for rss, _ in samples]}")
 
     assert final["svcdns_dns_dropped_total"] == 0
