@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "dns/frame.h"
 #include "dns/log.h"
 #include "dns/wire.h"
 #include "dns/worker.h"
@@ -135,11 +136,8 @@ static const uint8_t *conn_head(const struct conn *c)
 /* The length of the complete frame at the head of the buffer, or 0 if there is none. */
 static size_t conn_frame_ready(const struct conn *c)
 {
-    size_t avail = conn_buffered(c);
-    if (avail < 2)
-        return 0;
-    size_t len = dns_wire_get_u16(conn_head(c));
-    return avail >= 2 + len ? len : 0;
+    size_t len = 0;
+    return dns_frame_head(conn_head(c), conn_buffered(c), &len) == DNS_FRAME_READY ? len : 0;
 }
 
 /* At the connection cap (RFC 7766 §6.2.3 lets a server close connections to make room): the
@@ -315,16 +313,16 @@ static void conn_pump(struct conn *c)
     if (c->closing || c->in_pump)
         return;
     c->in_pump = true;
-    while (!c->closing && !c->is_starved && c->inflight < cap && conn_buffered(c) >= 2) {
-        size_t len = dns_wire_get_u16(conn_head(c));
-        if (len < DNS_HEADER_SIZE) {
-            /* A length of 0 or a runt is not a DNS message; NSD, Knot and Unbound close. */
+    while (!c->closing && !c->is_starved && c->inflight < cap && conn_buffered(c) > 0) {
+        size_t len = 0;
+        enum dns_frame_state head = dns_frame_head(conn_head(c), conn_buffered(c), &len);
+        if (head == DNS_FRAME_RUNT) {
             log_debug("server", "event=tcp_close reason=runt_frame length=%zu", len);
             conn_close(c);
             break;
         }
-        if (conn_buffered(c) < 2 + len) {
-            if (c->large == NULL && 2 + len > DNS_TCP_INBUF)
+        if (head == DNS_FRAME_PARTIAL) {
+            if (c->large == NULL && dns_frame_needs(conn_head(c), conn_buffered(c)) > DNS_TCP_INBUF)
                 conn_read_large(c);
             break;
         }
@@ -343,17 +341,12 @@ static void on_conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     struct conn *c = handle->data;
     if (c->large != NULL) {
-        size_t end = 2 + (size_t)dns_wire_get_u16(c->large->query);
+        size_t end = dns_frame_needs(c->large->query, c->rd_len);
         *buf = uv_buf_init((char *)c->large->query + c->rd_len, (unsigned)(end - c->rd_len));
         return;
     }
-    if (c->rd_off > 0) {
-        /* Move the partial message to the front so that the whole of it fits. */
-        memmove(c->inbuf, c->inbuf + c->rd_off, c->rd_len - c->rd_off);
-        c->rd_len -= c->rd_off;
-        c->rd_off = 0;
-    }
-    *buf = uv_buf_init((char *)c->inbuf + c->rd_len, (unsigned)(DNS_TCP_INBUF - c->rd_len));
+    size_t room = dns_frame_compact(c->inbuf, DNS_TCP_INBUF, &c->rd_off, &c->rd_len);
+    *buf = uv_buf_init((char *)c->inbuf + c->rd_len, (unsigned)room);
 }
 
 static void on_conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)

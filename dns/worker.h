@@ -27,7 +27,7 @@
 #define DNS_SLOT_KEEP 4096
 /* A TCP connection reads into a buffer of its own this long; a longer message is read into a
  * slot, by at most DNS_TCP_LARGE_READS connections of a worker at once (2 MiB in all). */
-#define DNS_TCP_INBUF 512
+#define DNS_TCP_INBUF DNS_FRAME_SMALL
 #define DNS_TCP_LARGE_READS 32
 
 #define CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))

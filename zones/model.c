@@ -906,23 +906,28 @@ static void rebuild(struct zones_model *m, struct svc_entry *e)
     report_clashes(m, e);
 }
 
+/* The new addresses go in before the old ones come out, so that a Pod read again unchanged
+ * (its file reloaded) never disappears for a moment: a query in between would get NXDOMAIN
+ * for its record, or no autopath for it as a client. */
 static void republish_pod(struct zones_model *m, struct pod_entry *e)
 {
-    for (size_t i = 0; i < e->n_addrs; i++)
-        zones_store_remove_pod_addr(m->store, e->addrs[i]);
-    free(e->addrs);
+    struct zones_pod_addr **old = e->addrs;
+    size_t n_old = e->n_addrs;
     e->addrs = NULL;
     e->n_addrs = 0;
     const struct zones_pod *pod = e->effective;
     e->published = pod;
-    if (pod == NULL || pod->n_ips == 0)
-        return;
-    e->addrs = zones_xcalloc(pod->n_ips, sizeof(struct zones_pod_addr *));
-    for (size_t i = 0; i < pod->n_ips; i++) {
-        struct zones_pod_addr *a = zones_store_add_pod_addr(m->store, pod->ns, &pod->ips[i]);
-        if (a != NULL)
-            e->addrs[e->n_addrs++] = a;
+    if (pod != NULL && pod->n_ips > 0) {
+        e->addrs = zones_xcalloc(pod->n_ips, sizeof(struct zones_pod_addr *));
+        for (size_t i = 0; i < pod->n_ips; i++) {
+            struct zones_pod_addr *a = zones_store_add_pod_addr(m->store, pod->ns, &pod->ips[i]);
+            if (a != NULL)
+                e->addrs[e->n_addrs++] = a;
+        }
     }
+    for (size_t i = 0; i < n_old; i++)
+        zones_store_remove_pod_addr(m->store, old[i]);
+    free(old);
 }
 
 static void svc_unlink(struct svc_entry *e)

@@ -53,7 +53,8 @@ struct daemon_reload {
     uv_signal_t sighup;
     uv_fs_event_t watches[DAEMON_MAX_LIST];
     size_t n_watches;
-    uv_timer_t debounce; /* editors and kubelet write in bursts: reload once, 200 ms after */
+    uv_timer_t debounce; /* editors and kubelet write in bursts: reload once, 200 ms after the
+                            first event of one (not the last: a burst may not end) */
     uv_timer_t poll;     /* --reload-interval: for what sends no change events */
     uint32_t interval_s;
     /* One build at a time (the files are the build's while building is set); a trigger

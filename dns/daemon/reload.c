@@ -319,7 +319,10 @@ static void on_fs_event(uv_fs_event_t *handle, const char *filename, int events,
         log_warn("reload", "error=\"%s\" hint=\"send SIGHUP to reload\"", uv_strerror(status));
         return;
     }
-    uv_timer_start(&d->reload.debounce, on_debounce, 200, 0);
+    /* 200 ms after the first event of a burst, not after the last: files changed more often
+     * than that would otherwise put the reload off for as long as they keep changing. */
+    if (!uv_is_active((uv_handle_t *)&d->reload.debounce))
+        uv_timer_start(&d->reload.debounce, on_debounce, 200, 0);
 }
 
 /* Watches the directory of path (a file: the directory it is in, so an editor's or kubelet's

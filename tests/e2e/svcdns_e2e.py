@@ -553,6 +553,79 @@ class Reply:
 
 
 # ----------------------------------------------------------------------------------------
+# --http: /metrics, and what the process holds
+
+
+def http_get(port, path, timeout=5.0):
+    """GET http://127.0.0.1:port/path: (status, body text); error statuses are returned."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def parse_metrics(text):
+    """Prometheus text format into {sample: value}; a sample keeps its labels as written
+    (`svcdns_dns_responses_total{rcode="NOERROR"}`)."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def http_request(port, path, method="GET"):
+    """(status, headers, body) of an HTTP request to 127.0.0.1:port (--http)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def metrics(port):
+    """The samples of /metrics by name (with labels), checked for its content type and for
+    HELP and TYPE lines (promtool's first checks)."""
+    status, headers, body = http_request(port, "/metrics")
+    assert status == 200, f"/metrics: {status}\n{body}"
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    values = parse_metrics(body)
+    for name in {re.sub(r"\{.*", "", n) for n in values}:
+        assert f"# TYPE {name} " in body and f"# HELP {name} " in body, name
+    return values
+
+
+def rss_kib(pid):
+    """VmRSS of a process, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise ServerError(f"no VmRSS for pid {pid}")
+
+
+def open_fds(pid):
+    """How many file descriptors a process has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def udp_drops(port):
+    """Datagrams the kernel dropped so far on the UDP sockets bound to this local port (their
+    receive buffers were full), from /proc/net/udp and udp6."""
+    drops = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    drops += int(fields[-1])
+    return drops
+
+
+# ----------------------------------------------------------------------------------------
 # Assertions on dnspython replies
 
 
@@ -844,34 +917,3 @@ def getent_ahosts(netns, name):
         if i == 0 and len(fields) >= 3:
             canon = fields[2]
     return p.returncode, addrs, canon
-
-
-# ----------------------------------------------------------------------------------------
-# --http
-
-
-def http_get(port, path, method="GET"):
-    """(status, headers, body) of an HTTP request to 127.0.0.1:port (--http)."""
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=3) as r:
-            return r.status, r.headers, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read().decode()
-
-
-def metrics(port):
-    """The samples of /metrics by name (with labels), checked for HELP and TYPE lines."""
-    status, headers, body = http_get(port, "/metrics")
-    assert status == 200
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    values = {}
-    for line in body.splitlines():
-        if line.startswith("#") or not line:
-            continue
-        name, value = line.rsplit(" ", 1)
-        values[name] = float(value)
-    # Every sample has HELP and TYPE lines (promtool's first checks).
-    for name in {re.sub(r"\{.*", "", n) for n in values}:
-        assert f"# TYPE {name} " in body and f"# HELP {name} " in body, name
-    return values

@@ -18,7 +18,7 @@ spec: {clusterIP: 10.96.0.20}
 """
 
 
-get = e2e.http_get
+get = e2e.http_request
 metrics = e2e.metrics
 
 

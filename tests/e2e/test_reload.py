@@ -207,3 +207,25 @@ def test_queries_are_answered_throughout_repeated_reloads(manifests):
             repr((dns.rcode.NOERROR, ["10.96.1.1"])), repr((dns.rcode.NOERROR, ["10.96.1.2"]))}
         assert "module=reload trigger=sighup serial=" in srv.stderr()
     # Server.__exit__ required exit status 0 after SIGTERM.
+
+
+def test_changes_that_keep_coming_are_read_while_they_come(manifests):
+    """A file rewritten every 50 ms (a generator, a sync loop) is read 200 ms after the first
+    change of the burst, not after the last: the debounce once restarted with every event, so
+    a burst that never paused put the reload off until the 30 s poll."""
+    churn = manifests / "churn.yaml"
+    with e2e.Server([manifests]) as srv:
+        start = time.monotonic()
+        seen = None
+        i = 0
+        while time.monotonic() - start < 3.0:
+            churn.write_text(service(f"c{i}", "10.96.9.9"))
+            i += 1
+            time.sleep(0.05)
+            if seen is None and addresses(srv, "c0.default.svc.local.")[0] != dns.rcode.NXDOMAIN:
+                seen = time.monotonic() - start
+            if seen is None and any(addresses(srv, f"c{k}.default.svc.local.")[0] ==
+                                    dns.rcode.NOERROR for k in range(max(0, i - 3), i)):
+                seen = time.monotonic() - start
+        assert seen is not None and seen < 2.0, f"no change served while they kept coming " \
+            f"({i} writes in 3 s)\n{srv.stderr()}"
