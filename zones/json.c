@@ -7,7 +7,6 @@
 #include "zones/json.h"
 
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,14 +138,18 @@ void zones_json_free(struct zones_json *doc)
     free(doc);
 }
 
-const char *zones_json_string(const struct zones_dom_node *node, ...)
+const char *zones_json_string(const struct zones_dom_node *node, const char *path)
 {
-    va_list ap;
-    va_start(ap, node);
-    for (const char *key = va_arg(ap, const char *); key != NULL && node != NULL;
-         key = va_arg(ap, const char *))
-        node = node->kind == ZONES_DOM_MAP ? zones_dom_lookup(node, key).value : NULL;
-    va_end(ap);
+    char key[128];
+    for (const char *p = path; node != NULL && *p != '\0';) {
+        size_t n = strcspn(p, ".");
+        if (n >= sizeof(key) || node->kind != ZONES_DOM_MAP)
+            return NULL;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        node = zones_dom_lookup(node, key).value;
+        p += n + (p[n] == '.');
+    }
     if (node == NULL || node->kind != ZONES_DOM_SCALAR || node->plain)
         return NULL;
     return node->text;

@@ -21,8 +21,8 @@ const struct zones_dom_node *zones_json_root(const struct zones_json *doc);
 /* The tree and what it points into. NULL is a no-op. */
 void zones_json_free(struct zones_json *doc);
 
-/* The string at a path of map keys below node ("metadata", "resourceVersion", NULL), or NULL
+/* The string at a dotted path of map keys below node ("metadata.resourceVersion"), or NULL
  * when a step is missing or not a mapping, or the value is not a string. */
-const char *zones_json_string(const struct zones_dom_node *node, ...) __attribute__((sentinel));
+const char *zones_json_string(const struct zones_dom_node *node, const char *path);
 
 #endif

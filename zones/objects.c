@@ -811,7 +811,8 @@ struct zones_service *zones_objects_clone_service(const struct zones_service *sv
     struct pack p = {NULL, 0};
     pack_service(&p, svc, extra);
     p = filling(&p);
-    return pack_service(&p, svc, extra);
+    pack_service(&p, svc, extra);
+    return (struct zones_service *)(void *)p.base; /* the struct comes first */
 }
 
 struct zones_slice *zones_objects_clone_slice(const struct zones_slice *slice, size_t extra)
@@ -819,7 +820,8 @@ struct zones_slice *zones_objects_clone_slice(const struct zones_slice *slice, s
     struct pack p = {NULL, 0};
     pack_slice(&p, slice, extra);
     p = filling(&p);
-    return pack_slice(&p, slice, extra);
+    pack_slice(&p, slice, extra);
+    return (struct zones_slice *)(void *)p.base; /* the struct comes first */
 }
 
 struct zones_pod *zones_objects_clone_pod(const struct zones_pod *pod, size_t extra)
@@ -827,7 +829,8 @@ struct zones_pod *zones_objects_clone_pod(const struct zones_pod *pod, size_t ex
     struct pack p = {NULL, 0};
     pack_pod(&p, pod, extra);
     p = filling(&p);
-    return pack_pod(&p, pod, extra);
+    pack_pod(&p, pod, extra);
+    return (struct zones_pod *)(void *)p.base; /* the struct comes first */
 }
 
 struct zones_namespace *zones_objects_clone_namespace(const struct zones_namespace *ns,
@@ -836,5 +839,6 @@ struct zones_namespace *zones_objects_clone_namespace(const struct zones_namespa
     struct pack p = {NULL, 0};
     pack_namespace(&p, ns, extra);
     p = filling(&p);
-    return pack_namespace(&p, ns, extra);
+    pack_namespace(&p, ns, extra);
+    return (struct zones_namespace *)(void *)p.base; /* the struct comes first */
 }

@@ -2,8 +2,9 @@
  *
  * main.c reads the options (options.c), maps them into each module's config, builds the
  * modules and one handler chain per worker, and runs them; reload.c keeps the served data
- * current (manifests in, snapshots published); metrics.c serves /health, /ready and
- * /metrics. None of it is on a query's path: a worker's chain calls the stages directly. */
+ * current (manifests in, snapshots published); kubernetes.c follows a cluster's API server;
+ * metrics.c serves /health, /ready and /metrics. None of it is on a query's path: a worker's chain
+ * calls the stages directly. */
 #ifndef DAEMON_DAEMON_H
 #define DAEMON_DAEMON_H
 
@@ -23,6 +24,8 @@
 #include "resolver/forward.h"
 #include "resolver/search.h"
 #include "zones/answer.h"
+#include "zones/kube.h"
+#include "zones/kubeconfig.h"
 #include "zones/model.h"
 #include "zones/objects.h"
 #include "zones/store.h"
@@ -76,7 +79,8 @@ struct daemon {
     struct resolver_forward_config forward_cfg;
     struct resolver_cache_config cache_cfg;
     /* The modules. */
-    struct zones_model *model;  /* the served data, changed on the control thread only */
+    struct zones_model *model;  /* the served data: changed with model_lock held */
+    uv_mutex_t model_lock;      /* every change of the model and its commit: reload, the API */
     struct zones_store *store;  /* the model's store: what every worker answers from */
     struct zones_objects *objs; /* the objects being served (the model points into them) */
     struct dns_epoch *epoch;    /* frees what the store replaced once no worker reads it */
@@ -87,6 +91,9 @@ struct daemon {
     _Atomic(struct daemon_worker *) workers[DNS_SERVER_MAX_WORKERS];
     struct daemon_reload reload;
     struct dns_http *http; /* NULL without --http */
+    /* The Kubernetes API source: NULL without --kubernetes or --kubeconfig. */
+    struct zones_kubeconfig kubeconfig;
+    struct zones_kube *kube;
 };
 
 /* reload.c. Loads every manifest into the model and its store; the summary goes to summary
@@ -98,6 +105,18 @@ int daemon_reload_start(struct daemon *d);
 void daemon_reload_stop(struct daemon *d);
 /* READY=1 to a service manager, with what is served as the status line. */
 void daemon_reload_notify_ready(struct daemon *d);
+
+/* kubernetes.c. The credentials of --kubeconfig or --kubernetes, read and checked: 0, or -1
+ * after printing why. Nothing to do without those flags. */
+int daemon_kubernetes_configure(struct daemon *d);
+/* With the model built: the source, and the store marked incomplete until its first lists.
+ * For --check and --dump, lists once now (the summary goes to summary when not NULL).
+ * 0, or -1 after logging why. */
+int daemon_kubernetes_init(struct daemon *d, FILE *summary);
+/* Its thread follows the API from now on; stopped before the epoch goes. */
+int daemon_kubernetes_start(struct daemon *d);
+void daemon_kubernetes_stop(struct daemon *d);
+void daemon_kubernetes_free(struct daemon *d);
 
 /* metrics.c: /health, /ready and /metrics on --http. 0, or -1 after printing why. */
 int daemon_metrics_start(struct daemon *d);

@@ -1,7 +1,8 @@
 /* dns/daemon/main.c - svcdns: read the options, build the modules, run, tear down.
  *
  * A startup ladder (Knot's knotd main): options (options.c) are mapped into each module's
- * config, the manifests are loaded into the first snapshot (reload.c), the server binds its
+ * config, the manifests are loaded into the first snapshot (reload.c) and the Kubernetes API
+ * source set up (kubernetes.c), the server binds its
  * sockets, the forwarder and cache are set up, and each worker thread builds its chain
  * (chain_new below). Shutdown runs the ladder backwards. Nothing here is on a query's path. */
 #include <errno.h>
@@ -127,7 +128,8 @@ static int configure(struct daemon *d, int argc, char **argv)
     int rc = daemon_options_parse(o, argc, argv);
     if (rc != 0)
         return rc;
-    if (configure_zones(d) < 0 || configure_search(d) < 0 || configure_resolver(d) < 0)
+    if (configure_zones(d) < 0 || configure_search(d) < 0 || configure_resolver(d) < 0 ||
+        daemon_kubernetes_configure(d) < 0)
         return -2;
     enum log_level level;
     if (o->log_level && log_parse_level(o->log_level, &level) < 0) {
@@ -319,6 +321,8 @@ static int run(struct daemon *d)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (daemon_kubernetes_start(d) < 0)
+        goto out;
     char addr[DNS_ADDR_TEXT_MAX];
     struct zones_store_summary sum;
     zones_store_summarize(d->store, &sum);
@@ -332,6 +336,7 @@ static int run(struct daemon *d)
     dns_notify("STOPPING=1");
     daemon_metrics_log(d);
 out:
+    daemon_kubernetes_stop(d); /* its last commit retires to the epoch: stop it first */
     daemon_reload_stop(d);
     daemon_metrics_stop(d);
     dns_epoch_close(d->epoch);
@@ -400,9 +405,12 @@ int main(int argc, char **argv)
      * grow by copying inside the heap, and a reload of 100k Services peaked at 216 MB instead
      * of 167 MB. */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    uv_mutex_init(&d.model_lock);
     int rc = configure(&d, argc, argv);
     if (rc != 0) {
+        daemon_kubernetes_free(&d);
         daemon_options_free(&d.opt);
+        uv_mutex_destroy(&d.model_lock);
         return rc == 1 ? 0 : rc == -1 ? 2 : 1;
     }
     int status = 1;
@@ -417,6 +425,8 @@ int main(int argc, char **argv)
                         errors == 1 ? "" : "s");
         goto out;
     }
+    if (daemon_kubernetes_init(&d, d.opt.check ? stdout : NULL) < 0)
+        goto out;
     dns_chaos_init(&d.chaos, SVCDNS_VERSION);
     if (d.opt.dump)
         status = zones_store_dump(d.store, stdout) < 0 ? 1 : 0;
@@ -425,11 +435,13 @@ int main(int argc, char **argv)
     else
         status = run(&d);
 out:
+    daemon_kubernetes_free(&d); /* its objects go after the last commit, before the model */
     zones_model_free(d.model);
     if (d.objs != NULL) {
         zones_objects_free(d.objs);
         free(d.objs);
     }
     daemon_options_free(&d.opt);
+    uv_mutex_destroy(&d.model_lock);
     return status;
 }

@@ -43,6 +43,8 @@ enum {
     OPT_CACHE_MIN_TTL,
     OPT_SERVE_STALE,
     OPT_RELOAD_INTERVAL,
+    OPT_KUBECONFIG,
+    OPT_KUBERNETES,
 };
 
 static const struct option long_options[] = {
@@ -72,6 +74,8 @@ static const struct option long_options[] = {
     {"cache-min-ttl", required_argument, NULL, OPT_CACHE_MIN_TTL},
     {"serve-stale", required_argument, NULL, OPT_SERVE_STALE},
     {"reload-interval", required_argument, NULL, OPT_RELOAD_INTERVAL},
+    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+    {"kubernetes", no_argument, NULL, OPT_KUBERNETES},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -80,7 +84,8 @@ static const struct option long_options[] = {
 static void usage(FILE *out)
 {
     fputs("Usage: svcdns [options]\n"
-          "Cluster DNS for Kubernetes Services, served from manifest files.\n"
+          "Cluster DNS for Kubernetes Services, served from manifest files or from a\n"
+          "cluster's API server.\n"
           "\n"
           "Data:\n"
           "  -m, --manifests PATH       file or directory (recursive: *.yaml *.yml *.json);\n"
@@ -94,8 +99,13 @@ static void usage(FILE *out)
           "      --reload-interval DURATION\n"
           "                             also look for changed manifests this often, for file\n"
           "                             systems without change events (default 30s; 0: off)\n"
-          "\n"
-          "Serving:\n"
+          "      --kubernetes           follow the API server of the cluster svcdns runs in\n"
+          "                             (service account token and CA, KUBERNETES_SERVICE_HOST)\n"
+          "      --kubeconfig FILE      follow the API server of FILE's current context\n"
+          "                             (with --manifests too: the API wins on a name in both)\n"
+          "\n",
+          out);
+    fputs("Serving:\n"
           "  -l, --listen ADDR:PORT     UDP and TCP address; repeatable (default 127.0.0.1:53;\n"
           "                             IPv6 as [::1]:53)\n"
           "      --workers N            event loops (default: the number of CPUs, or the\n"
@@ -131,8 +141,8 @@ static void usage(FILE *out)
           "                             (default off; e.g. 127.0.0.1:9153)\n"
           "      --config FILE          YAML file with the long option names as keys;\n"
           "                             flags win over it\n"
-          "      --check                load and validate config and manifests, print a summary,\n"
-          "                             exit 0 (valid) or 1\n"
+          "      --check                load and validate config and manifests (and list the\n"
+          "                             API once), print a summary, exit 0 (valid) or 1\n"
           "      --dump                 print the loaded records as a zone file and exit\n"
           "      --log-level LEVEL      error | warn | info | debug (default info)\n"
           "      --log-queries          log every query (CoreDNS log plugin style)\n"
@@ -140,7 +150,8 @@ static void usage(FILE *out)
           "  -V, --version              version and library versions\n"
           "\n"
           "Manifest directories are watched: a change reloads them, and so does SIGHUP. A\n"
-          "broken manifest is reported and the last good data keeps serving.\n"
+          "broken manifest is reported and the last good data keeps serving. The API server\n"
+          "is listed and watched; until every kind is listed, cluster names get SERVFAIL.\n"
           "\n"
           "Example:\n"
           "  svcdns --manifests examples/ --listen 127.0.0.1:5353\n"
@@ -196,6 +207,9 @@ static int apply_switch(struct daemon_options *o, int opt, const char *name, con
         break;
     case OPT_NO_SEARCH_EXPAND:
         o->no_search_expand = on;
+        break;
+    case OPT_KUBERNETES:
+        o->kubernetes = on;
         break;
     default:
         o->no_autopath = on;
@@ -260,11 +274,15 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
     case OPT_RELOAD_INTERVAL:
         o->reload_interval = value;
         return 0;
+    case OPT_KUBECONFIG:
+        o->kubeconfig = value;
+        return 0;
     case OPT_CHECK:
     case OPT_DUMP:
     case OPT_LOG_QUERIES:
     case OPT_NO_SEARCH_EXPAND:
     case OPT_NO_AUTOPATH:
+    case OPT_KUBERNETES:
         return apply_switch(o, opt, name, value);
     default:
         return daemon_fail("unknown option %s", name);

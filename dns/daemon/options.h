@@ -44,6 +44,8 @@ struct daemon_options {
     unsigned long cache_min_ttl;
     const char *serve_stale;
     const char *reload_interval; /* --reload-interval DURATION; default 30s */
+    const char *kubeconfig;      /* --kubeconfig FILE: follow that cluster's API */
+    bool kubernetes;             /* --kubernetes: follow the API with in-cluster credentials */
     bool set[256];               /* options given on the command line */
 };
 

@@ -105,8 +105,10 @@ static uint32_t next_serial(const struct zones_objects *objs, uint32_t last)
 /* Makes objs the served objects: into the model, committed, the old ones freed. */
 static void serve_objects(struct daemon *d, struct zones_objects *objs, uint32_t last_serial)
 {
+    uv_mutex_lock(&d->model_lock); /* the Kubernetes API source writes the model too */
     zones_model_set_source(d->model, 0, objs);
     zones_model_commit(d->model, next_serial(objs, last_serial));
+    uv_mutex_unlock(&d->model_lock);
     free_objects(d->objs);
     d->objs = objs;
 }

@@ -102,12 +102,12 @@ START_TEST(reads_a_string_at_a_path)
         parse_ok("{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"resourceVersion\":\"42\","
                  "\"generation\":3}}}");
     const struct zones_dom_node *root = zones_json_root(doc);
-    ck_assert_str_eq(zones_json_string(root, "type", NULL), "ADDED");
-    ck_assert_str_eq(zones_json_string(root, "object", "metadata", "resourceVersion", NULL), "42");
-    ck_assert_ptr_null(zones_json_string(root, "object", "metadata", "generation", NULL));
-    ck_assert_ptr_null(zones_json_string(root, "object", "missing", "resourceVersion", NULL));
-    ck_assert_ptr_null(zones_json_string(root, "type", "deeper", NULL));
-    ck_assert_ptr_null(zones_json_string(root, "object", NULL));
+    ck_assert_str_eq(zones_json_string(root, "type"), "ADDED");
+    ck_assert_str_eq(zones_json_string(root, "object.metadata.resourceVersion"), "42");
+    ck_assert_ptr_null(zones_json_string(root, "object.metadata.generation"));
+    ck_assert_ptr_null(zones_json_string(root, "object.missing.resourceVersion"));
+    ck_assert_ptr_null(zones_json_string(root, "type.deeper"));
+    ck_assert_ptr_null(zones_json_string(root, "object"));
     zones_json_free(doc);
 }
 END_TEST
