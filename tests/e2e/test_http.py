@@ -5,8 +5,6 @@ import re
 import selectors
 import socket
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -20,29 +18,8 @@ spec: {clusterIP: 10.96.0.20}
 """
 
 
-def get(port, path, method="GET"):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=3) as r:
-            return r.status, r.headers, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read().decode()
-
-
-def metrics(port):
-    status, headers, body = get(port, "/metrics")
-    assert status == 200
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    values = {}
-    for line in body.splitlines():
-        if line.startswith("#") or not line:
-            continue
-        name, value = line.rsplit(" ", 1)
-        values[name] = float(value)
-    # Every sample has HELP and TYPE lines (promtool's first checks).
-    for name in {re.sub(r"\{.*", "", n) for n in values}:
-        assert f"# TYPE {name} " in body and f"# HELP {name} " in body, name
-    return values
+get = e2e.http_get
+metrics = e2e.metrics
 
 
 @pytest.fixture
