@@ -13,9 +13,10 @@
  * there; changes wait in a batch and are applied to the model under the model's lock, then
  * committed; the objects they replaced are freed after the commit, when the model no longer
  * points at them. Each kept object is one allocation: the decoded object's copy, then a
- * struct kept with its key and resourceVersion (zones_objects_clone_*'s extra bytes). */
+ * struct kept with a hash of its resourceVersion (zones_objects_clone_*'s extra bytes). */
 #include "zones/kube.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,14 +41,12 @@
 #define MAX_BODY (256U << 20)        /* one list page, or one watch event */
 #define API_SOURCE_FILE "kubernetes" /* zones_where.file of every API object */
 
-/* After each kept object, in the same allocation. */
+/* After each kept object, in the same allocation: what it takes to tell a list's copy of it
+ * from the one served. 100,000 Services and their EndpointSlices make 200,000 of these. */
 struct kept {
-    uint64_t hash;
-    const void *obj; /* the object, and the start of the allocation */
-    const char *ns;  /* "" for Namespaces */
-    const char *name;
+    uint64_t rv;   /* FNV-1a of its resourceVersion: only ever compared for equality */
     uint32_t list; /* the last list that returned it */
-    char rv[];     /* its resourceVersion */
+    uint8_t kind;  /* enum zones_kube_kind: which object comes before */
 };
 
 struct key {
@@ -90,14 +89,18 @@ struct kind {
     int watch_error;     /* the status of an ERROR event other than 410 */
     char watch_message[256];
     /* Where the kind stands. */
-    bool listed;        /* a list is served: watch next */
-    bool ever_listed;   /* a list came once: the next one is a relist */
-    char *cont;         /* the continue token of the list under way */
-    char rv[128];       /* the resourceVersion to watch from */
-    struct kept **page; /* what the list under way returned so far */
-    size_t n_page, cap_page;
+    bool listed;                  /* a list is served: watch next */
+    bool ever_listed;             /* a list came once: the next one is a relist */
+    char *cont;                   /* the continue token of the list under way */
+    char rv[128];                 /* the resourceVersion to watch from */
+    struct zones_objects listing; /* what the list under way returned so far, decoded */
+    struct listed {
+        size_t index;   /* in listing's array of the kind */
+        const char *rv; /* in listing */
+    } * list_items;
+    size_t n_list_items, cap_list_items;
     uint32_t list_gen;
-    struct zones_table objects; /* struct kept: what is served */
+    struct zones_table objects; /* struct kept *: what is served */
     /* Retrying. */
     uint64_t next_ms;  /* no request before */
     unsigned failures; /* in a row */
@@ -193,16 +196,59 @@ static uint64_t key_hash(const char *ns, const char *name)
     return zones_fnv1a(h, name, strlen(name));
 }
 
-static uint64_t kept_hash_of(const void *entry)
+static size_t object_size(enum zones_kube_kind kind)
 {
-    return ((const struct kept *)entry)->hash;
+    switch (kind) {
+    case ZONES_KUBE_SERVICES:
+        return sizeof(struct zones_service);
+    case ZONES_KUBE_ENDPOINTSLICES:
+        return sizeof(struct zones_slice);
+    case ZONES_KUBE_PODS:
+        return sizeof(struct zones_pod);
+    default:
+        return sizeof(struct zones_namespace);
+    }
+}
+
+/* The object a kept record follows: the start of their allocation. */
+static const void *kept_obj(const struct kept *kp)
+{
+    return (const char *)kp - object_size((enum zones_kube_kind)kp->kind);
+}
+
+static struct key object_key(enum zones_kube_kind kind, const void *obj)
+{
+    switch (kind) {
+    case ZONES_KUBE_SERVICES:
+        return (struct key){((const struct zones_service *)obj)->ns,
+                            ((const struct zones_service *)obj)->name};
+    case ZONES_KUBE_ENDPOINTSLICES:
+        return (struct key){((const struct zones_slice *)obj)->ns,
+                            ((const struct zones_slice *)obj)->name};
+    case ZONES_KUBE_PODS:
+        return (struct key){((const struct zones_pod *)obj)->ns,
+                            ((const struct zones_pod *)obj)->name};
+    default:
+        return (struct key){"", ((const struct zones_namespace *)obj)->name};
+    }
+}
+
+static struct key kept_key(const struct kept *kp)
+{
+    return object_key((enum zones_kube_kind)kp->kind, kept_obj(kp));
+}
+
+static uint64_t kept_hash(const void *entry)
+{
+    struct key k = kept_key(entry);
+    return key_hash(k.ns, k.name);
 }
 
 static bool kept_matches(const void *entry, const void *key)
 {
-    const struct kept *kp = entry;
-    const struct key *k = key;
-    return strcmp(kp->name, k->name) == 0 && strcmp(kp->ns, k->ns) == 0;
+    struct key a = kept_key(entry);
+    const struct key *b = key;
+    return strcmp(a.name, b->name) == 0 && strcmp(a.ns, b->ns) == 0;
 }
 
 static struct kept *find_kept(const struct kind *kd, const char *ns, const char *name)
@@ -214,24 +260,20 @@ static struct kept *find_kept(const struct kind *kd, const char *ns, const char 
 static void free_kept(struct kept *kp)
 {
     if (kp != NULL)
-        free((void *)kp->obj);
+        free((void *)kept_obj(kp));
 }
 
-/* The extra bytes a kept object needs after its struct. */
-static size_t kept_size(const char *rv)
+static uint64_t rv_hash(const char *rv)
 {
-    return sizeof(struct kept) + strlen(rv) + 1;
+    return zones_fnv1a(ZONES_FNV_OFFSET_BASIS, rv, strlen(rv));
 }
 
-static struct kept *kept_init(void *after, const void *obj, const char *ns, const char *name,
-                              const char *rv)
+/* The record in a cloned object's extra bytes (right after its struct). */
+static struct kept *kept_init(void *after, enum zones_kube_kind kind, const char *rv)
 {
     struct kept *kp = after;
-    kp->obj = obj;
-    kp->ns = ns;
-    kp->name = name;
-    kp->hash = key_hash(ns, name);
-    memcpy(kp->rv, rv, strlen(rv) + 1);
+    kp->rv = rv_hash(rv);
+    kp->kind = (uint8_t)kind;
     return kp;
 }
 
@@ -250,66 +292,85 @@ static bool pod_is_useless(const struct zones_dom_node *obj)
     return phase != NULL && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0);
 }
 
-/* Decodes obj into objs. An item of a list has no kind or apiVersion (the list says them):
- * the decoder is given them. False when the decoder found it broken (then logged). */
-static bool decode(const struct kind *kd, const struct zones_dom_node *obj,
-                   struct zones_objects *objs)
+/* obj as the decoder wants it: an item of a list has no kind or apiVersion (the list says
+ * them), so with_kind starts with head's four nodes, then obj's own (obj is not changed). */
+static void add_kind(const struct kind *kd, const struct zones_dom_node *obj,
+                     struct zones_dom_node head[4], struct zones_dom_node *with_kind)
 {
-    struct zones_dom_node head[4] = {
-        {.kind = ZONES_DOM_SCALAR, .text = (char *)"kind", .len = 4},
-        {.kind = ZONES_DOM_SCALAR, .text = (char *)kd->spec->kind},
-        {.kind = ZONES_DOM_SCALAR, .text = (char *)"apiVersion", .len = 10},
-        {.kind = ZONES_DOM_SCALAR, .text = (char *)kd->spec->api_version},
-    };
-    struct zones_dom_node with_kind = *obj;
-    if (!zones_dom_has(obj, "kind")) {
-        head[1].len = strlen(head[1].text);
-        head[3].len = strlen(head[3].text);
-        for (int i = 0; i < 3; i++)
-            head[i].next = &head[i + 1];
-        head[3].next = obj->first;
-        with_kind.first = &head[0];
-        with_kind.n = obj->n + 4;
+    *with_kind = *obj;
+    if (zones_dom_has(obj, "kind"))
+        return;
+    const char *text[4] = {"kind", kd->spec->kind, "apiVersion", kd->spec->api_version};
+    for (int i = 0; i < 4; i++) {
+        head[i] = (struct zones_dom_node){.kind = ZONES_DOM_SCALAR, .text = (char *)text[i]};
+        head[i].len = strlen(text[i]);
+        head[i].next = i < 3 ? &head[i + 1] : obj->first;
     }
-    struct zones_report report = {.objs = objs, .file = API_SOURCE_FILE};
-    zones_decode_document(NULL, &report, &with_kind);
-    if (objs->n_diags == 0)
-        return true;
-    const char *ns = zones_json_string(obj, "metadata.namespace");
-    const char *name = zones_json_string(obj, "metadata.name");
-    log_warn("kubernetes", "kind=%s object=%s%s%s error=\"%s\" action=\"not served\"",
-             kd->spec->name, ns ? ns : "", ns ? "/" : "", name ? name : "?",
-             objs->diags[0].message);
-    return false;
+    with_kind->first = &head[0];
+    with_kind->n = obj->n + 4;
 }
 
-/* The object as svcdns keeps it, or NULL when it is not served. */
+/* Decodes obj into objs, which may hold others already: true when it added one object of the
+ * kind, *index its place in that kind's array. A broken object is logged, not served. */
+static bool decode(const struct kind *kd, const struct zones_dom_node *obj,
+                   struct zones_objects *objs, size_t *index)
+{
+    if (obj->kind != ZONES_DOM_MAP || zones_json_string(obj, "metadata.resourceVersion") == NULL)
+        return false;
+    if (kd->id == ZONES_KUBE_PODS && pod_is_useless(obj))
+        return false;
+    struct zones_dom_node head[4];
+    struct zones_dom_node with_kind;
+    add_kind(kd, obj, head, &with_kind);
+    size_t counts[ZONES_KUBE_KINDS] = {objs->n_namespaces, objs->n_services, objs->n_slices,
+                                       objs->n_pods};
+    size_t diags = objs->n_diags;
+    struct zones_report report = {.objs = objs, .file = API_SOURCE_FILE};
+    zones_decode_document(NULL, &report, &with_kind);
+    if (objs->n_diags > diags) {
+        const char *ns = zones_json_string(obj, "metadata.namespace");
+        const char *name = zones_json_string(obj, "metadata.name");
+        log_warn("kubernetes", "kind=%s object=%s%s%s error=\"%s\" action=\"not served\"",
+                 kd->spec->name, ns ? ns : "", ns ? "/" : "", name ? name : "?",
+                 objs->diags[diags].message);
+        return false;
+    }
+    size_t now[ZONES_KUBE_KINDS] = {objs->n_namespaces, objs->n_services, objs->n_slices,
+                                    objs->n_pods};
+    *index = counts[kd->id];
+    /* A Pod without an address tells nothing; a slice without a Service is skipped. */
+    return now[kd->id] == counts[kd->id] + 1 &&
+           (kd->id != ZONES_KUBE_PODS || objs->pods[*index].n_ips > 0);
+}
+
+/* The decoded object at index, kept: one allocation of its own. */
+static struct kept *clone_kept(const struct kind *kd, const struct zones_objects *objs,
+                               size_t index, const char *rv)
+{
+    size_t extra = sizeof(struct kept);
+    switch (kd->id) {
+    case ZONES_KUBE_SERVICES:
+        return kept_init(zones_objects_clone_service(&objs->services[index], extra) + 1, kd->id,
+                         rv);
+    case ZONES_KUBE_ENDPOINTSLICES:
+        return kept_init(zones_objects_clone_slice(&objs->slices[index], extra) + 1, kd->id, rv);
+    case ZONES_KUBE_PODS:
+        return kept_init(zones_objects_clone_pod(&objs->pods[index], extra) + 1, kd->id, rv);
+    default:
+        return kept_init(zones_objects_clone_namespace(&objs->namespaces[index], extra) + 1, kd->id,
+                         rv);
+    }
+}
+
+/* One object of a watch event as svcdns keeps it, or NULL when it is not served. */
 static struct kept *keep(const struct kind *kd, const struct zones_dom_node *obj)
 {
-    const char *rv = zones_json_string(obj, "metadata.resourceVersion");
-    if (obj->kind != ZONES_DOM_MAP || rv == NULL)
-        return NULL;
-    if (kd->id == ZONES_KUBE_PODS && pod_is_useless(obj))
-        return NULL;
     struct zones_objects objs;
     zones_objects_init(&objs);
+    size_t index = 0;
     struct kept *kp = NULL;
-    size_t extra = kept_size(rv);
-    if (!decode(kd, obj, &objs)) {
-        kp = NULL;
-    } else if (kd->id == ZONES_KUBE_SERVICES && objs.n_services == 1) {
-        struct zones_service *svc = zones_objects_clone_service(&objs.services[0], extra);
-        kp = kept_init(svc + 1, svc, svc->ns, svc->name, rv);
-    } else if (kd->id == ZONES_KUBE_ENDPOINTSLICES && objs.n_slices == 1) {
-        struct zones_slice *slice = zones_objects_clone_slice(&objs.slices[0], extra);
-        kp = kept_init(slice + 1, slice, slice->ns, slice->name, rv);
-    } else if (kd->id == ZONES_KUBE_PODS && objs.n_pods == 1 && objs.pods[0].n_ips > 0) {
-        struct zones_pod *pod = zones_objects_clone_pod(&objs.pods[0], extra);
-        kp = kept_init(pod + 1, pod, pod->ns, pod->name, rv);
-    } else if (kd->id == ZONES_KUBE_NAMESPACES && objs.n_namespaces == 1) {
-        struct zones_namespace *ns = zones_objects_clone_namespace(&objs.namespaces[0], extra);
-        kp = kept_init(ns + 1, ns, "", ns->name, rv);
-    }
+    if (decode(kd, obj, &objs, &index))
+        kp = clone_kept(kd, &objs, index, zones_json_string(obj, "metadata.resourceVersion"));
     zones_objects_free(&objs);
     return kp;
 }
@@ -334,18 +395,18 @@ static void queue(struct zones_kube *k, enum zones_kube_kind kind, struct kept *
 static void replace(struct kind *kd, struct kept *old, struct kept *now)
 {
     if (old != NULL && now != NULL)
-        zones_table_put(&kd->objects, now->hash, old, now);
+        zones_table_put(&kd->objects, kept_hash(now), old, now);
     else if (old != NULL)
-        zones_table_remove(&kd->objects, old->hash, old);
+        zones_table_remove(&kd->objects, kept_hash(old), old);
     else if (now != NULL)
-        zones_table_put(&kd->objects, now->hash, NULL, now);
+        zones_table_put(&kd->objects, kept_hash(now), NULL, now);
     atomic_store(&kd->n_objects, kd->objects.used);
     queue(kd->k, kd->id, old, now);
 }
 
 static const void *obj_of(const struct kept *kp)
 {
-    return kp != NULL ? kp->obj : NULL;
+    return kp != NULL ? kept_obj(kp) : NULL;
 }
 
 static void put(struct zones_model *m, const struct change *c)
@@ -429,6 +490,11 @@ static void flush(struct zones_kube *k)
     for (size_t i = 0; i < k->n_changes; i++)
         free_kept(k->changes[i].old);
     k->n_changes = 0;
+    if (k->cap_changes > 4096) { /* a list's batch: not kept for the events that follow */
+        free(k->changes);
+        k->changes = NULL;
+        k->cap_changes = 0;
+    }
     if (newly_synced)
         log_synced(k);
 }
@@ -554,31 +620,55 @@ static void succeeded(struct kind *kd)
 
 /* ---- lists ---- */
 
-static void drop_page(struct kind *kd)
+static void drop_list(struct kind *kd)
 {
-    for (size_t i = 0; i < kd->n_page; i++)
-        free_kept(kd->page[i]);
-    kd->n_page = 0;
+    zones_objects_free(&kd->listing);
+    free(kd->list_items); /* a list of 100,000 Services would keep 1.6 MB here */
+    kd->list_items = NULL;
+    kd->n_list_items = kd->cap_list_items = 0;
     free(kd->cont);
     kd->cont = NULL;
+}
+
+/* The object at index in the list under way. */
+static const void *listed_object(const struct kind *kd, size_t index)
+{
+    const struct zones_objects *o = &kd->listing;
+    switch (kd->id) {
+    case ZONES_KUBE_SERVICES:
+        return &o->services[index];
+    case ZONES_KUBE_ENDPOINTSLICES:
+        return &o->slices[index];
+    case ZONES_KUBE_PODS:
+        return &o->pods[index];
+    default:
+        return &o->namespaces[index];
+    }
 }
 
 /* The list is complete: it becomes the kind's objects. */
 static void list_complete(struct kind *kd, const char *rv)
 {
     uint32_t gen = ++kd->list_gen;
-    for (size_t i = 0; i < kd->n_page; i++) {
-        struct kept *now = kd->page[i];
-        struct kept *old = find_kept(kd, now->ns, now->name);
-        if (old != NULL && old->list != gen && strcmp(old->rv, now->rv) == 0) {
+    const struct zones_objects *o = &kd->listing;
+    snprintf(kd->rv, sizeof(kd->rv), "%s", rv); /* rv lives in the listing, freed below */
+    for (size_t i = 0; i < kd->n_list_items; i++) {
+        const struct listed *item = &kd->list_items[i];
+        size_t at = item->index;
+        struct key key = object_key(kd->id, listed_object(kd, at));
+        struct kept *old = find_kept(kd, key.ns, key.name);
+        if (old != NULL && old->list != gen && old->rv == rv_hash(item->rv)) {
             old->list = gen; /* unchanged: the model keeps what it has */
-            free_kept(now);
             continue;
         }
+        /* Copied now, when the pages' JSON is long gone: the kept objects fill the space it
+         * left instead of being strewn among its blocks, which would keep most of the heap's
+         * pages in use (18 of 34 MB free but held, at 10k Services, when copied page by page). */
+        struct kept *now = clone_kept(kd, o, at, item->rv);
         now->list = gen;
         replace(kd, old, now);
     }
-    kd->n_page = 0;
+    drop_list(kd);
     /* What the list did not return is gone (deleted while we were away). */
     struct kept **gone = zones_xcalloc(kd->objects.used + 1, sizeof(struct kept *));
     size_t n_gone = 0;
@@ -591,7 +681,6 @@ static void list_complete(struct kind *kd, const char *rv)
     for (size_t i = 0; i < n_gone; i++)
         replace(kd, gone[i], NULL);
     free(gone);
-    snprintf(kd->rv, sizeof(kd->rv), "%s", rv);
     kd->listed = true;
     kd->ever_listed = true;
     dns_counter_inc(&kd->lists);
@@ -602,7 +691,8 @@ static void list_complete(struct kind *kd, const char *rv)
     flush(kd->k); /* a list is served whole and at once */
 }
 
-/* One page: its items into the list under way. Returns false when the body is no list. */
+/* One page: its items decoded into the list under way. Returns false when the body is no
+ * list. */
 static bool list_page(struct kind *kd)
 {
     struct zones_json *doc = NULL;
@@ -622,23 +712,29 @@ static bool list_page(struct kind *kd)
         zones_json_free(doc);
         return false;
     }
-    for (const struct zones_dom_node *i = items != NULL ? items->first : NULL; i != NULL;
+    size_t n_items = items != NULL && items->kind == ZONES_DOM_SEQ ? items->n : 0;
+    if (kd->n_list_items + n_items > kd->cap_list_items) {
+        while (kd->n_list_items + n_items > kd->cap_list_items)
+            kd->cap_list_items = kd->cap_list_items ? kd->cap_list_items * 2 : 512;
+        kd->list_items =
+            zones_xrealloc(kd->list_items, kd->cap_list_items * sizeof(kd->list_items[0]));
+    }
+    for (const struct zones_dom_node *i = n_items > 0 ? items->first : NULL; i != NULL;
          i = i->next) {
-        struct kept *kp = keep(kd, i);
-        if (kp == NULL)
+        struct listed *item = &kd->list_items[kd->n_list_items];
+        if (!decode(kd, i, &kd->listing, &item->index))
             continue;
-        if (kd->n_page == kd->cap_page) {
-            kd->cap_page = kd->cap_page ? kd->cap_page * 2 : 512;
-            kd->page = zones_xrealloc(kd->page, kd->cap_page * sizeof(struct kept *));
-        }
-        kd->page[kd->n_page++] = kp;
+        const char *item_rv = zones_json_string(i, "metadata.resourceVersion");
+        item->rv = zones_objects_strndup(&kd->listing, item_rv, strlen(item_rv));
+        kd->n_list_items++;
     }
     const char *cont = zones_json_string(root, "metadata.continue");
     free(kd->cont);
     kd->cont = cont != NULL && cont[0] != '\0' ? strdup(cont) : NULL;
-    if (kd->cont == NULL)
-        list_complete(kd, rv);
+    char *list_rv = zones_objects_strndup(&kd->listing, rv, strlen(rv));
     zones_json_free(doc);
+    if (kd->cont == NULL)
+        list_complete(kd, list_rv);
     return true;
 }
 
@@ -806,18 +902,18 @@ static void list_done(struct kind *kd, const struct zones_kubehttp_result *res)
         if (list_page(kd))
             succeeded(kd);
         else
-            drop_page(kd);
+            drop_list(kd);
         return;
     }
     if (res->status == 410 && kd->cont != NULL) {
         /* The continue token expired (etcd compacted it): start the list again. */
         log_info("kubernetes", "kind=%s msg=\"list continue expired: listing again\"",
                  kd->spec->name);
-        drop_page(kd);
+        drop_list(kd);
         count_error(kd, 410);
         return;
     }
-    drop_page(kd);
+    drop_list(kd);
     const char *why = res->status != 0 ? status_message(&kd->body, msg, sizeof(msg)) : res->error;
     if (res->status == 401)
         zones_kubehttp_token_rejected(kd->k->http);
@@ -860,17 +956,37 @@ static void watch_done(struct kind *kd, const struct zones_kubehttp_result *res)
 static void on_done(void *ctx, const struct zones_kubehttp_result *res)
 {
     struct kind *kd = ctx;
-    if (kd->req == REQ_LIST)
+    enum request req = kd->req;
+    if (req == REQ_LIST)
         list_done(kd, res);
     else
         watch_done(kd, res);
     kd->req = REQ_NONE;
     buf_reset(&kd->body);
+    if (req == REQ_LIST && kd->listed) {
+        /* The list's pages and their JSON trees (many small blocks) are free now, in the
+         * middle of the heap: hand those pages back, as a manifest reload does. */
+        free(kd->body.data);
+        kd->body = (struct buf){NULL, 0, 0};
+        malloc_trim(0);
+    }
 }
 
 /* ---- the loop ---- */
 
-/* Starts what is due and returns how long the loop may sleep. */
+/* Whether a kind is in the middle of a list (a page in flight, or more pages to come). */
+static bool listing(const struct zones_kube *k)
+{
+    for (int i = 0; i < ZONES_KUBE_KINDS; i++) {
+        if (k->kinds[i].req == REQ_LIST || k->kinds[i].cont != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* Starts what is due and returns how long the loop may sleep. Lists go one kind at a time:
+ * a page's JSON tree is many small blocks, and the objects kept from one list would
+ * otherwise be strewn among another's, keeping heap pages in use after both are freed. */
 static int start_due(struct zones_kube *k)
 {
     uint64_t now = now_ms();
@@ -879,6 +995,8 @@ static int start_due(struct zones_kube *k)
         struct kind *kd = &k->kinds[i];
         if (!kd->enabled || kd->req != REQ_NONE || (k->once && (kd->listed || k->failed)))
             continue;
+        if (!kd->listed && kd->cont == NULL && listing(k))
+            continue; /* started when the other list is done */
         if (kd->next_ms <= now) {
             start_request(kd);
             wait = 0;
@@ -968,7 +1086,7 @@ int zones_kube_new(struct zones_kube **out, const struct zones_kube_config *cfg,
         kd->reported = -1;
         for (int c = 0; c < ZONES_KUBE_MAX_CODES; c++)
             atomic_store(&kd->codes[c], NO_CODE);
-        zones_table_init(&kd->objects, kept_hash_of, NULL);
+        zones_table_init(&kd->objects, kept_hash, NULL);
     }
     *out = k;
     return 0;
@@ -988,8 +1106,8 @@ void zones_kube_free(struct zones_kube *k)
     zones_kubehttp_free(k->http);
     for (int i = 0; i < ZONES_KUBE_KINDS; i++) {
         struct kind *kd = &k->kinds[i];
-        drop_page(kd);
-        free(kd->page);
+        drop_list(kd);
+        free(kd->list_items);
         free(kd->body.data);
         zones_table_each(&kd->objects, free_entry, NULL);
         zones_table_deinit(&kd->objects);
