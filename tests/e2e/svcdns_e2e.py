@@ -383,6 +383,25 @@ _KV = re.compile(r"(\w+)=(\S+)")
 
 
 # ----------------------------------------------------------------------------------------
+# In a pod's place
+
+
+SERVICEACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def in_cluster_wrapper(sa_dir):
+    """An argv prefix that runs a command with sa_dir (token, ca.crt, as
+    FakeAPIServer.serviceaccount_dir() writes them) at a pod's fixed service account path,
+    in a mount namespace of its own: a tmpfs over /run (where /var/run points) there only,
+    the host's /run untouched. Needs root: the caller skips otherwise."""
+    if shutil.which("unshare") is None:
+        raise ServerError(f"unshare (util-linux) is missing; {INSTALL_HINT}")
+    script = (f"mount -t tmpfs svcdns-test /run && mkdir -p {SERVICEACCOUNT} && "
+              f"mount --bind {sa_dir} {SERVICEACCOUNT} && exec \"$@\"")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+
+
+# ----------------------------------------------------------------------------------------
 # --http
 
 

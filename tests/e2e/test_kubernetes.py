@@ -9,7 +9,6 @@ through the API: conftest.py's `server` fixture, source "api"."""
 import contextlib
 import os
 import re
-import shutil
 import subprocess
 import time
 
@@ -568,24 +567,11 @@ def test_a_rotated_token_file_is_read_again(api):
 
 # --- in-cluster credentials --------------------------------------------------------------------
 
-SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def in_cluster_wrapper(sa_dir):
-    """Runs the command with sa_dir at the service account's fixed path, in a mount namespace
-    of its own (a tmpfs over /run there only; the host's /run is untouched)."""
+def test_in_cluster_credentials_and_token_rotation(api):
     if os.geteuid() != 0:
         pytest.skip("a private mount namespace needs root")
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is missing")
-    script = (f"mount -t tmpfs svcdns-test /run && mkdir -p {SA_PATH} && "
-              f"mount --bind {sa_dir} {SA_PATH} && exec \"$@\"")
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
-
-
-def test_in_cluster_credentials_and_token_rotation(api):
     sa_dir, env = api.serviceaccount_dir()
-    wrapper = in_cluster_wrapper(sa_dir)
+    wrapper = e2e.in_cluster_wrapper(sa_dir)
     with e2e.Server(extra_args=["--kubernetes"], wrapper=wrapper, env=env,
                     label="svcdns-in-cluster") as srv:
         srv.wait_synced(SYNC_TIMEOUT)
