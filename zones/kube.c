@@ -428,7 +428,8 @@ static void put(struct zones_model *m, const struct change *c)
     }
 }
 
-/* What the model found while merging (the API and a manifest defining one Service). */
+/* What the model found while merging this batch (the API and a manifest defining one Service).
+ * Called under the lock, so the manifest objects a message points into are still there. */
 static void log_diags(struct zones_model *m)
 {
     struct zones_objects *d = zones_model_diags(m);
@@ -436,10 +437,10 @@ static void log_diags(struct zones_model *m)
         const struct zones_diag *w =
             i < d->n_warnings ? &d->warnings[i] : &d->diags[i - d->n_warnings];
         if (w->where.line > 0)
-            log_warn("kubernetes", "at=%s:%u:%u msg=\"%s\"", w->where.file, w->where.line,
-                     w->where.col, w->message);
+            log_warn("zones", "at=%s:%u:%u msg=\"%s\"", w->where.file, w->where.line, w->where.col,
+                     w->message);
         else
-            log_warn("kubernetes", "msg=\"%s\"", w->message);
+            log_warn("zones", "msg=\"%s\"", w->message);
     }
     zones_objects_free(d);
 }
@@ -475,6 +476,9 @@ static void flush(struct zones_kube *k)
         return;
     struct zones_store *store = zones_model_store(k->model);
     uv_mutex_lock(k->lock);
+    /* What a reload left there points into manifest objects it may have freed since: only
+     * what this batch finds is reported. */
+    zones_objects_free(zones_model_diags(k->model));
     for (size_t i = 0; i < k->n_changes; i++)
         put(k->model, &k->changes[i]);
     struct zones_store_summary sum;

@@ -610,7 +610,7 @@ spec: {clusterIP: 10.96.1.2, ports: [{port: 80}]}
         assert a_records(srv, "echo.default.svc.local.") == ("NOERROR", ["10.96.0.50"])
         assert a_records(srv, "local-only.files.svc.local.") == ("NOERROR", ["10.96.1.2"])
         assert wait_until(lambda: re.search(
-            r"level=warn module=kubernetes at=\S*m\.yaml:3:\d+ msg=\"Service default/echo is "
+            r"level=warn module=zones at=\S*m\.yaml:3:\d+ msg=\"Service default/echo is "
             r"also defined by the Kubernetes API, which wins", srv.stderr()), 5), srv.stderr()
         # gone from the API, the manifest's definition is served again
         api.delete_service("echo", "default")
