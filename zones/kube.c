@@ -36,7 +36,7 @@
 #define BACKOFF_MAX_MS 30000
 #define LIST_TIMEOUT_S 120           /* one page */
 #define WATCH_SLACK_S 30             /* past timeoutSeconds, before we give up on a silent stream */
-#define SHORT_WATCH_MS 1000          /* a watch that ends sooner, without events, is a failure */
+#define SHORT_WATCH_MS 1000          /* a watch that ends sooner, without events, backs off */
 #define IDLE_FLUSH_MS 10             /* a batch is applied once the sockets are quiet this long */
 #define MAX_BODY (256U << 20)        /* one list page, or one watch event */
 #define API_SOURCE_FILE "kubernetes" /* zones_where.file of every API object */
@@ -90,7 +90,6 @@ struct kind {
     char watch_message[256];
     /* Where the kind stands. */
     bool listed;                  /* a list is served: watch next */
-    bool ever_listed;             /* a list came once: the next one is a relist */
     char *cont;                   /* the continue token of the list under way */
     char rv[128];                 /* the resourceVersion to watch from */
     struct zones_objects listing; /* what the list under way returned so far, decoded */
@@ -105,7 +104,7 @@ struct kind {
     uint64_t next_ms;  /* no request before */
     unsigned failures; /* in a row */
     int reported;      /* the status last logged as an error (-1: none), so each is logged once */
-    unsigned list_starts;
+    unsigned list_starts; /* lists begun: each after the first is a relist */
     /* Statistics: written here, read by zones_kube_stats() on any thread. */
     atomic_bool synced;
     atomic_size_t n_objects;
@@ -686,7 +685,6 @@ static void list_complete(struct kind *kd, const char *rv)
         replace(kd, gone[i], NULL);
     free(gone);
     kd->listed = true;
-    kd->ever_listed = true;
     dns_counter_inc(&kd->lists);
     atomic_store(&kd->last_sync, (int64_t)time(NULL));
     atomic_store(&kd->synced, true);
