@@ -392,6 +392,20 @@ static int print_resolv_conf(const struct daemon *d)
     return 0;
 }
 
+/* The data: the manifests, then the API server (listed once now for --check and --dump). 0,
+ * or -1 after printing why. */
+static int load(struct daemon *d)
+{
+    FILE *summary = d->opt.check ? stdout : NULL;
+    int errors = daemon_reload_load(d, summary);
+    if (errors > 0)
+        daemon_fail("%d error%s in the manifests; nothing was served", errors,
+                    errors == 1 ? "" : "s");
+    if (errors != 0)
+        return -1;
+    return daemon_kubernetes_init(d, summary);
+}
+
 int main(int argc, char **argv)
 {
     static struct daemon d;
@@ -418,14 +432,7 @@ int main(int argc, char **argv)
         status = print_resolv_conf(&d) < 0 ? 1 : 0;
         goto out;
     }
-    int errors = daemon_reload_load(&d, d.opt.check ? stdout : NULL);
-    if (errors != 0) {
-        if (errors > 0)
-            daemon_fail("%d error%s in the manifests; nothing was served", errors,
-                        errors == 1 ? "" : "s");
-        goto out;
-    }
-    if (daemon_kubernetes_init(&d, d.opt.check ? stdout : NULL) < 0)
+    if (load(&d) < 0)
         goto out;
     dns_chaos_init(&d.chaos, SVCDNS_VERSION);
     if (d.opt.dump)
