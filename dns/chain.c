@@ -12,6 +12,7 @@
 
 #include "dns/addr.h"
 #include "dns/log.h"
+#include "dns/rrl.h"
 
 static const char *const stage_names[DNS_STAGE_COUNT] = {
     "protocol", "chaos", "search", "zones", "cache", "forward",
@@ -42,19 +43,41 @@ void dns_chain_reply_error(struct dns_request *req, unsigned rcode, int ede)
     req->ans_len = dns_wire_error_reply(req->ans, req->ans_cap, &req->q, req->pkt, rcode, ra, ede);
 }
 
-/* A reply longer than req->max_size becomes an empty reply with TC set, as NSD and Knot send:
- * a partial RRset would be worse than none (RFC 2181 §9), and the client retries over TCP.
- * The question and OPT stay. */
-static void truncate_reply(struct dns_request *req)
+/* The reply made an empty one with TC set: the question and OPT stay, and so do the rcode,
+ * AA and RA. */
+static void make_truncated(struct dns_request *req)
 {
-    if (req->ans_len <= req->max_size)
-        return;
+    req->ans_peak = req->ans_len; /* what the slot's buffer held (dns/server.c gives it back) */
     uint16_t flags = dns_wire_get_u16(req->ans + 2);
     unsigned rcode = DNS_RCODE(flags);
     uint16_t keep = (uint16_t)(flags & (DNS_FLAG_AA | DNS_FLAG_RA));
     req->ans_len = dns_wire_error_reply(req->ans, req->ans_cap, &req->q, req->pkt, rcode,
                                         (uint16_t)(keep | DNS_FLAG_TC), -1);
+}
+
+/* A reply longer than req->max_size becomes an empty reply with TC set, as NSD and Knot send:
+ * a partial RRset would be worse than none (RFC 2181 §9), and the client retries over TCP. */
+static void truncate_reply(struct dns_request *req)
+{
+    if (req->ans_len <= req->max_size)
+        return;
+    make_truncated(req);
     dns_counter_inc(&req->chain->stats.truncated);
+}
+
+/* --rrl: a UDP reply over its client prefix's rate is dropped, or slips out as an empty TC
+ * reply (no larger than the query) that sends a real client to TCP, which is never limited.
+ * Returns what was done, for the query log. */
+static enum dns_rrl_action rate_limit(struct dns_request *req)
+{
+    if (req->chain->rrl == NULL || req->proto != DNS_PROTO_UDP || req->ans_len < DNS_HEADER_SIZE)
+        return DNS_RRL_PASS;
+    enum dns_rrl_action action = dns_rrl_check(req->chain->rrl, &req->peer, uv_hrtime());
+    if (action == DNS_RRL_DROP)
+        req->ans_len = 0;
+    else if (action == DNS_RRL_SLIP)
+        make_truncated(req);
+    return action;
 }
 
 static unsigned reply_rcode(const struct dns_request *req)
@@ -85,22 +108,23 @@ static const char *failure_name(enum dns_failure failure)
 
 /* A CoreDNS-style query log line: client, id, "type class name proto size do bufsize",
  * rcode, reply size, the stage that answered, why it failed, duration. */
-static void log_query(const struct dns_request *req, unsigned rcode)
+static void log_query(const struct dns_request *req, unsigned rcode, enum dns_rrl_action rrl)
 {
+    static const char *const rrl_text[] = {"", " rrl=drop", " rrl=slip"};
     char peer[DNS_ADDR_TEXT_MAX];
-    char name[DNS_MAX_NAME * 4 + 2] = ".";
+    char name[DNS_NAME_TEXT_MAX] = ".";
     dns_addr_format(&req->peer, peer, sizeof(peer));
     if (req->q.has_question && dns_name_to_text(&req->q.qname, name, sizeof(name)) < 0)
         snprintf(name, sizeof(name), "?");
     double ms = (double)(uv_hrtime() - req->start_ns) / 1e6;
     log_write(LOG_LEVEL_INFO, "query",
               "client=%s id=%u type=%u class=%u name=%s proto=%s size=%zu do=%d bufsize=%u "
-              "rcode=%s reply_size=%zu handler=%s failure=%s duration_ms=%.3f",
+              "rcode=%s reply_size=%zu handler=%s failure=%s duration_ms=%.3f%s",
               peer, req->q.id, req->q.qtype, req->q.qclass, name,
               req->proto == DNS_PROTO_TCP ? "tcp" : "udp", req->pkt_len,
               (req->q.edns_flags & DNS_EDNS_DO) ? 1 : 0, req->q.udp_size,
               dns_wire_rcode_name(rcode), req->ans_len, dns_stage_name(req->stage),
-              failure_name(req->failure), ms);
+              failure_name(req->failure), ms, rrl_text[rrl]);
 }
 
 static void finish(struct dns_request *req)
@@ -110,11 +134,14 @@ static void finish(struct dns_request *req)
         dns_request_end_alias(req);
     truncate_reply(req);
     unsigned rcode = reply_rcode(req);
+    enum dns_rrl_action rrl = rate_limit(req);
     dns_counter_inc(&chain->stats.queries);
-    if (rcode < sizeof(chain->stats.by_rcode) / sizeof(chain->stats.by_rcode[0]))
+    /* Responses are counted as sent: a dropped one is counted by the limiter alone. */
+    if (rrl != DNS_RRL_DROP &&
+        rcode < sizeof(chain->stats.by_rcode) / sizeof(chain->stats.by_rcode[0]))
         dns_counter_inc(&chain->stats.by_rcode[rcode]);
     if (chain->log_queries)
-        log_query(req, rcode);
+        log_query(req, rcode, rrl);
     req->send(req);
 }
 
@@ -194,6 +221,7 @@ void dns_chain_handle(struct dns_chain *chain, struct dns_request *req)
     req->failure = DNS_FAILURE_NONE;
     req->alias.active = false;
     req->ans_len = 0;
+    req->ans_peak = 0;
     enum dns_parse_result r = dns_wire_parse_query(&req->q, req->pkt, req->pkt_len);
     if (req->proto == DNS_PROTO_TCP)
         req->max_size = DNS_MAX_MSG;

@@ -8,8 +8,9 @@
  * (DNS_PENDING) and later calls dns_chain_resume(). A query no stage answers gets REFUSED.
  *
  * Then, once, the end: an alias the request followed is spliced back under the client's
- * question (dns/request.c), the UDP size limit is applied, the query is counted and logged,
- * and req->send() puts it on the wire. Nothing else runs after the answer: what must see an
+ * question (dns/request.c), the UDP size limit is applied, a UDP reply passes the rate limit
+ * (dns/rrl.h: sent, dropped or slipped as an empty TC reply), the query is counted and
+ * logged, and req->send() puts it on the wire. Nothing else runs after the answer: what must see an
  * answer (the cache, the forwarder's) is called by the stage that made it.
  *
  * One chain per worker, built once by the composition root. The stages' own state is the
@@ -52,10 +53,13 @@ struct dns_chain_stats {
     struct dns_counter truncated; /* UDP replies sent empty with TC */
 };
 
+struct dns_rrl;
+
 struct dns_chain {
     struct dns_stage_handler stages[DNS_STAGE_COUNT]; /* serve NULL: no such stage */
     bool recursion_available; /* RA in replies: true when a forward stage is set */
     bool log_queries;
+    struct dns_rrl *rrl; /* --rrl: UDP replies rate-limited at the end; NULL: off. Shared. */
     struct dns_chain_stats stats; /* bumped by the worker only; read by anyone */
 };
 

@@ -3,8 +3,19 @@
  * Each counter has one writer, the thread that owns it (a worker's chain, its search stage),
  * so a bump is a relaxed load and a relaxed store: plain instructions, no lock prefix, and no
  * data race for another thread reading it (C11 atomics; TSan agrees). A reader may see a
- * count a few queries old. Counters bumped by several threads (the forwarder's shared ones)
- * use atomic_fetch_add instead. */
+ * count a few queries old.
+ *
+ * Every count /metrics shows, and how it is kept safe (reviewed for issue 11):
+ *   single writer, these counters:   the chain's stats (dns/chain.h; the server's dropped
+ *                                    datagrams too, bumped on the same worker), the search
+ *                                    stage's (resolver/search.h);
+ *   many writers, atomic_fetch_add:  the forwarder's and the upstreams' (resolver/forward.c,
+ *                                    resolver/upstream.h), the rate limiter's (dns/rrl.c);
+ *   under a lock:                    the cache's, per shard, read under each shard's lock;
+ *   one thread only:                 the HTTP server's and the reload's state live on the
+ *                                    control loop, which also serves /metrics; a worker's
+ *                                    connection and slot counts (dns/worker.h) are never read
+ *                                    by another thread. */
 #ifndef DNS_COUNTER_H
 #define DNS_COUNTER_H
 

@@ -4,14 +4,20 @@
  * old object with E. A worker records "seen E" only in its prepare callback, where it holds
  * no reference; having read E (acquire, paired with the bump's release, which comes after
  * the pointer store), every load it makes afterwards sees the new pointer. So once every
- * registered worker has seen E, nobody holds the old object. A worker registers before its
- * first read, so one that starts while an object is being retired either counts or can only
- * ever see the new pointer. */
+ * registered worker has seen E, nobody holds the old object.
+ *
+ * A worker registers before its first read, and under the lock that retiring and collecting
+ * take: either the collector looked before, and then the worker's reads come after the
+ * pointer store, or it looks after, and then it counts the worker with the epoch it
+ * registered at. Without the lock the registration is a store followed by the worker's
+ * loads, which a weakly ordered CPU (arm64) may let those loads pass, so the collector could
+ * see no reader while the worker already holds the old pointer. */
 #include "dns/epoch.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CHECK_MS 20 /* how often retired objects are looked at while there are any */
 
@@ -35,7 +41,7 @@ struct dns_epoch {
     unsigned n_readers;
     uv_timer_t timer; /* on the control loop: looks at the retired objects */
     uv_async_t kick;  /* a retirement from another thread starts the timer */
-    uv_mutex_t lock;  /* guards the retired list: writers may be on any thread */
+    uv_mutex_t lock;  /* guards the retired list and registrations: any thread may retire */
     struct retired *retired;
     size_t n_retired, cap_retired;
 };
@@ -52,49 +58,69 @@ static void on_wake(uv_async_t *handle)
     (void)handle; /* the loop iteration it causes runs on_prepare */
 }
 
-/* Unsigned difference: epochs may wrap after four billion retirements. */
-static bool has_seen(struct reader *r, unsigned epoch)
+/* Epochs are compared by unsigned difference: they may wrap after four billion
+ * retirements. */
+
+/* The oldest epoch some active reader may still be in. */
+static unsigned oldest_seen(struct dns_epoch *e, unsigned now)
 {
-    return !atomic_load(&r->active) || (int)(atomic_load(&r->seen) - epoch) >= 0;
+    unsigned oldest = now;
+    for (unsigned k = 0; k < e->n_readers; k++) {
+        struct reader *r = &e->readers[k];
+        if (!atomic_load(&r->active))
+            continue;
+        unsigned seen = atomic_load(&r->seen);
+        if ((int)(seen - oldest) < 0)
+            oldest = seen;
+    }
+    return oldest;
 }
 
-/* Frees what every reader has passed; true when something must still wait. The objects are
- * freed outside the lock, in batches, so a writer is never held up by free(). */
-static bool collect(struct dns_epoch *e)
+enum collected { NOTHING_LEFT, MORE_READY, WAITING };
+
+/* Frees what every reader has passed, at most PER_TICK objects, outside the lock so that a
+ * writer is never held up by free(). The list is in epoch order (a retirement takes the next
+ * epoch under the lock), so what can go is a prefix of it. A big change retires hundreds of
+ * thousands of objects; freeing them a slice per loop iteration keeps /health and /metrics
+ * answered meanwhile. */
+static enum collected collect(struct dns_epoch *e)
 {
-    enum { BATCH = 256 };
-    struct retired done[BATCH];
-    bool lagging = false;
-    for (;;) {
-        size_t n_done = 0;
-        uv_mutex_lock(&e->lock);
-        size_t kept = 0;
-        for (size_t i = 0; i < e->n_retired; i++) {
-            struct retired *t = &e->retired[i];
-            bool free_it = n_done < BATCH;
-            for (unsigned k = 0; k < e->n_readers && free_it; k++)
-                free_it = has_seen(&e->readers[k], t->epoch);
-            if (free_it)
-                done[n_done++] = *t;
-            else
-                e->retired[kept++] = *t;
-        }
-        e->n_retired = kept;
-        lagging = kept > 0;
+    enum { PER_TICK = 4096 };
+    uv_mutex_lock(&e->lock); /* registrations too: see the top of this file */
+    unsigned oldest = oldest_seen(e, atomic_load(&e->now));
+    size_t n = 0;
+    while (n < e->n_retired && n < PER_TICK && (int)(oldest - e->retired[n].epoch) >= 0)
+        n++;
+    struct retired *done = malloc(n * sizeof(*done) + 1);
+    if (done == NULL) {
         uv_mutex_unlock(&e->lock);
-        for (size_t i = 0; i < n_done; i++)
-            done[i].free_fn(done[i].ptr);
-        if (n_done < BATCH)
-            return lagging;
+        return WAITING; /* try again at the next check */
     }
+    memcpy(done, e->retired, n * sizeof(*done));
+    memmove(e->retired, e->retired + n, (e->n_retired - n) * sizeof(*done));
+    e->n_retired -= n;
+    enum collected left = e->n_retired == 0                          ? NOTHING_LEFT
+                          : (int)(oldest - e->retired[0].epoch) >= 0 ? MORE_READY
+                                                                     : WAITING;
+    uv_mutex_unlock(&e->lock);
+    for (size_t i = 0; i < n; i++)
+        done[i].free_fn(done[i].ptr);
+    free(done);
+    return left;
 }
 
 static void on_check(uv_timer_t *timer)
 {
     struct dns_epoch *e = timer->data;
-    if (!collect(e)) {
+    switch (collect(e)) {
+    case NOTHING_LEFT:
         uv_timer_stop(timer);
         return;
+    case MORE_READY: /* the next slice at the next loop iteration, after pending I/O */
+        uv_timer_start(timer, on_check, 0, CHECK_MS);
+        return;
+    case WAITING:
+        break;
     }
     for (unsigned k = 0; k < e->n_readers; k++) {
         if (atomic_load(&e->readers[k].active))
@@ -159,8 +185,10 @@ int dns_epoch_reader_start(struct dns_epoch *epoch, unsigned reader, uv_loop_t *
     if (reader >= epoch->n_readers)
         return UV_EINVAL;
     struct reader *r = &epoch->readers[reader];
+    uv_mutex_lock(&epoch->lock);
     atomic_store(&r->seen, atomic_load(&epoch->now));
     atomic_store(&r->active, true);
+    uv_mutex_unlock(&epoch->lock);
     uv_prepare_init(loop, &r->prepare);
     uv_async_init(loop, &r->wake, on_wake);
     r->prepare.data = r->wake.data = r;

@@ -2,8 +2,9 @@
  *
  * GET and HEAD on exact paths, one response per connection, always with Content-Length and
  * Connection: close. It knows nothing of DNS: main.c registers routes whose handlers write the
- * body. Everything runs on the one loop it is given, with no threads. Idle and slow clients
- * cannot lock out a probe: when full, a new connection evicts an older one (dns/http.c). */
+ * body. Everything runs on the one loop it is given, with no threads: its counts (open
+ * connections, accepts per iteration) are that loop's alone and need no atomics. Idle and slow
+ * clients cannot lock out a probe: when full, a new connection evicts an older one (dns/http.c). */
 #ifndef DNS_HTTP_H
 #define DNS_HTTP_H
 

@@ -1,10 +1,10 @@
 /* dns/names.h - what other stages may ask of the names svcdns is the authority for.
  *
- * Declared here, on the dns side, so that the search path (resolver/) can ask about cluster
- * names without including zones/, the way CoreDNS's autopath asks the kubernetes plugin
- * through its AutoPather interface. zones/answer.c implements it over the snapshot a worker
- * serves from; the composition root hands it to the search stage. Calls are per query, on
- * the worker's thread, and allocate nothing. */
+ * Declared here, on the dns side, so that the search path and the forwarder (resolver/) can
+ * ask about cluster names without including zones/, the way CoreDNS's autopath asks the
+ * kubernetes plugin through its AutoPather interface. zones/answer.c implements it over the
+ * snapshot a worker serves from; the composition root hands it to the search stage and the
+ * forwarder. Calls are per query, on the worker's thread, and allocate nothing. */
 #ifndef DNS_NAMES_H
 #define DNS_NAMES_H
 
@@ -32,6 +32,10 @@ struct dns_names {
      * zones stage would answer it; returns its length, 0 when it does not fit. */
     size_t (*answer)(const void *self, const struct dns_query *q, const uint8_t *pkt, uint8_t *out,
                      size_t cap);
+    /* Whether the zones stage answers this lower-cased name itself, whatever the type: every
+     * name under the cluster domain, and the reverse names of cluster addresses. No upstream
+     * may speak for such a name. */
+    bool (*is_authoritative)(const void *self, const struct dns_name *name);
     const void *self;
 };
 

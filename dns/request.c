@@ -2,8 +2,9 @@
  *
  * dns_request_follow() rewrites the query in req->pkt to one for the target and keeps the
  * client's question and the CNAME records that lead there; dns_request_end_alias(), at the
- * chain's end, puts the client's question back and splices the reply together. The query
- * buffer is free by then, so the splice is built there and copied back: no allocation. */
+ * chain's end, puts the client's question back and splices the reply together, or lets the
+ * stage's fallback answer when the reply is not NOERROR. The query buffer is free by then, so
+ * the splice is built there and copied back: no allocation. */
 #include "dns/request.h"
 
 #include <string.h>
@@ -49,25 +50,35 @@ static int append_prefix(struct dns_alias *alias, const struct dns_name *current
     return 0;
 }
 
+/* Keeps the client's question; nothing is followed yet. */
+static void begin(struct dns_request *req)
+{
+    struct dns_alias *alias = &req->alias;
+    alias->q = req->q;
+    alias->question_len = (uint16_t)(req->q.question_end - DNS_HEADER_SIZE);
+    memcpy(alias->question, req->pkt + DNS_HEADER_SIZE, alias->question_len);
+    alias->prefix_len = 0;
+    alias->prefix_count = 0;
+    alias->followed = false;
+    alias->fallback = NULL;
+    alias->fallback_self = NULL;
+    alias->fallback_used = NULL;
+    alias->active = true;
+}
+
 int dns_request_follow(struct dns_request *req, const struct dns_name *target,
                        const uint8_t *prefix, size_t prefix_len, uint16_t prefix_count)
 {
     struct dns_alias *alias = &req->alias;
     bool first = !alias->active;
-    if (first) {
-        alias->q = req->q;
-        alias->question_len = (uint16_t)(req->q.question_end - DNS_HEADER_SIZE);
-        memcpy(alias->question, req->pkt + DNS_HEADER_SIZE, alias->question_len);
-        alias->prefix_len = 0;
-        alias->prefix_count = 0;
-        alias->fallback_len = 0;
-        alias->fallback_used = NULL;
-    }
+    if (first)
+        begin(req);
     uint16_t saved_len = alias->prefix_len;
     uint16_t saved_count = alias->prefix_count;
     if (append_prefix(alias, &req->q.qname, prefix, prefix_len, prefix_count, first) < 0) {
         alias->prefix_len = saved_len;
         alias->prefix_count = saved_count;
+        alias->active = !first;
         return -1;
     }
     /* The query becomes header + the target's question: what a client asking for target
@@ -80,15 +91,17 @@ int dns_request_follow(struct dns_request *req, const struct dns_name *target,
     req->q.qname = *target;
     req->q.question_end = (uint16_t)(DNS_HEADER_SIZE + target->len + 4);
     req->pkt_len = req->q.question_end;
-    alias->active = true;
+    alias->followed = true;
     return 0;
 }
 
-void dns_request_fallback(struct dns_request *req, size_t len, struct dns_counter *used)
+void dns_request_fallback(struct dns_request *req, dns_request_fallback_fn fn, void *self,
+                          struct dns_counter *used)
 {
-    if (!req->alias.active || len < DNS_HEADER_SIZE || len > sizeof(req->alias.fallback))
-        return;
-    req->alias.fallback_len = (uint16_t)len;
+    if (!req->alias.active)
+        begin(req);
+    req->alias.fallback = fn;
+    req->alias.fallback_self = self;
     req->alias.fallback_used = used;
 }
 
@@ -143,24 +156,34 @@ static void splice(struct dns_request *req)
     req->ans_len = out.pos;
 }
 
+static void put_question_back(struct dns_request *req)
+{
+    struct dns_alias *alias = &req->alias;
+    memcpy(req->pkt + DNS_HEADER_SIZE, alias->question, alias->question_len);
+    req->q = alias->q;
+    req->pkt_len = req->q.question_end;
+    alias->active = false;
+}
+
 void dns_request_end_alias(struct dns_request *req)
 {
     struct dns_alias *alias = &req->alias;
     if (!alias->active)
         return;
-    memcpy(req->pkt + DNS_HEADER_SIZE, alias->question, alias->question_len);
-    req->q = alias->q;
-    req->pkt_len = req->q.question_end;
-    alias->active = false;
+    put_question_back(req);
     if (req->ans_len < DNS_HEADER_SIZE)
         return;
+    dns_request_fallback_fn fallback = alias->fallback;
+    struct dns_counter *used = alias->fallback_used;
+    alias->fallback = NULL;
     bool resolved = DNS_RCODE(dns_wire_get_u16(req->ans + 2)) == DNS_RCODE_NOERROR;
-    if (!resolved && alias->fallback_len > 0) {
-        memcpy(req->ans, alias->fallback, alias->fallback_len);
-        req->ans_len = alias->fallback_len;
-        if (alias->fallback_used)
-            dns_counter_inc(alias->fallback_used);
-        return;
+    if (!resolved && fallback && fallback(alias->fallback_self, req)) {
+        if (used)
+            dns_counter_inc(used);
+        if (!alias->active)
+            return;             /* a reply to the client's question as it is */
+        put_question_back(req); /* the fallback followed an alias of its own */
     }
-    splice(req);
+    if (alias->followed)
+        splice(req);
 }

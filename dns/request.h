@@ -31,23 +31,30 @@ enum dns_failure {
     DNS_FAILURE_OVERLOAD, /* too many upstream queries in flight: REFUSED */
 };
 
-#define DNS_ALIAS_PREFIX_MAX 3072   /* ten CNAMEs of full-length names fit */
-#define DNS_ALIAS_FALLBACK_MAX 1280 /* a negative answer: question, SOA and OPT */
+#define DNS_ALIAS_PREFIX_MAX 3072 /* ten CNAMEs of full-length names fit */
 
-/* The client's question while the request follows an alias. */
+struct dns_request;
+
+/* Writes a complete reply to the client's own question (in req->q and req->pkt again) into
+ * req->ans, or returns false having changed nothing. It may follow an alias itself with
+ * dns_request_follow() and answer for the target; the chain's end then splices that in. */
+typedef bool (*dns_request_fallback_fn)(void *self, struct dns_request *req);
+
+/* The client's question while the request follows an alias (or may fall back). */
 struct dns_alias {
     bool active;
+    bool followed;                      /* the question was rewritten: splice at the end */
     struct dns_query q;                 /* the client's query as parsed */
     uint8_t question[DNS_MAX_NAME + 4]; /* its question bytes, in the client's case */
     uint16_t question_len;
     uint16_t prefix_len;
     uint16_t prefix_count;
     uint8_t prefix[DNS_ALIAS_PREFIX_MAX]; /* records that go before the answer */
-    /* A reply to the client's own question, for a target that may not resolve: sent instead
-     * of the spliced one when the target's answer is not NOERROR. 0: none. */
-    uint16_t fallback_len;
+    /* For an answer that may not come: run at the chain's end when the answer is not
+     * NOERROR, instead of sending it. NULL: none. */
+    dns_request_fallback_fn fallback;
+    void *fallback_self;
     struct dns_counter *fallback_used;
-    uint8_t fallback[DNS_ALIAS_FALLBACK_MAX];
 };
 
 struct dns_request {
@@ -68,6 +75,7 @@ struct dns_request {
     /* Filled by the chain. */
     struct dns_query q;
     size_t ans_len;
+    size_t ans_peak;   /* the reply's length before truncation, when it was truncated; else 0 */
     uint16_t max_size; /* the most this reply may hold: UDP limit or DNS_MAX_MSG on TCP */
     struct dns_chain *chain;
     unsigned stage;           /* enum dns_stage: the one running, parked, or that answered */
@@ -83,13 +91,17 @@ struct dns_request {
 int dns_request_follow(struct dns_request *req, const struct dns_name *target,
                        const uint8_t *prefix, size_t prefix_len, uint16_t prefix_count);
 
-/* Right after the first dns_request_follow(): the target may not resolve, and then the client
- * gets req->alias.fallback[0..len) instead, a complete reply to its own question that the
- * caller wrote there before following. used (may be NULL) counts each time it is sent. */
-void dns_request_fallback(struct dns_request *req, size_t len, struct dns_counter *used);
+/* The answer the later stages give may not be the one the client should get when it is not
+ * NOERROR: a followed target that does not resolve, or a name that is asked upstream first and
+ * answered by svcdns only when the upstream does not have it. Then, at the chain's end,
+ * fn(self, req) writes the client's reply instead (self must outlive the request); used (may
+ * be NULL) counts each time it does. Right after the first dns_request_follow(), or before
+ * any: the question then stays as it is. A later first follow drops it. */
+void dns_request_fallback(struct dns_request *req, dns_request_fallback_fn fn, void *self,
+                          struct dns_counter *used);
 
-/* The chain's end, for a request that followed: puts the client's question back and makes
- * req->ans the client's reply (question, prefix, answer; or the fallback). */
+/* The chain's end, for a request that followed or may fall back: puts the client's question
+ * back and makes req->ans the client's reply (question, prefix, answer; or the fallback's). */
 void dns_request_end_alias(struct dns_request *req);
 
 #endif

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -225,9 +226,35 @@ struct slot *dns_worker_slot_get(struct worker *w, bool tcp)
     return s;
 }
 
+/* Gives the pages of buf[DNS_SLOT_KEEP, DNS_SLOT_BUF) back to the kernel; the next touch maps
+ * fresh zeroed ones. Only whole pages inside the buffer go. */
+static void give_back(const uint8_t *buf, size_t page)
+{
+    uintptr_t from = ((uintptr_t)buf + DNS_SLOT_KEEP + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t to = ((uintptr_t)buf + DNS_SLOT_BUF) & ~(uintptr_t)(page - 1);
+    if (from < to)
+        (void)madvise((void *)from, to - from, MADV_DONTNEED); // NOLINT(performance-no-int-to-ptr)
+}
+
+void dns_worker_slot_note_reply(struct slot *s)
+{
+    const struct dns_request *req = &s->req;
+    /* A spliced reply (dns/request.c) was built in the query buffer too: same length. */
+    if (req->ans_len > DNS_SLOT_KEEP || req->ans_peak > DNS_SLOT_KEEP)
+        s->large = true;
+}
+
 void dns_worker_slot_put(struct slot *s)
 {
     struct worker *w = s->w;
+    if (s->large) {
+        /* A long message held this slot: without this, every slot that ever held one would
+         * keep up to 128 KiB in memory for good (a flood of long TCP messages left 61 MB). It
+         * costs a system call per long message, and ordinary ones never come here. */
+        s->large = false;
+        give_back(s->query, w->srv->page);
+        give_back(s->reply, w->srv->page);
+    }
     if (s->tcp)
         w->tcp_slots--;
     s->conn = NULL;
@@ -309,6 +336,7 @@ static void send_from(int fd, const struct dns_request *req)
 static void udp_send(struct dns_request *req)
 {
     struct slot *s = req->server_data;
+    dns_worker_slot_note_reply(s);
     if (req->ans_len == 0 || req->ans_len > DNS_MAX_MSG || s->w->stopping) {
         dns_worker_slot_put(s);
         return;
@@ -359,6 +387,7 @@ static void on_udp_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
         return;
     }
     memcpy(s->query, buf->base, (size_t)nread);
+    s->large = (size_t)nread > DNS_SLOT_KEEP;
     s->udp = udp;
     size_t i = (size_t)(udp - w->udp);
     dns_worker_request_init(s, s->query, (size_t)nread, DNS_PROTO_UDP, addr, &w->srv->local[i],
@@ -428,6 +457,7 @@ static void on_udp_readable(uv_poll_t *poll, int status, int events)
         struct sockaddr_storage local;
         datagram_destination(&msgs[k].msg_hdr, port, &local);
         memcpy(s->query, iov[k].iov_base, len);
+        s->large = len > DNS_SLOT_KEEP;
         s->udp = NULL;
         s->udp_fd = w->udp_fd[i];
         dns_worker_request_init(s, s->query, len, DNS_PROTO_UDP, (const struct sockaddr *)&peers[k],
@@ -604,6 +634,7 @@ static int worker_launch(struct worker *w)
     /* The stop async exists before the thread does, so a stop can never miss a worker. */
     uv_async_init(&w->loop, &w->stop, on_worker_stop);
     w->stop.data = w;
+    link_init(&w->fresh);
     link_init(&w->open);
     link_init(&w->closing);
     link_init(&w->starved);
@@ -647,6 +678,8 @@ static void log_listening(const struct dns_server *srv)
 static int server_init(struct dns_server *srv)
 {
     srv->n_workers = srv->cfg.workers;
+    long page = sysconf(_SC_PAGESIZE);
+    srv->page = page > 0 ? (size_t)page : 4096;
     srv->workers = calloc(srv->n_workers, sizeof(struct worker));
     if (srv->workers == NULL)
         return UV_ENOMEM;

@@ -1,8 +1,12 @@
 /* dns/tcp.c - DNS over TCP (RFC 7766): connections, framing, timeouts and the connection cap.
  *
  * Each message is preceded by its 2-byte length; a client may pipeline, and we answer in the
- * order answers complete (clients match by ID). A connection's read buffer is a request slot,
- * taken only while bytes wait to be framed, so idle connections hold no slot.
+ * order answers complete (clients match by ID). Bytes are read into a small buffer inside the
+ * connection, and a complete query is copied into a request slot: a slot is taken by a query
+ * that can run, never by a client that trickles bytes, so a flood of such clients cannot keep
+ * a real query waiting. A message longer than that buffer is read into a slot of its own, and
+ * at most DNS_TCP_LARGE_READS connections of a worker do that at once; the others wait, not
+ * read. What unfinished messages hold is so bounded, whatever the clients send.
  *
  * Invariant: a connection is freed only when both its handles are closed and none of its
  * requests is in flight, so a reply that completes after the client left finds the
@@ -25,14 +29,20 @@ struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     struct worker *w;
-    struct link link;    /* in worker.open, least recently active first, or worker.closing */
-    struct link starved; /* in worker.starved while it waits for a free slot */
-    struct slot *rd;     /* bytes received and not yet framed: rd->query[rd_off, rd_len) */
+    /* In worker.fresh (in the order accepted) until a complete message arrives, then in
+     * worker.open (least recently active first); worker.closing once closed. */
+    struct link link;
+    struct link starved; /* in worker.starved while it waits for a slot */
+    /* Bytes received and not yet framed: inbuf[rd_off, rd_len), or, while the message at the
+     * head is longer than inbuf, large->query[0, rd_len), which holds that message only. */
+    struct slot *large;
     size_t rd_off, rd_len;
     unsigned inflight; /* queries given to the chain whose reply is not written yet */
     unsigned refs;     /* one per open handle plus inflight; freed at zero */
     bool closing, reading, eof, in_pump, is_starved, partial_timer;
+    bool established; /* a complete message arrived: in worker.open */
     struct sockaddr_storage peer, local;
+    uint8_t inbuf[DNS_TCP_INBUF];
 };
 
 static void conn_unref(struct conn *c)
@@ -49,18 +59,37 @@ static void on_conn_closed(uv_handle_t *handle)
     conn_unref(handle->data);
 }
 
-static void conn_release_rd(struct conn *c)
+/* Starved connections run from the idle callback, never from here: we may be deep inside
+ * one's pump. */
+static void wake_starved(struct worker *w)
 {
-    if (c->rd != NULL) {
-        struct slot *rd = c->rd;
-        c->rd = NULL;
-        c->rd_off = 0;
-        c->rd_len = 0;
-        dns_worker_slot_put(rd);
+    if (!link_is_empty(&w->starved) && !w->stopping)
+        uv_idle_start(&w->wake, dns_tcp_on_wake);
+}
+
+/* Gives up the slot a long message was being read into. */
+static void conn_drop_large(struct conn *c)
+{
+    if (c->large != NULL) {
+        struct slot *s = c->large;
+        c->large = NULL;
+        c->w->large_reads--;
+        dns_worker_slot_put(s);
+        wake_starved(c->w);
+    }
+    c->rd_off = 0;
+    c->rd_len = 0;
+}
+
+static void conn_unstarve(struct conn *c)
+{
+    if (c->is_starved) {
+        c->is_starved = false;
+        link_remove(&c->starved);
     }
 }
 
-/* Closing drops the connection from the open list at once, so its place under
+/* Closing drops the connection from the open lists at once, so its place under
  * tcp_max_conns is free; the memory waits for the handles and any request in flight. */
 static void conn_close(struct conn *c)
 {
@@ -71,19 +100,18 @@ static void conn_close(struct conn *c)
     link_remove(&c->link);
     link_push(&w->closing, &c->link);
     w->n_open--;
-    if (c->is_starved) {
-        c->is_starved = false;
-        link_remove(&c->starved);
-    }
-    conn_release_rd(c);
+    conn_unstarve(c);
+    conn_drop_large(c);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_closed);
 }
 
 static void conn_touch(struct conn *c)
 {
-    link_remove(&c->link);
-    link_push(&c->w->open, &c->link);
+    if (c->established) {
+        link_remove(&c->link);
+        link_push(&c->w->open, &c->link);
+    }
 }
 
 static void conn_starve(struct conn *c)
@@ -94,13 +122,40 @@ static void conn_starve(struct conn *c)
     }
 }
 
-/* At the connection cap the least recently active connection with nothing in flight and
- * nothing buffered makes room (RFC 7766 §6.2.3 lets a server close idle connections). */
-static bool conn_evict_idle(struct worker *w)
+static size_t conn_buffered(const struct conn *c)
 {
+    return c->rd_len - c->rd_off;
+}
+
+static const uint8_t *conn_head(const struct conn *c)
+{
+    return (c->large != NULL ? c->large->query : c->inbuf) + c->rd_off;
+}
+
+/* The length of the complete frame at the head of the buffer, or 0 if there is none. */
+static size_t conn_frame_ready(const struct conn *c)
+{
+    size_t avail = conn_buffered(c);
+    if (avail < 2)
+        return 0;
+    size_t len = dns_wire_get_u16(conn_head(c));
+    return avail >= 2 + len ? len : 0;
+}
+
+/* At the connection cap (RFC 7766 §6.2.3 lets a server close connections to make room): the
+ * oldest connection that never completed a message goes first (one that connects and sends
+ * nothing, or trickles, has no answer to lose and is the likeliest attacker), else the least
+ * recently active one with nothing in flight and nothing buffered. A client with a complete
+ * query is never evicted for a newcomer. */
+static bool conn_evict(struct worker *w)
+{
+    if (!link_is_empty(&w->fresh)) {
+        conn_close(CONTAINER_OF(w->fresh.next, struct conn, link));
+        return true;
+    }
     for (struct link *l = w->open.next; l != &w->open; l = l->next) {
         struct conn *c = CONTAINER_OF(l, struct conn, link);
-        if (c->inflight == 0 && c->rd == NULL) {
+        if (c->inflight == 0 && conn_buffered(c) == 0) {
             conn_close(c);
             return true;
         }
@@ -108,35 +163,26 @@ static bool conn_evict_idle(struct worker *w)
     return false;
 }
 
+/* Runs the starved connections that can go on now, in the order they began to wait: one
+ * with a complete query while a slot is free, one with a long message while a slot and a
+ * place for it are free. Each is looked at once; one that has to wait again goes to the end.
+ * The idle stops here, and a slot or place coming free starts it again. */
 void dns_tcp_on_wake(uv_idle_t *idle)
 {
     struct worker *w = idle->data;
-    while (!link_is_empty(&w->starved) && w->free_slots != NULL && w->tcp_slots < w->tcp_slot_cap) {
+    uv_idle_stop(idle);
+    if (link_is_empty(&w->starved))
+        return;
+    struct link *end = w->starved.prev;
+    for (bool last = false; !last && w->free_slots != NULL && w->tcp_slots < w->tcp_slot_cap;) {
         struct conn *c = CONTAINER_OF(w->starved.next, struct conn, starved);
-        c->is_starved = false;
-        link_remove(&c->starved);
-        conn_pump(c);
+        last = &c->starved == end;
+        conn_unstarve(c);
+        if (conn_frame_ready(c) > 0 || w->large_reads < DNS_TCP_LARGE_READS)
+            conn_pump(c);
+        else
+            conn_starve(c);
     }
-    if (link_is_empty(&w->starved) || w->free_slots == NULL || w->tcp_slots >= w->tcp_slot_cap)
-        uv_idle_stop(idle);
-}
-
-/* TCP connections: framing. RFC 7766: each message is preceded by its 2-byte length; a client
- * may pipeline, and we answer in the order answers complete (clients match by ID). */
-
-static size_t conn_buffered(const struct conn *c)
-{
-    return c->rd != NULL ? c->rd_len - c->rd_off : 0;
-}
-
-/* The length of the complete frame at the head of the buffer, or 0 if there is none. */
-static size_t conn_frame_ready(const struct conn *c)
-{
-    size_t avail = conn_buffered(c);
-    if (c->rd == NULL || avail < 2)
-        return 0;
-    size_t len = dns_wire_get_u16(c->rd->query + c->rd_off);
-    return avail >= 2 + len ? len : 0;
 }
 
 static void tcp_send(struct dns_request *req);
@@ -144,22 +190,50 @@ static void on_conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void on_conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_conn_timeout(uv_timer_t *timer);
 
+/* The message at the head is longer than inbuf: it is read on into a slot of its own. Past
+ * DNS_TCP_LARGE_READS such connections in the worker, or without a free slot, the connection
+ * waits without reading. */
+static void conn_read_large(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct slot *s = w->large_reads < DNS_TCP_LARGE_READS ? dns_worker_slot_get(w, true) : NULL;
+    if (s == NULL) {
+        conn_starve(c);
+        return;
+    }
+    w->large_reads++;
+    size_t n = conn_buffered(c);
+    memcpy(s->query, c->inbuf + c->rd_off, n);
+    s->large = true; /* its pages go back when it is free again */
+    c->large = s;
+    c->rd_off = 0;
+    c->rd_len = n;
+}
+
+/* A whole message of len octets is at the head: it becomes a request in a slot. */
 static void conn_dispatch(struct conn *c, size_t len)
 {
-    struct slot *s;
-    if (c->rd_off == 0 && c->rd_len == 2 + len) {
-        /* The buffer holds exactly this query (the usual case): it becomes the request. */
-        s = c->rd;
-        c->rd = NULL;
+    struct worker *w = c->w;
+    struct slot *s = c->large;
+    if (s != NULL) {
+        /* The slot holds exactly this message: it becomes the request. */
+        c->large = NULL;
+        w->large_reads--;
+        c->rd_off = 0;
         c->rd_len = 0;
+        wake_starved(w);
     } else {
-        s = dns_worker_slot_get(c->w, true);
+        s = dns_worker_slot_get(w, true);
         if (s == NULL) {
             conn_starve(c);
             return;
         }
-        memcpy(s->query + 2, c->rd->query + c->rd_off + 2, len);
+        memcpy(s->query + 2, c->inbuf + c->rd_off + 2, len);
         c->rd_off += 2 + len;
+        if (c->rd_off == c->rd_len) {
+            c->rd_off = 0;
+            c->rd_len = 0;
+        }
     }
     /* A whole message arrived: the read deadline starts afresh for the next one, so a busy
      * pipelining client whose messages straddle reads is never cut off. */
@@ -169,11 +243,23 @@ static void conn_dispatch(struct conn *c, size_t len)
     c->inflight++;
     dns_worker_request_init(s, s->query + 2, len, DNS_PROTO_TCP, (const struct sockaddr *)&c->peer,
                             &c->local, tcp_send);
-    dns_chain_handle(c->w->chain, &s->req);
+    dns_chain_handle(w->chain, &s->req);
 }
 
-/* Reading stops while a complete query waits (at the in-flight cap or for a slot), so the
- * kernel's window pushes back on the client instead of our memory filling up. */
+/* A complete message arrived: the client is one we answer, no longer first in line for
+ * eviction. */
+static void conn_establish(struct conn *c)
+{
+    if (!c->established) {
+        c->established = true;
+        link_remove(&c->link);
+        link_push(&c->w->open, &c->link);
+    }
+}
+
+/* Reading stops while a complete query waits (at the in-flight cap or for a slot) and while a
+ * long message waits for a place, so the kernel's window pushes back on the client instead of
+ * our memory filling up. */
 static void conn_set_reading(struct conn *c, bool want)
 {
     if (want == c->reading)
@@ -190,10 +276,12 @@ static void conn_set_reading(struct conn *c, bool want)
     c->reading = true;
 }
 
-/* Settles reading and the timer after anything happened. A partial message must complete
- * within tcp_read_ms of its first byte, progress or not (slowloris); otherwise the
- * connection may stay tcp_idle_ms without activity. The idle timer also runs while queries
- * are in flight, which bounds a client that stops reading its replies. */
+/* Settles reading and the timer after anything happened. While we read, a partial message
+ * must complete within tcp_read_ms of its first byte, progress or not (slowloris). While we
+ * do not (at the in-flight cap, or waiting for a slot), the bytes waiting are ours to take:
+ * the deadline starts afresh when we read again. Otherwise the connection may stay
+ * tcp_idle_ms without activity; that timer also runs while queries are in flight, which
+ * bounds a client that stops reading its replies. */
 static void conn_update(struct conn *c)
 {
     const struct dns_server_config *cfg = &c->w->srv->cfg;
@@ -207,7 +295,7 @@ static void conn_update(struct conn *c)
     conn_set_reading(c, !c->eof && !c->is_starved && !ready && c->inflight < cfg->tcp_max_inflight);
     if (c->closing)
         return;
-    if (conn_buffered(c) > 0 && !ready) {
+    if (c->reading && conn_buffered(c) > 0) {
         if (!c->partial_timer) {
             c->partial_timer = true;
             uv_timer_start(&c->timer, on_conn_timeout, cfg->tcp_read_ms, 0);
@@ -228,46 +316,44 @@ static void conn_pump(struct conn *c)
         return;
     c->in_pump = true;
     while (!c->closing && !c->is_starved && c->inflight < cap && conn_buffered(c) >= 2) {
-        size_t len = dns_wire_get_u16(c->rd->query + c->rd_off);
+        size_t len = dns_wire_get_u16(conn_head(c));
         if (len < DNS_HEADER_SIZE) {
             /* A length of 0 or a runt is not a DNS message; NSD, Knot and Unbound close. */
             log_debug("server", "event=tcp_close reason=runt_frame length=%zu", len);
             conn_close(c);
             break;
         }
-        if (conn_buffered(c) < 2 + len)
+        if (conn_buffered(c) < 2 + len) {
+            if (c->large == NULL && 2 + len > DNS_TCP_INBUF)
+                conn_read_large(c);
             break;
+        }
+        conn_establish(c);
         conn_dispatch(c, len);
     }
     c->in_pump = false;
-    if (c->closing)
-        return;
-    if (conn_buffered(c) == 0)
-        conn_release_rd(c); /* an idle connection holds no slot */
-    conn_update(c);
+    if (!c->closing)
+        conn_update(c);
 }
 
-/* The read buffer is a slot, taken only when data is ready to read, so that a thousand idle
- * connections hold no memory beyond their struct conn. */
+/* Into inbuf, or into the long message's slot up to that message's end, so the slot never
+ * holds the start of the next one. Reading runs only while there is room (conn_update). */
 static void on_conn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct conn *c = handle->data;
-    if (c->rd == NULL) {
-        c->rd = dns_worker_slot_get(c->w, true);
-        if (c->rd == NULL) {
-            *buf = uv_buf_init(NULL, 0); /* on_conn_read() gets UV_ENOBUFS */
-            return;
-        }
-        c->rd_off = 0;
-        c->rd_len = 0;
-    } else if (c->rd_off > 0) {
-        /* Move the partial message to the front so that a whole frame fits behind it. */
-        memmove(c->rd->query, c->rd->query + c->rd_off, c->rd_len - c->rd_off);
+    if (c->large != NULL) {
+        size_t end = 2 + (size_t)dns_wire_get_u16(c->large->query);
+        *buf = uv_buf_init((char *)c->large->query + c->rd_len, (unsigned)(end - c->rd_len));
+        return;
+    }
+    if (c->rd_off > 0) {
+        /* Move the partial message to the front so that the whole of it fits. */
+        memmove(c->inbuf, c->inbuf + c->rd_off, c->rd_len - c->rd_off);
         c->rd_len -= c->rd_off;
         c->rd_off = 0;
     }
-    *buf = uv_buf_init((char *)c->rd->query + c->rd_len, (unsigned)(DNS_SLOT_BUF - c->rd_len));
+    *buf = uv_buf_init((char *)c->inbuf + c->rd_len, (unsigned)(DNS_TCP_INBUF - c->rd_len));
 }
 
 static void on_conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -277,8 +363,6 @@ static void on_conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     if (nread > 0) {
         c->rd_len += (size_t)nread;
         conn_touch(c);
-    } else if (nread == UV_ENOBUFS && c->rd == NULL) {
-        conn_starve(c);
     } else if (nread == UV_EOF) {
         c->eof = true; /* a half-close: answer what was asked, then close */
     } else if (nread < 0) {
@@ -326,6 +410,7 @@ static void tcp_send(struct dns_request *req)
 {
     struct slot *s = req->server_data;
     struct conn *c = s->conn;
+    dns_worker_slot_note_reply(s);
     if (c->closing || req->ans_len == 0 || req->ans_len > DNS_MAX_MSG) {
         tcp_done(s);
         return;
@@ -372,7 +457,7 @@ static struct conn *conn_new(struct worker *w)
     c->timer.data = c;
     c->refs = 2;
     link_init(&c->starved);
-    link_push(&w->open, &c->link);
+    link_push(&w->fresh, &c->link);
     w->n_open++;
     return c;
 }
@@ -385,7 +470,7 @@ void dns_tcp_on_connection(uv_stream_t *listener, int status)
         return;
     }
     if (w->n_open >= w->srv->cfg.tcp_max_conns)
-        conn_evict_idle(w);
+        conn_evict(w);
     struct conn *c = conn_new(w);
     if (c == NULL) {
         warn_accept(w, UV_ENOMEM);
@@ -417,6 +502,8 @@ void dns_tcp_on_connection(uv_stream_t *listener, int status)
 
 void dns_tcp_close_all(struct worker *w)
 {
+    while (!link_is_empty(&w->fresh))
+        conn_close(CONTAINER_OF(w->fresh.next, struct conn, link));
     while (!link_is_empty(&w->open))
         conn_close(CONTAINER_OF(w->open.next, struct conn, link));
 }

@@ -176,6 +176,29 @@ static enum dns_parse_result parse_additional(struct dns_cursor *c, struct dns_q
     return DNS_PARSE_OK;
 }
 
+/* A query we answer without taking it in (a header that breaks the rules: FORMERR; another
+ * opcode: NOTIMP) still has its OPT read, because a reply to an EDNS query carries OPT (RFC
+ * 6891 §7), and a query with QDCOUNT=0 and an OPT holding only a COOKIE is how a client asks
+ * a server for its cookie (RFC 7873 §5.4). So the sections are walked to the additional one;
+ * the question is not echoed, as there is not exactly one that parsed. We keep no cookies, so
+ * the reply has no COOKIE option, which tells the client that we do not support them. */
+static void find_opt(struct dns_cursor *c, struct dns_query *q, uint16_t qdcount, unsigned records,
+                     uint16_t arcount)
+{
+    struct dns_name skip;
+    for (unsigned i = 0; i < qdcount && !c->err; i++) {
+        dns_cursor_name(c, &skip, false);
+        dns_cursor_skip(c, 4);
+    }
+    for (unsigned i = 0; i < records && !c->err; i++) {
+        dns_cursor_name(c, &skip, false);
+        dns_cursor_skip(c, 8);
+        dns_cursor_skip(c, dns_cursor_u16(c));
+    }
+    if (!c->err)
+        (void)parse_additional(c, q, arcount);
+}
+
 enum dns_parse_result dns_wire_parse_query(struct dns_query *q, const uint8_t *pkt, size_t len)
 {
     struct dns_cursor c;
@@ -199,11 +222,15 @@ enum dns_parse_result dns_wire_parse_query(struct dns_query *q, const uint8_t *p
     uint16_t arcount = dns_cursor_u16(&c);
     if (q->flags & DNS_FLAG_QR)
         return DNS_PARSE_DROP; /* never answer a response: that is how reflection loops start */
-    if (DNS_OPCODE(q->flags) != DNS_OPCODE_QUERY)
+    if (DNS_OPCODE(q->flags) != DNS_OPCODE_QUERY) {
+        find_opt(&c, q, qdcount, (unsigned)ancount + nscount, arcount);
         return DNS_PARSE_NOTIMP;
+    }
     /* RFC 9619: QDCOUNT must be 1. A query carries no answer or authority records. */
-    if (qdcount != 1 || ancount != 0 || nscount != 0)
+    if (qdcount != 1 || ancount != 0 || nscount != 0) {
+        find_opt(&c, q, qdcount, (unsigned)ancount + nscount, arcount);
         return DNS_PARSE_FORMERR;
+    }
     dns_cursor_name(&c, &q->qname, true);
     q->qtype = dns_cursor_u16(&c);
     q->qclass = dns_cursor_u16(&c);
@@ -295,6 +322,28 @@ int dns_name_from_text(struct dns_name *out, const char *text)
     return 0;
 }
 
+/* One label byte in presentation form, as dig prints it (RFC 1035 section 5.1): the bytes
+ * that mean something in a name or a zone file behind a backslash, anything outside printable
+ * ASCII (space too) as \DDD. A label that holds "\n2026-... level=error" can then never break a
+ * log line or pass for a field. Returns the bytes written (at most 4). */
+static size_t put_text_byte(uint8_t c, char *out)
+{
+    if (c <= 0x20 || c >= 0x7f) {
+        out[0] = '\\';
+        out[1] = (char)('0' + c / 100);
+        out[2] = (char)('0' + c / 10 % 10);
+        out[3] = (char)('0' + c % 10);
+        return 4;
+    }
+    if (strchr(".\\\"();@$", c) != NULL) {
+        out[0] = '\\';
+        out[1] = (char)c;
+        return 2;
+    }
+    out[0] = (char)c;
+    return 1;
+}
+
 int dns_name_to_text(const struct dns_name *n, char *out, size_t cap)
 {
     size_t o = 0;
@@ -306,10 +355,13 @@ int dns_name_to_text(const struct dns_name *n, char *out, size_t cap)
     }
     for (size_t i = 0; i < n->len && n->wire[i] != 0; i += (size_t)n->wire[i] + 1) {
         size_t l = n->wire[i];
-        if (o + l + 2 > cap)
+        for (size_t k = 0; k < l && i + 1 + k < n->len; k++) {
+            if (o + 4 + 2 > cap)
+                return -1;
+            o += put_text_byte(n->wire[i + 1 + k], out + o);
+        }
+        if (o + 2 > cap)
             return -1;
-        memcpy(out + o, n->wire + i + 1, l);
-        o += l;
         out[o++] = '.';
     }
     out[o] = '\0';
@@ -396,7 +448,57 @@ static void copy_name(struct dns_cursor *out, struct dns_cursor *in)
         dns_cursor_put(out, n.wire, n.len);
 }
 
-/* The RDATA of types whose data holds names: offsets of fixed fields around the names. */
+/* Where the names lie in the RDATA of the types whose names may be compressed: one letter per
+ * field. 'N' a name, '2' and '4' fixed fields of that many octets, 'S' a character-string,
+ * '*' the rest, as it is. RFC 3597 §4: the RFC 1035 types must be decompressed (the obsolete
+ * MD, MF, MB, MG, MR and MINFO too), and RP, AFSDB, RT, SIG, PX, NXT, NAPTR and SRV should
+ * be, as should DNAME (RFC 6672). Copied as they are, a pointer in them would point into
+ * whatever the new message holds at that offset. */
+static const char *rdata_layout(uint16_t type)
+{
+    switch (type) {
+    case DNS_TYPE_NS:
+    case 3: /* MD */
+    case 4: /* MF */
+    case DNS_TYPE_CNAME:
+    case 7: /* MB */
+    case 8: /* MG */
+    case 9: /* MR */
+    case DNS_TYPE_PTR:
+    case 39: /* DNAME */
+        return "N";
+    case DNS_TYPE_SOA:
+        return "NN44444";
+    case 14: /* MINFO */
+    case 17: /* RP */
+        return "NN";
+    case DNS_TYPE_MX:
+    case 18: /* AFSDB */
+    case 21: /* RT */
+        return "2N";
+    case 24: /* SIG: type, algorithm + labels, TTL, expiration, inception, key tag, signer */
+        return "224442N*";
+    case 26: /* PX */
+        return "2NN";
+    case 30: /* NXT */
+        return "N*";
+    case DNS_TYPE_SRV:
+        return "222N";
+    case 35: /* NAPTR: order, preference, flags, services, regexp, replacement */
+        return "22SSSN";
+    default:
+        return "*";
+    }
+}
+
+static void copy_bytes(struct dns_cursor *out, struct dns_cursor *in, size_t n)
+{
+    if (!has_room(in, n))
+        return;
+    dns_cursor_put(out, in->buf + in->pos, n);
+    in->pos += n;
+}
+
 static void copy_rdata(struct dns_cursor *out, struct dns_cursor *in, uint16_t type, uint16_t rdlen)
 {
     size_t end = in->pos + rdlen;
@@ -404,34 +506,25 @@ static void copy_rdata(struct dns_cursor *out, struct dns_cursor *in, uint16_t t
         in->err = true;
         return;
     }
-    switch (type) {
-    case DNS_TYPE_NS:
-    case DNS_TYPE_CNAME:
-    case DNS_TYPE_PTR:
-    case 39: /* DNAME */
-        copy_name(out, in);
-        break;
-    case DNS_TYPE_MX:
-        dns_cursor_put_u16(out, dns_cursor_u16(in));
-        copy_name(out, in);
-        break;
-    case DNS_TYPE_SRV:
-        dns_cursor_put_u16(out, dns_cursor_u16(in));
-        dns_cursor_put_u16(out, dns_cursor_u16(in));
-        dns_cursor_put_u16(out, dns_cursor_u16(in));
-        copy_name(out, in);
-        break;
-    case DNS_TYPE_SOA:
-        copy_name(out, in);
-        copy_name(out, in);
-        if (in->pos + 20 <= end)
-            dns_cursor_put(out, in->buf + in->pos, 20);
-        in->pos += 20;
-        break;
-    default:
-        dns_cursor_put(out, in->buf + in->pos, rdlen);
-        in->pos = end;
+    /* Fields are read only within the RDATA: a name running past it is an error. */
+    size_t whole = in->len;
+    in->len = end;
+    for (const char *f = rdata_layout(type); *f != '\0' && !in->err && !out->err; f++) {
+        switch (*f) {
+        case 'N':
+            copy_name(out, in);
+            break;
+        case 'S':
+            copy_bytes(out, in, in->pos < end ? 1U + in->buf[in->pos] : 1U);
+            break;
+        case '*':
+            copy_bytes(out, in, end - in->pos);
+            break;
+        default:
+            copy_bytes(out, in, (size_t)(*f - '0'));
+        }
     }
+    in->len = whole;
     if (in->pos != end) /* the names and fields must fill RDATA exactly */
         in->err = true;
 }

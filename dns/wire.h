@@ -155,9 +155,10 @@ static inline void dns_wire_put_u32(uint8_t *p, uint32_t v)
 
 /* Copies one resource record from the message under in (whose buf is the whole message, so
  * compression pointers resolve) to out, with every name written out in full: the owner and
- * the names inside NS, CNAME, PTR, DNAME, MX, SRV and SOA data. Other data is copied as it
- * is (RFC 3597: no compression inside unknown types). Sets in->err or out->err on failure;
- * *type gets the record's type. */
+ * the names inside the data of every type whose names may be compressed (RFC 3597 §4: NS,
+ * MD, MF, CNAME, SOA, MB, MG, MR, PTR, MINFO, MX, and RP, AFSDB, RT, SIG, PX, NXT, NAPTR,
+ * SRV, DNAME). Other data is copied as it is (no compression inside other types). Sets
+ * in->err or out->err on failure; *type gets the record's type. */
 void dns_wire_copy_rr(struct dns_cursor *out, struct dns_cursor *in, uint16_t *type);
 
 /* "NOERROR", "NXDOMAIN", ... "BADVERS"; "RCODEn" for the rest. */
@@ -172,7 +173,11 @@ unsigned dns_name_labels(const struct dns_name *n);
 /* Parses presentation form ("echo.default.svc.local", trailing dot optional, "." for root;
  * no escapes) into wire form, lower-cased. Returns 0 or -1 when it is not a valid name. */
 int dns_name_from_text(struct dns_name *out, const char *text);
-/* Writes presentation form with a trailing dot; returns the length, or -1 if cap is short. */
+/* Writes presentation form with a trailing dot, escaped as dig prints names: "\." for a dot
+ * inside a label, "\\", "\"", "\(", "\)", "\;", "\@", "\$", and "\DDD" for a byte outside
+ * printable ASCII (space too). So the text is one token of printable ASCII, safe in a log line.
+ * Returns the length, or -1 if cap is short; DNS_NAME_TEXT_MAX always fits. */
+#define DNS_NAME_TEXT_MAX (DNS_MAX_NAME * 4 + 2)
 int dns_name_to_text(const struct dns_name *n, char *out, size_t cap);
 /* Builds out = prefix (wire, without its root) + suffix; -1 when it would exceed 255. */
 int dns_name_concat(struct dns_name *out, const struct dns_name *prefix,

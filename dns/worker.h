@@ -4,9 +4,11 @@
  *
  * Invariants. A worker's state is touched by its own thread only; the exceptions are its
  * stop async (sent by the control loop) and its chain pointer, which dns_server_stats() reads
- * under stats_lock. A request slot is in exactly one place: the worker's free list, a
- * connection's read buffer (conn->rd), or with the chain from dns_chain_handle() until its
- * reply is sent. */
+ * under stats_lock. The counts kept here (n_open, tcp_slots, ...) are never read by another
+ * thread; what /metrics shows is in the chain's stats (dns/counter.h, one writer: this
+ * worker), and final_stats is written and read under stats_lock. A request slot is in exactly
+ * one place: the worker's free list, a connection's long-message buffer (conn->large), or with
+ * the chain from dns_chain_handle() until its reply is sent. */
 #ifndef DNS_WORKER_H
 #define DNS_WORKER_H
 
@@ -19,6 +21,14 @@
 #include "dns/server.h"
 
 #define DNS_SLOT_BUF (DNS_MAX_MSG + 2) /* a whole TCP frame: length prefix and message */
+/* What of a slot's query and reply buffers stays in memory when the slot is free. Ordinary
+ * messages fit; a slot that held a longer one gives the rest of its pages back when it is
+ * released (dns/server.c), so long messages hold memory only while they are in flight. */
+#define DNS_SLOT_KEEP 4096
+/* A TCP connection reads into a buffer of its own this long; a longer message is read into a
+ * slot, by at most DNS_TCP_LARGE_READS connections of a worker at once (2 MiB in all). */
+#define DNS_TCP_INBUF 512
+#define DNS_TCP_LARGE_READS 32
 
 #define CONTAINER_OF(ptr, type, field) ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
@@ -64,6 +74,7 @@ struct slot {
     uv_udp_t *udp;     /* UDP: the socket the query came on; NULL for a wildcard socket */
     int udp_fd;        /* a wildcard socket: answered with sendmsg from req->local */
     bool tcp;          /* counted in worker.tcp_slots */
+    bool large;        /* held a message longer than DNS_SLOT_KEEP: give its pages back */
     uv_udp_send_t udp_send;
     uv_write_t write;
     uint8_t query[DNS_SLOT_BUF];
@@ -89,9 +100,10 @@ struct worker {
     uint8_t *udp_buf; /* one recvmmsg batch; every datagram is copied out before the next */
     struct slot *slots;
     struct slot *free_slots;
-    unsigned tcp_slots, tcp_slot_cap;   /* TCP may never take the slots UDP needs */
-    struct link open, closing, starved; /* connections: see dns/tcp.c */
-    unsigned n_open;
+    unsigned tcp_slots, tcp_slot_cap;          /* TCP may never take the slots UDP needs */
+    struct link fresh, open, closing, starved; /* connections: see dns/tcp.c */
+    unsigned n_open;                           /* in fresh and open */
+    unsigned large_reads;                      /* connections reading into a slot */
     uint64_t warned_ms;
     int err;
     uv_mutex_t stats_lock; /* guards chain (the pointer) and final_stats against stats() */
@@ -108,6 +120,7 @@ struct dns_server {
     bool wildcard[DNS_SERVER_MAX_LISTEN];
     unsigned n_workers;
     struct worker *workers;
+    size_t page;    /* the memory page size, for giving slot pages back */
     uv_loop_t loop; /* the control loop, run by dns_server_run() on the caller's thread */
     uv_async_t stop;
     bool loop_init, ran, stopping;
@@ -116,6 +129,8 @@ struct dns_server {
 /* dns/server.c: a free slot, or NULL (none left, or TCP at its share). */
 struct slot *dns_worker_slot_get(struct worker *w, bool tcp);
 void dns_worker_slot_put(struct slot *s);
+/* Before s's reply is sent: notes how much of the slot's buffers the reply took. */
+void dns_worker_slot_note_reply(struct slot *s);
 /* Readies s's request for dns_chain_handle(). */
 void dns_worker_request_init(struct slot *s, uint8_t *pkt, size_t len, enum dns_proto proto,
                              const struct sockaddr *peer, const struct sockaddr_storage *local,

@@ -1,14 +1,19 @@
 /* resolver/cache.c - a bounded, sharded answer cache.
  *
- * Each shard owns a fixed slice of the entry table (the slices add up to cfg.size exactly), a
- * bucket index over it and a CLOCK hand; its mutex guards all three and its counters. An entry
- * owns one malloc'd blob: the scrubbed reply without OPT (ID 0, TTLs already capped), the
- * offsets of its TTL fields and the lower-cased key name. A hit copies the blob into the
- * request's buffer and patches it; nothing is allocated on a hit.
+ * Each shard owns a fixed slice of the entry table (the slices add up to cfg.size exactly) and
+ * of the memory (cfg.memory / shards), a bucket index over its slots, a free list and a CLOCK
+ * hand; its mutex guards them all and its counters. An entry owns one malloc'd blob: the
+ * scrubbed reply without OPT (ID 0, TTLs already capped), the offsets of its TTL fields and
+ * the lower-cased key name; its cost is the blob's size as malloc rounds it, plus malloc's
+ * header. A hit copies the blob into the request's buffer and patches it; nothing is
+ * allocated on a hit.
  *
- * Invariant: the number of entries never exceeds cfg.size; an insert into a full shard frees
- * exactly one entry first. What is stored passed resolver_scrub_check() and was rewritten by
- * resolver_scrub_rewrite(), so it holds only the question's chain and, if negative, its SOA. */
+ * Invariants: a shard never holds more than its slots, nor entries costing more than its
+ * budget together; an insert evicts (CLOCK) until both fit, and no entry may cost more than a
+ * quarter of a budget. What is stored passed resolver_scrub_check() and was rewritten by
+ * resolver_scrub_rewrite(), so it holds only the question's chain and, if negative, its SOA;
+ * an answer longer than max_answer is stored as its header and question with TC set, served
+ * to UDP clients only (all they could be sent of it) and a miss for TCP. */
 #include "resolver/cache.h"
 
 #include <ctype.h>
@@ -28,7 +33,8 @@
 #define STALE_HOLD_MS 30000 /* RFC 8767 §4: retry a failed refresh at most every 30 s */
 #define MAX_TTL_OFFSETS (DNS_MAX_MSG / 11)
 #define NO_ENTRY UINT32_MAX
-#define OPT_ROOM 32 /* our OPT with an EDE option */
+#define OPT_ROOM 32    /* our OPT with an EDE option */
+#define MALLOC_HEAD 16 /* what glibc's malloc adds to a chunk, on 64-bit; chunks are 16-aligned */
 
 struct entry {
     uint8_t *blob; /* NULL: the slot is free */
@@ -37,13 +43,15 @@ struct entry {
     uint64_t expire_ms;
     uint64_t stale_until_ms; /* equal to expire_ms when it may not be served stale */
     uint64_t stale_hold_ms;  /* after a failed refresh, answer stale without asking until then */
-    uint32_t next;           /* bucket chain */
+    uint32_t cost;           /* bytes counted against the shard's budget */
+    uint32_t next;           /* bucket chain, or the free list */
     uint16_t len;            /* of the reply */
     uint16_t n_ttl;
     uint16_t qtype, qclass;
     uint8_t qname_len;
     bool dnssec_ok;
     bool referenced; /* CLOCK: hit since the hand last passed */
+    bool truncated;  /* the answer was too long: only its header and question, TC set */
     int8_t ede;      /* for a cached SERVFAIL: the EDE it carried */
 };
 
@@ -51,10 +59,12 @@ struct shard {
     uv_mutex_t lock;
     struct entry *entries;
     uint32_t cap, used;
+    uint32_t free_head; /* unused slots, chained through next */
     uint32_t *buckets;
     uint32_t mask;
     uint32_t hand;
-    uint64_t hits, misses, inserts, evictions, served_stale;
+    size_t bytes, budget;
+    uint64_t hits, misses, inserts, evictions, served_stale, oversized;
 };
 
 struct resolver_cache {
@@ -62,6 +72,7 @@ struct resolver_cache {
     struct resolver_siphash_key key;
     struct shard *shards;
     unsigned n_shards;
+    size_t max_answer; /* longer answers are kept as truncation markers */
     atomic_size_t entries;
 };
 
@@ -76,6 +87,7 @@ void resolver_cache_config_default(struct resolver_cache_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->size = 10000;
+    cfg->memory = (size_t)16 << 20;
     cfg->max_ttl = 3600;
     cfg->min_ttl = 0;
     cfg->serve_stale_s = 0;
@@ -97,12 +109,13 @@ static unsigned pow2_at_most(unsigned n)
     return v;
 }
 
-static int shard_init(struct shard *s, uint32_t cap)
+static int shard_init(struct shard *s, uint32_t cap, size_t budget)
 {
     uint32_t nb = 1;
     while (nb < cap * 2)
         nb *= 2;
     s->cap = cap;
+    s->budget = budget;
     s->entries = calloc(cap, sizeof(*s->entries));
     s->buckets = malloc(nb * sizeof(*s->buckets));
     if (!s->entries || !s->buckets || uv_mutex_init(&s->lock) != 0) {
@@ -115,26 +128,37 @@ static int shard_init(struct shard *s, uint32_t cap)
     s->mask = nb - 1;
     for (uint32_t i = 0; i < nb; i++)
         s->buckets[i] = NO_ENTRY;
+    for (uint32_t i = 0; i < cap; i++)
+        s->entries[i].next = i + 1 < cap ? i + 1 : NO_ENTRY;
+    s->free_head = 0;
     return 0;
 }
 
 int resolver_cache_new(struct resolver_cache **out, const struct resolver_cache_config *cfg)
 {
     *out = NULL;
-    if (cfg->size == 0 || cfg->size > UINT32_MAX / 4 || cfg->min_ttl > cfg->max_ttl)
+    if (cfg->size == 0 || cfg->size > UINT32_MAX / 4 || cfg->min_ttl > cfg->max_ttl ||
+        cfg->memory < RESOLVER_CACHE_MIN_MEMORY)
         return UV_EINVAL;
     struct resolver_cache *cache = calloc(1, sizeof(*cache));
     if (!cache)
         return UV_ENOMEM;
     cache->cfg = *cfg;
-    unsigned n = (unsigned)(cfg->size / MIN_PER_SHARD);
-    cache->n_shards = pow2_at_most(n < 1 ? 1 : n > MAX_SHARDS ? MAX_SHARDS : n);
+    /* Small caches use fewer shards, so that each keeps a useful number of entries and room
+     * for four of the largest answers. */
+    size_t n = cfg->size / MIN_PER_SHARD;
+    size_t by_memory = cfg->memory / (4 * (size_t)RESOLVER_CACHE_MAX_ANSWER);
+    n = n < by_memory ? n : by_memory;
+    cache->n_shards = pow2_at_most(n < 1 ? 1 : n > MAX_SHARDS ? MAX_SHARDS : (unsigned)n);
+    size_t budget = cfg->memory / cache->n_shards;
+    cache->max_answer =
+        budget / 4 < RESOLVER_CACHE_MAX_ANSWER ? budget / 4 : RESOLVER_CACHE_MAX_ANSWER;
     cache->shards = calloc(cache->n_shards, sizeof(*cache->shards));
     int rc = cache->shards ? resolver_siphash_key_random(&cache->key) : UV_ENOMEM;
     for (unsigned i = 0; rc == 0 && i < cache->n_shards; i++) {
         /* The slices add up to cfg.size exactly: the first ones take the remainder. */
         size_t cap = cfg->size / cache->n_shards + (i < cfg->size % cache->n_shards ? 1 : 0);
-        rc = shard_init(&cache->shards[i], (uint32_t)cap);
+        rc = shard_init(&cache->shards[i], (uint32_t)cap, budget);
         if (rc != 0)
             cache->n_shards = i; /* free() tears down the ones made */
     }
@@ -215,13 +239,16 @@ static bool render(const struct entry *e, struct dns_request *req, uint64_t now,
     size_t qlen = (size_t)q->question_end - DNS_HEADER_SIZE;
     if ((size_t)e->qname_len + 4 != qlen || (size_t)e->len + OPT_ROOM > req->ans_cap)
         return false;
+    if (e->truncated && req->proto != DNS_PROTO_UDP)
+        return false; /* over TCP the client wants the whole answer, which is not here */
     memcpy(req->ans, e->blob, e->len);
     dns_wire_put_u16(req->ans, q->id);
     uint16_t stored = dns_wire_get_u16(e->blob + 2);
     bool want_ad = (q->flags & DNS_FLAG_AD) || (q->has_edns && (q->edns_flags & DNS_EDNS_DO));
     uint16_t flags =
         (uint16_t)(DNS_FLAG_QR | DNS_FLAG_RA | (q->flags & (DNS_FLAG_RD | DNS_FLAG_CD)) |
-                   ((stored & DNS_FLAG_AD) && want_ad ? DNS_FLAG_AD : 0) | DNS_RCODE(stored));
+                   (stored & DNS_FLAG_TC) | ((stored & DNS_FLAG_AD) && want_ad ? DNS_FLAG_AD : 0) |
+                   DNS_RCODE(stored));
     dns_wire_put_u16(req->ans + 2, flags);
     memcpy(req->ans + DNS_HEADER_SIZE, req->pkt + DNS_HEADER_SIZE, qlen);
     uint32_t age = (uint32_t)((now - e->inserted_ms) / 1000);
@@ -287,30 +314,62 @@ static void bucket_unlink(struct shard *s, uint32_t i)
         *pp = s->entries[i].next;
 }
 
-/* A slot for a new entry: an unused one while the shard fills, then CLOCK's victim. Entries
- * past any use (expired beyond the stale window) go first; a referenced entry gets a second
- * chance; after two sweeps the hand takes whatever it points at. */
-static uint32_t shard_take_slot(struct resolver_cache *cache, struct shard *s, uint64_t now)
+/* Frees entry i and returns its slot and bytes to the shard. */
+static void shard_drop(struct resolver_cache *cache, struct shard *s, uint32_t i)
 {
-    if (s->used < s->cap) {
-        atomic_fetch_add(&cache->entries, 1);
-        return s->used++;
-    }
+    struct entry *e = &s->entries[i];
+    bucket_unlink(s, i);
+    free(e->blob);
+    e->blob = NULL;
+    s->bytes -= e->cost;
+    e->cost = 0;
+    e->next = s->free_head;
+    s->free_head = i;
+    s->used--;
+    atomic_fetch_sub(&cache->entries, 1);
+}
+
+/* CLOCK's victim, for a shard with at least one entry. Entries past any use (expired beyond
+ * the stale window) go first; a referenced entry gets a second chance; after two sweeps the
+ * hand takes whatever entry it points at. */
+static void shard_evict_one(struct resolver_cache *cache, struct shard *s, uint64_t now)
+{
     for (uint32_t steps = 0;; steps++) {
         uint32_t i = s->hand;
         struct entry *e = &s->entries[i];
         s->hand = (s->hand + 1) % s->cap;
+        if (!e->blob)
+            continue;
         bool dead = now >= e->stale_until_ms;
         if (e->referenced && !dead && steps < 2 * s->cap) {
             e->referenced = false;
             continue;
         }
-        bucket_unlink(s, i);
-        free(e->blob);
-        e->blob = NULL;
+        shard_drop(cache, s, i);
         s->evictions++;
-        return i;
+        return;
     }
+}
+
+/* A slot for a new entry of this cost: entries are evicted until its bytes fit the budget
+ * and a slot is free. */
+static uint32_t shard_take_slot(struct resolver_cache *cache, struct shard *s, size_t cost,
+                                uint64_t now)
+{
+    while (s->used > 0 && (s->bytes + cost > s->budget || s->free_head == NO_ENTRY))
+        shard_evict_one(cache, s, now);
+    uint32_t i = s->free_head;
+    s->free_head = s->entries[i].next;
+    s->used++;
+    s->bytes += cost;
+    atomic_fetch_add(&cache->entries, 1);
+    return i;
+}
+
+/* What an entry of this many bytes costs: malloc's chunk, header and rounding included. */
+static size_t blob_cost(size_t size)
+{
+    return (size + MALLOC_HEAD + 15) & ~(size_t)15;
 }
 
 struct stored {
@@ -320,6 +379,7 @@ struct stored {
     size_t n_ttl;
     uint32_t lifetime; /* seconds */
     bool stale_ok;
+    bool truncated;
     int ede;
 };
 
@@ -327,6 +387,10 @@ static void insert(struct resolver_cache *cache, const struct key *k, const stru
                    uint64_t now)
 {
     size_t size = st->len + st->n_ttl * 2 + k->qname->len;
+    size_t cost = blob_cost(size);
+    struct shard *s = shard_of(cache, k->hash);
+    if (cost > s->budget / 2)
+        return; /* the store keeps answers below a quarter of this; a bound is a bound */
     uint8_t *blob = malloc(size);
     if (!blob)
         return; /* a cache may forget; the answer still goes out */
@@ -334,18 +398,16 @@ static void insert(struct resolver_cache *cache, const struct key *k, const stru
     for (size_t i = 0; i < st->n_ttl; i++)
         dns_wire_put_u16(blob + st->len + 2 * i, st->ttl_off[i]);
     memcpy(blob + st->len + st->n_ttl * 2, k->qname->wire, k->qname->len);
-    struct shard *s = shard_of(cache, k->hash);
     uv_mutex_lock(&s->lock);
     uint32_t i = shard_find(s, k);
-    if (i != NO_ENTRY) {
-        free(s->entries[i].blob);
-    } else {
-        i = shard_take_slot(cache, s, now);
-        s->entries[i].hash = k->hash;
-        s->entries[i].next = s->buckets[k->hash & s->mask];
-        s->buckets[k->hash & s->mask] = i;
-    }
+    if (i != NO_ENTRY)
+        shard_drop(cache, s, i); /* replaced: its bytes and slot are free again */
+    i = shard_take_slot(cache, s, cost, now);
     struct entry *e = &s->entries[i];
+    e->hash = k->hash;
+    e->next = s->buckets[k->hash & s->mask];
+    s->buckets[k->hash & s->mask] = i;
+    e->cost = (uint32_t)cost;
     e->blob = blob;
     e->len = (uint16_t)st->len;
     e->n_ttl = (uint16_t)st->n_ttl;
@@ -354,6 +416,7 @@ static void insert(struct resolver_cache *cache, const struct key *k, const stru
     e->qname_len = k->qname->len;
     e->dnssec_ok = k->dnssec_ok;
     e->referenced = false;
+    e->truncated = st->truncated;
     e->ede = (int8_t)st->ede;
     e->inserted_ms = now;
     e->expire_ms = now + (uint64_t)st->lifetime * 1000;
@@ -361,6 +424,7 @@ static void insert(struct resolver_cache *cache, const struct key *k, const stru
         e->expire_ms + (st->stale_ok ? (uint64_t)cache->cfg.serve_stale_s * 1000 : 0);
     e->stale_hold_ms = 0;
     s->inserts++;
+    s->oversized += st->truncated;
     uv_mutex_unlock(&s->lock);
     if (log_current_level >= LOG_LEVEL_DEBUG) {
         char name[DNS_MAX_NAME * 4 + 2];
@@ -394,10 +458,11 @@ static _Thread_local uint8_t scratch[DNS_MAX_MSG];
 static _Thread_local uint16_t scratch_ttl[MAX_TTL_OFFSETS];
 
 void resolver_cache_store(struct resolver_cache *cache, const struct dns_request *req,
-                          const uint8_t *msg, size_t len)
+                          const uint8_t *msg, size_t len, const struct dns_names *own)
 {
     const struct dns_query *q = &req->q;
-    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass};
+    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass,
+                                         q->has_edns && (q->edns_flags & DNS_EDNS_DO), own};
     struct resolver_scrub_reply info;
     if (!q->has_question || len < DNS_HEADER_SIZE)
         return;
@@ -414,8 +479,10 @@ void resolver_cache_store(struct resolver_cache *cache, const struct dns_request
                                      .ttl_off = scratch_ttl,
                                      .ttl_cap = MAX_TTL_OFFSETS};
     size_t qlen = (size_t)q->question_end - DNS_HEADER_SIZE;
-    if (resolver_scrub_rewrite(msg, len, &sq, req->pkt + DNS_HEADER_SIZE, qlen, 0, flags, &out) < 0)
-        return;
+    if (resolver_scrub_rewrite(msg, len, &sq, req->pkt + DNS_HEADER_SIZE, qlen, 0, flags, &out) <
+            0 ||
+        out.own_end)
+        return; /* a chain into our own zone is answered from our data each time */
     if (out.negative && !out.has_soa)
         return; /* RFC 2308 §5: a negative answer without SOA is not cached */
     uint32_t lifetime = clamp_ttls(cache, scratch, scratch_ttl, out.n_ttl);
@@ -423,7 +490,16 @@ void resolver_cache_store(struct resolver_cache *cache, const struct dns_request
         return;
     struct key k;
     key_init(cache, req, &k);
-    struct stored st = {scratch, out.len, scratch_ttl, out.n_ttl, lifetime, true, -1};
+    struct stored st = {scratch, out.len, scratch_ttl, out.n_ttl, lifetime, true, false, -1};
+    if (out.len > cache->max_answer) {
+        /* Whole, it would crowd out a hundred small answers (an upstream can make 64 KiB
+         * answers at will): keep what a UDP client can be sent of it, TC and no records. */
+        dns_wire_put_u16(scratch + 2, (uint16_t)(flags | DNS_FLAG_TC));
+        dns_wire_reply_counts(scratch, 0, 0, 0);
+        st.len = DNS_HEADER_SIZE + qlen;
+        st.n_ttl = 0;
+        st.truncated = true;
+    }
     insert(cache, &k, &st, now_ms(cache));
 }
 
@@ -461,8 +537,8 @@ bool resolver_cache_fail(struct resolver_cache *cache, struct dns_request *req,
     dns_wire_put_u16(scratch + 4, 1);
     memcpy(scratch + DNS_HEADER_SIZE, req->pkt + DNS_HEADER_SIZE, qlen);
     int ede = why == DNS_FAILURE_SILENT ? DNS_EDE_NO_REACHABLE_AUTHORITY : DNS_EDE_NETWORK_ERROR;
-    struct stored st = {scratch, DNS_HEADER_SIZE + qlen, NULL, 0, cache->cfg.servfail_ttl, false,
-                        ede};
+    struct stored st = {
+        scratch, DNS_HEADER_SIZE + qlen, NULL, 0, cache->cfg.servfail_ttl, false, false, ede};
     insert(cache, &k, &st, now);
     return false;
 }
@@ -478,10 +554,29 @@ void resolver_cache_stats(struct resolver_cache *cache, struct resolver_cache_st
         out->inserts += s->inserts;
         out->evictions += s->evictions;
         out->served_stale += s->served_stale;
+        out->oversized += s->oversized;
         out->entries += s->used;
         out->capacity += s->cap;
+        out->bytes += s->bytes;
+        out->memory += s->budget;
         uv_mutex_unlock(&s->lock);
     }
+}
+
+/* The decimal number at *p, at most limit; moves *p past it. 0, or -1 for no digit or too
+ * large a number. */
+static int read_number(const char **p, uint64_t limit, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!isdigit((unsigned char)**p))
+        return -1;
+    while (isdigit((unsigned char)**p)) {
+        v = v * 10 + (uint64_t)(*(*p)++ - '0');
+        if (v > limit)
+            return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 int resolver_cache_parse_duration(const char *text, uint32_t *seconds)
@@ -494,13 +589,8 @@ int resolver_cache_parse_duration(const char *text, uint32_t *seconds)
         return -1;
     while (*p) {
         uint64_t v = 0;
-        if (!isdigit((unsigned char)*p))
+        if (read_number(&p, limit, &v) < 0)
             return -1;
-        while (isdigit((unsigned char)*p)) {
-            v = v * 10 + (uint64_t)(*p++ - '0');
-            if (v > limit)
-                return -1;
-        }
         uint64_t unit = 0;
         switch (*p) {
         case 's':
@@ -532,5 +622,42 @@ int resolver_cache_parse_duration(const char *text, uint32_t *seconds)
             return -1;
     }
     *seconds = (uint32_t)total;
+    return 0;
+}
+
+int resolver_cache_parse_size(const char *text, size_t *bytes)
+{
+    const uint64_t limit = (uint64_t)64 << 30;
+    uint64_t v = 0;
+    const char *p = text;
+    if (read_number(&p, limit, &v) < 0)
+        return -1;
+    unsigned shift = 0;
+    switch (*p) {
+    case 'k':
+    case 'K':
+        shift = 10;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        break;
+    default:
+        break;
+    }
+    if (shift) {
+        p++;
+        if (*p == 'i')
+            p++;
+    }
+    if (*p == 'B' || *p == 'b')
+        p++;
+    if (*p || v > limit >> shift)
+        return -1;
+    *bytes = (size_t)(v << shift);
     return 0;
 }

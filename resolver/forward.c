@@ -110,6 +110,8 @@ struct resolver_forward {
     uv_loop_t *loop;
     struct resolver_forward_shared *sh;
     struct resolver_cache *cache; /* NULL: no cache to fill */
+    struct dns_names own_names;
+    const struct dns_names *own; /* &own_names, or NULL: no names of our own */
     struct resolver_forward_config cfg;
     struct pending *pendings;
     unsigned n_pendings;
@@ -126,6 +128,8 @@ struct resolver_forward {
     uv_timer_t probe_timer;
     bool probe_timer_open;
     bool health_busy[RESOLVER_UPSTREAM_MAX];
+    bool loop_busy[RESOLVER_UPSTREAM_MAX];           /* a loop check is under way */
+    uint64_t loop_recheck_at[RESOLVER_UPSTREAM_MAX]; /* uv_now() of the next, while looping */
     /* Recent upstream IDs, so that a burst does not repeat one by chance. */
     uint8_t id_used[65536 / 8];
     uint16_t id_ring[ID_RING];
@@ -148,6 +152,7 @@ void resolver_forward_config_default(struct resolver_forward_config *cfg)
     cfg->max_fails = 2;
     cfg->probe_interval_ms = 500;
     cfg->loop_check = true;
+    cfg->loop_recheck_ms = 30000;
 }
 
 /* Shared state. */
@@ -165,6 +170,8 @@ int resolver_forward_shared_new(struct resolver_forward_shared **out,
     sh->cfg = *cfg;
     if (sh->cfg.probe_interval_ms == 0)
         sh->cfg.probe_interval_ms = 500;
+    if (sh->cfg.loop_recheck_ms == 0)
+        sh->cfg.loop_recheck_ms = 30000;
     int rc = resolver_siphash_key_random(&sh->key);
     if (rc == 0)
         rc = resolver_upstream_init(&sh->ups, cfg->upstreams, cfg->n_upstreams, cfg->max_fails);
@@ -671,11 +678,24 @@ static void probe_done(struct pending *p, bool ok)
         return;
     }
     /* A loop probe: send it again while it keeps coming back, until the count proves a loop
-     * (resolver_forward_is_loop_probe() decides). One that never arrives ends the check. */
+     * (resolver_upstream_is_loop_probe() decides). One that never arrives ends the check, and
+     * lifts the mark of an earlier one; a proven loop is checked again later. */
     struct resolver_upstream *u = &fwd->sh->ups.up[up];
-    if (!fwd->stopping && !atomic_load(&u->looping) && round < RESOLVER_UPSTREAM_LOOP_ROUNDS &&
-        atomic_load(&u->loop_seen) >= round)
+    unsigned seen = atomic_load(&u->loop_seen);
+    bool proven = seen >= RESOLVER_UPSTREAM_LOOP_ROUNDS;
+    fwd->loop_busy[up] = false;
+    if (fwd->stopping)
+        return;
+    if (!proven && round < RESOLVER_UPSTREAM_LOOP_ROUNDS && seen >= round) {
         start_probe(fwd, KIND_LOOP, up, round + 1);
+        return;
+    }
+    if (proven) {
+        resolver_upstream_loop_window(&fwd->sh->ups, up, 0);
+        fwd->loop_recheck_at[up] = uv_now(fwd->loop) + fwd->cfg.loop_recheck_ms;
+    } else {
+        resolver_upstream_loop_check_end(&fwd->sh->ups, up);
+    }
 }
 
 /* Tries. */
@@ -760,9 +780,9 @@ static void on_tcp_failed(struct pending *p)
 static void deliver(struct pending *p, const uint8_t *msg, size_t len, bool tc)
 {
     if (p->fwd->cache && !tc && p->waiters)
-        resolver_cache_store(p->fwd->cache, p->waiters->req, msg, len);
+        resolver_cache_store(p->fwd->cache, p->waiters->req, msg, len, p->fwd->own);
     for (struct waiter *w = p->waiters; w; w = w->next) {
-        if (resolver_forward_build_reply(w->req, msg, len, tc) < 0)
+        if (resolver_forward_build_reply(w->req, msg, len, tc, p->fwd->own) < 0)
             dns_chain_reply_error(w->req, DNS_RCODE_SERVFAIL, DNS_EDE_NETWORK_ERROR);
     }
     resume_all(p->fwd, pending_finish(p));
@@ -782,7 +802,7 @@ static void edns_fallback(struct pending *p)
 static void handle_reply(struct pending *p, const uint8_t *msg, size_t len)
 {
     struct resolver_forward_shared *sh = p->fwd->sh;
-    struct resolver_scrub_question q = {&p->qname, p->qtype, p->qclass};
+    struct resolver_scrub_question q = {&p->qname, p->qtype, p->qclass, p->dnssec_ok, NULL};
     struct resolver_scrub_reply info;
     switch (resolver_scrub_check(msg, len, p->id, &q, &info)) {
     case RESOLVER_SCRUB_MISMATCH:
@@ -825,10 +845,48 @@ static void handle_reply(struct pending *p, const uint8_t *msg, size_t len)
     deliver(p, msg, len, tc);
 }
 
-int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len, bool tc)
+/* The records that go before the answer of a followed alias, per thread. */
+static _Thread_local uint8_t own_prefix[DNS_ALIAS_PREFIX_MAX];
+
+/* The upstream's chain reached a name svcdns answers itself: the client gets the upstream's
+ * CNAMEs up to it and then svcdns's own answer for it, as a resolver restarting at a CNAME's
+ * target would give. When the CNAMEs do not fit, the scrubbed reply stays: the chain ends at
+ * the CNAME into our zone, and the client asks for the target itself. */
+static void follow_own(struct dns_request *req, const struct resolver_scrub_out *out,
+                       const struct dns_names *own)
+{
+    struct dns_cursor in;
+    struct dns_cursor prefix;
+    struct dns_name skip;
+    dns_cursor_init(&in, req->ans, out->len);
+    in.pos = DNS_HEADER_SIZE;
+    dns_cursor_name(&in, &skip, false);
+    dns_cursor_skip(&in, 4);
+    dns_cursor_init(&prefix, own_prefix, sizeof(own_prefix));
+    for (uint16_t i = 0; i < out->an && !in.err && !prefix.err; i++) {
+        uint16_t type;
+        dns_wire_copy_rr(&prefix, &in, &type);
+    }
+    if (in.err || prefix.err ||
+        dns_request_follow(req, &out->own_target, own_prefix, prefix.pos, out->an) < 0)
+        return;
+    size_t n = own->answer(own->self, &req->q, req->pkt, req->ans, req->ans_cap);
+    if (n < DNS_HEADER_SIZE) {
+        dns_chain_reply_error(req, DNS_RCODE_SERVFAIL, -1);
+        return;
+    }
+    /* AA would claim the upstream's CNAMEs for us (RFC 1035 §4.1.1: it speaks of the first
+     * owner in the answer). */
+    dns_wire_put_u16(req->ans + 2, (uint16_t)(dns_wire_get_u16(req->ans + 2) & ~DNS_FLAG_AA));
+    req->ans_len = n;
+}
+
+int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len, bool tc,
+                                 const struct dns_names *own)
 {
     const struct dns_query *q = &req->q;
-    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass};
+    struct resolver_scrub_question sq = {&q->qname, q->qtype, q->qclass,
+                                         q->has_edns && (q->edns_flags & DNS_EDNS_DO), own};
     if (len < DNS_HEADER_SIZE || !q->has_question || req->ans_cap < 64)
         return -1;
     uint16_t up_flags = dns_wire_get_u16(msg + 2);
@@ -854,6 +912,8 @@ int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, si
         dns_wire_reply_counts(req->ans, out.an, out.ns, 1);
     }
     req->ans_len = n;
+    if (out.own_end)
+        follow_own(req, &out, own);
     return 0;
 }
 
@@ -892,7 +952,7 @@ enum dns_verdict resolver_forward_serve(void *self, struct dns_request *req)
     const struct dns_query *q = &req->q;
     if (!q->has_question)
         return DNS_NEXT;
-    if (resolver_upstream_is_loop_probe(&sh->ups, q))
+    if (resolver_upstream_is_loop_probe(&sh->ups, q, &req->peer, uv_now(fwd->loop)))
         return answer_now(fwd, req, DNS_RCODE_NXDOMAIN, -1, DNS_FAILURE_NONE);
     count(&sh->c.requests);
     if (fwd->stopping || !resolver_upstream_any_usable(&sh->ups)) {
@@ -955,8 +1015,14 @@ static void start_probe(struct resolver_forward *fwd, enum kind kind, unsigned u
         p->qtype = DNS_TYPE_NS;
         fwd->health_busy[up] = true;
     } else {
-        p->qname = fwd->sh->ups.up[up].probe;
+        if (round == 1)
+            resolver_upstream_loop_check_begin(&fwd->sh->ups, up);
+        resolver_upstream_loop_probe_name(&fwd->sh->ups, up, &p->qname);
         p->qtype = DNS_TYPE_HINFO;
+        resolver_upstream_loop_window(&fwd->sh->ups, up,
+                                      uv_now(fwd->loop) + fwd->cfg.timeout_ms +
+                                          RESOLVER_UPSTREAM_LOOP_GRACE_MS);
+        fwd->loop_busy[up] = true;
     }
     p->deadline = uv_now(fwd->loop) + fwd->cfg.timeout_ms;
     try_start(p, (int)up);
@@ -966,10 +1032,15 @@ static void on_probe_timer(uv_timer_t *t)
 {
     struct resolver_forward *fwd = t->data;
     struct resolver_forward_shared *sh = fwd->sh;
+    uint64_t now = uv_now(fwd->loop);
     for (unsigned i = 0; i < sh->ups.n; i++) {
         if (atomic_load(&sh->ups.up[i].down) && resolver_upstream_usable(&sh->ups, i) &&
             !fwd->health_busy[i])
             start_probe(fwd, KIND_HEALTH, i, 0);
+        /* A loop mark expires: the upstream is checked again until a check finds none. */
+        if (atomic_load(&sh->ups.up[i].looping) && !fwd->loop_busy[i] &&
+            now >= fwd->loop_recheck_at[i])
+            start_probe(fwd, KIND_LOOP, i, 1);
     }
 }
 
@@ -1045,7 +1116,8 @@ static void free_tables(struct resolver_forward *fwd)
 }
 
 int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
-                         struct resolver_forward_shared *shared, struct resolver_cache *cache)
+                         struct resolver_forward_shared *shared, struct resolver_cache *cache,
+                         const struct dns_names *own)
 {
     *out = NULL;
     struct resolver_forward *fwd = calloc(1, sizeof(*fwd));
@@ -1054,6 +1126,10 @@ int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
     fwd->loop = loop;
     fwd->sh = shared;
     fwd->cache = cache;
+    if (own) {
+        fwd->own_names = *own;
+        fwd->own = &fwd->own_names;
+    }
     fwd->cfg = shared->cfg; /* one copy for all: health and caps must agree across workers */
     int rc = alloc_tables(fwd);
     if (rc != 0) {

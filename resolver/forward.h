@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "dns/chain.h"
+#include "dns/names.h"
 #include "resolver/cache.h"
 #include "resolver/upstream.h"
 
@@ -30,11 +31,13 @@ struct resolver_forward_config {
     unsigned max_fails;         /* consecutive failures that mark an upstream down: 2 */
     unsigned probe_interval_ms; /* how often a down upstream is probed with ". NS": 500 */
     bool loop_check;            /* probe each upstream for a forwarding loop at start: true */
+    unsigned loop_recheck_ms;   /* a looping upstream is checked again this often: 30000 */
 };
 
 void resolver_forward_config_default(struct resolver_forward_config *cfg);
 
-/* Counters, summed over all workers. */
+/* Counters, summed over all workers. Every worker bumps the same atomics with
+ * atomic_fetch_add (relaxed), so any thread may read them (resolver_forward_stats()). */
 struct resolver_forward_upstream_stats {
     struct sockaddr_storage addr;
     uint64_t queries;  /* tries sent (UDP and TCP) */
@@ -73,9 +76,12 @@ void resolver_forward_shared_free(struct resolver_forward_shared *shared);
  * room for probes) and takes no memory per query afterwards. The first forwarder made for a
  * shared state also runs the loop check and the health probes on its loop. Keeps shared and
  * cache (NULL: none); what upstreams answer is stored there, and it answers for them with
- * stale data when they all fail (--serve-stale). */
+ * stale data when they all fail (--serve-stale). own (NULL: none) tells the names svcdns
+ * answers itself, on this worker's snapshot; a copy is kept, its self must outlive the
+ * forwarder. */
 int resolver_forward_new(struct resolver_forward **out, uv_loop_t *loop,
-                         struct resolver_forward_shared *shared, struct resolver_cache *cache);
+                         struct resolver_forward_shared *shared, struct resolver_cache *cache,
+                         const struct dns_names *own);
 /* On the loop's thread, from a callback or outside uv_run() (the server calls it from its
  * chain_free, inside the loop): answers parked requests with SERVFAIL (the server discards
  * replies while stopping) and closes every handle; the memory is freed by the last close
@@ -92,8 +98,11 @@ void resolver_forward_stats(const struct resolver_forward_shared *shared,
 
 /* Builds the client's reply in req->ans from an upstream reply that resolver_scrub_check()
  * accepted for req's question: the scrubbed records, the client's ID and question case, RA
- * set, AA cleared, TC as given, the client's OPT. Exposed for the tests and the fuzzer.
- * Returns 0 or -1 (req->ans untouched). */
-int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len, bool tc);
+ * set, AA cleared, TC as given, the client's OPT. When the upstream's CNAME chain reaches a
+ * name of own (may be NULL), the request follows it (dns_request_follow) and the answer for
+ * it is own's: the chain's end splices the upstream's CNAMEs and that answer together.
+ * Exposed for the tests and the fuzzer. Returns 0 or -1 (req->ans untouched). */
+int resolver_forward_build_reply(struct dns_request *req, const uint8_t *msg, size_t len, bool tc,
+                                 const struct dns_names *own);
 
 #endif

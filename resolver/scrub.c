@@ -27,6 +27,7 @@ struct rr {
 struct chain {
     struct dns_name names[RESOLVER_SCRUB_MAX_CHAIN + 1]; /* lower-cased */
     unsigned n;
+    bool own_end; /* the last name is svcdns's own: nothing is kept of it */
 };
 
 struct writer {
@@ -275,15 +276,21 @@ static bool rdata_name(const uint8_t *msg, const struct rr *rr, struct dns_name 
     return !c.err;
 }
 
+static bool is_own(const struct resolver_scrub_question *q, const struct dns_name *name)
+{
+    return q->own && q->own->is_authoritative(q->own->self, name);
+}
+
 /* Follows CNAMEs from the question name through the answer section, first match per owner,
- * stopping at a loop or after RESOLVER_SCRUB_MAX_CHAIN hops. A CNAME question asks for the
- * CNAME itself, so nothing is followed. */
+ * stopping at a loop, after RESOLVER_SCRUB_MAX_CHAIN hops or at a name svcdns answers itself.
+ * A CNAME question asks for the CNAME itself, so nothing is followed. */
 static void follow_chain(const uint8_t *msg, size_t len, size_t an_start, uint16_t an,
                          const struct resolver_scrub_question *q, struct chain *ch)
 {
     ch->names[0] = *q->qname;
     ch->n = 1;
-    while (q->qtype != DNS_TYPE_CNAME && ch->n <= RESOLVER_SCRUB_MAX_CHAIN) {
+    ch->own_end = is_own(q, q->qname);
+    while (!ch->own_end && q->qtype != DNS_TYPE_CNAME && ch->n <= RESOLVER_SCRUB_MAX_CHAIN) {
         struct dns_cursor c;
         dns_cursor_init(&c, msg, len);
         c.pos = an_start;
@@ -299,6 +306,7 @@ static void follow_chain(const uint8_t *msg, size_t len, size_t an_start, uint16
             if (chain_index(ch, &target) >= 0)
                 return; /* a CNAME loop: keep what leads up to it */
             ch->names[ch->n++] = target;
+            ch->own_end = is_own(q, &target);
             found = true;
         }
         if (!found)
@@ -307,8 +315,10 @@ static void follow_chain(const uint8_t *msg, size_t len, size_t an_start, uint16
 }
 
 /* Whether an answer record belongs to the chain: the CNAME that links one chain name to the
- * next, or data of the asked type (any type for ANY) at the chain's end; signatures of either
- * ride along for DO clients. Returns the chain index, or -1 to drop the record. */
+ * next, or data of the asked type (any type for ANY) at the chain's end. Signatures of either
+ * ride along only for a client that set DO or asked for them (RRSIG or ANY: RFC 3225 §3, RFC
+ * 4035 §3.2.1); an upstream may send them to a query without DO all the same. Returns the
+ * chain index, or -1 to drop the record. */
 static int keep_answer(const uint8_t *msg, const struct chain *ch,
                        const struct resolver_scrub_question *q, const struct rr *rr,
                        bool *cname_used)
@@ -316,10 +326,10 @@ static int keep_answer(const uint8_t *msg, const struct chain *ch,
     if (rr->klass != q->qclass && q->qclass != DNS_CLASS_ANY)
         return -1;
     int idx = chain_index(ch, &rr->owner);
-    if (idx < 0)
+    if (idx < 0 || (ch->own_end && (unsigned)idx + 1 == ch->n))
         return -1;
     if (rr->type == TYPE_RRSIG)
-        return idx;
+        return q->dnssec_ok || q->qtype == TYPE_RRSIG || q->qtype == DNS_TYPE_ANY ? idx : -1;
     if ((unsigned)idx + 1 < ch->n) {
         struct dns_name target;
         if (rr->type != DNS_TYPE_CNAME || cname_used[idx] || !rdata_name(msg, rr, &target) ||
@@ -506,6 +516,7 @@ int resolver_scrub_rewrite(const uint8_t *msg, size_t len, const struct resolver
     out->min_ttl = UINT32_MAX;
     out->negative = false;
     out->has_soa = false;
+    out->own_end = false;
     if (len < DNS_HEADER_SIZE)
         return -1;
     /* The question we echo must be the one we check against. */
@@ -528,6 +539,12 @@ int resolver_scrub_rewrite(const uint8_t *msg, size_t len, const struct resolver
         return -1;
     follow_chain(msg, len, an_start, an, q, &ch);
     bool has_data = scan_answer(msg, len, an_start, an, &ch, q, &gs);
+    if (ch.own_end) {
+        /* The upstream's rcode speaks of the chain's end, which is ours to answer. */
+        out->own_end = true;
+        out->own_target = ch.names[ch.n - 1];
+        flags = (uint16_t)(flags & ~0xfU);
+    }
 
     dns_cursor_init(&w.c, out->buf, out->cap);
     w.n_names = 0;
@@ -542,7 +559,8 @@ int resolver_scrub_rewrite(const uint8_t *msg, size_t len, const struct resolver
     if (w.c.err || !write_answer(&w, msg, len, an_start, an, &ch, q, &gs, out))
         return -1;
     unsigned rcode = DNS_RCODE(dns_wire_get_u16(msg + 2));
-    out->negative = rcode == DNS_RCODE_NXDOMAIN || (rcode == DNS_RCODE_NOERROR && !has_data);
+    out->negative =
+        !ch.own_end && (rcode == DNS_RCODE_NXDOMAIN || (rcode == DNS_RCODE_NOERROR && !has_data));
     if (out->negative && !write_soa(&w, msg, &c, ns, &ch, q, out))
         return -1;
     if (w.c.err)

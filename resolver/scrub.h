@@ -4,7 +4,9 @@
  * for hostile replies and it is the one the fuzzer exercises (Unbound's scrub_message idea).
  * A reply counts only if its ID and question match (RFC 5452); what it may carry is the
  * question's chain (qname -> CNAME targets) and, for a negative answer, the SOA above the
- * last name: nothing else reaches a client or the cache. */
+ * last name: nothing else reaches a client or the cache. The chain ends at the first name
+ * svcdns is the authority for (Unbound drops what a server says outside its zone the same
+ * way): whatever an upstream says of a cluster name is dropped. */
 #ifndef RESOLVER_SCRUB_H
 #define RESOLVER_SCRUB_H
 
@@ -12,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns/names.h"
 #include "dns/wire.h"
 
 #define RESOLVER_SCRUB_MAX_CHAIN 12 /* CNAME hops followed in one reply */
@@ -26,6 +29,9 @@ struct resolver_scrub_question {
     const struct dns_name *qname; /* lower-cased */
     uint16_t qtype;
     uint16_t qclass;
+    bool dnssec_ok; /* the client set DO: signatures may reach it (RFC 3225 §3, RFC 4035 §3.2.1) */
+    /* The names svcdns answers itself (NULL: none). A chain that reaches one ends there. */
+    const struct dns_names *own;
 };
 
 /* What resolver_scrub_check() learnt of a reply. */
@@ -58,12 +64,17 @@ struct resolver_scrub_out {
     uint32_t min_ttl; /* lowest TTL written; UINT32_MAX when no record was written */
     bool negative;    /* NXDOMAIN, or NOERROR without data of the asked type at the chain's end */
     bool has_soa;     /* a negative answer and its SOA was kept */
+    /* The chain reached a name of q->own: the reply holds the CNAMEs that lead to it and
+     * nothing the upstream said of it, with rcode NOERROR; own_target is that name. */
+    bool own_end;
+    struct dns_name own_target;
 };
 
 /* Writes the scrubbed form of a reply that passed resolver_scrub_check(): a header with this
  * ID, flags and counts; the question bytes given (name, type, class: the client's case, the
  * same name as q); the answer records on the chain; for a negative answer the first SOA whose
- * owner is at or above the chain's end; no additional records (the caller adds its OPT).
+ * owner is at or above the chain's end; no additional records (the caller adds its OPT). A
+ * chain that reaches a name of q->own ends at the CNAME to it (see own_end).
  * Names are decompressed and compressed again against what was written. TTLs with the top
  * bit set count as 0 (RFC 2181 §8); records of one RRset get their lowest TTL (§5); the SOA
  * of a negative answer gets min(TTL, MINIMUM) (RFC 2308 §3). Returns 0, or -1 when msg does

@@ -2,9 +2,9 @@
  *
  * Invariant: a rewrite happens only toward a name that exists (or, for the walk's last step,
  * toward the name the client would have asked last), so a client never sees an answer it
- * could not have reached through its own search list. A walk that ends in NXDOMAIN or
- * SERVFAIL is answered as the plain authoritative NXDOMAIN for the asked name, and the
- * client walks on by itself. */
+ * could not have reached through its own search list, and never a cluster answer for a
+ * two-label name the upstream has. A walk that ends in NXDOMAIN or SERVFAIL is answered as
+ * the plain authoritative NXDOMAIN for the asked name, and the client walks on by itself. */
 #include "resolver/search.h"
 
 #include <stdio.h>
@@ -78,24 +78,72 @@ static enum dns_name_state lookup(const struct resolver_search *search, const st
     return search->names.lookup(search->names.self, name);
 }
 
-/* "echo" or "echo.ns" as asked: <q>.<ns>.svc.Z, <q>.svc.Z, <q>.Z, the first with records. */
-static enum dns_verdict expand_short(struct resolver_search *search, struct dns_request *req,
-                                     const uint8_t *ns)
+/* "echo" or "echo.ns" as asked: <q>.<ns>.svc.Z, <q>.svc.Z, <q>.Z, the first with records
+ * (the client's namespace, or the configured one). */
+static bool short_name_target(const struct resolver_search *search, const struct dns_request *req,
+                              struct dns_name *target)
 {
     const struct dns_name *q = &req->q.qname;
+    uint8_t ns[DNS_MAX_LABEL + 1];
     struct dns_name candidates[3];
-    if (join(&candidates[0], q, ns, &search->svc_zone) < 0 ||
+    if (join(&candidates[0], q, client_ns(search, req, ns) ? ns : search->default_ns,
+             &search->svc_zone) < 0 ||
         join(&candidates[1], q, NULL, &search->svc_zone) < 0 ||
         join(&candidates[2], q, NULL, &search->zone) < 0)
-        return DNS_NEXT;
+        return false;
     for (int i = 0; i < 3; i++) {
         if (lookup(search, &candidates[i]) == DNS_NAME_RECORDS) {
-            if (follow(search, req, &candidates[i]) == 0)
-                dns_counter_inc(&search->stats.expanded);
-            return DNS_NEXT;
+            *target = candidates[i];
+            return true;
         }
     }
+    return false;
+}
+
+/* The fallback of a two-label name asked upstream first: the upstream does not have it, so
+ * the cluster's name it stands for answers, as a CNAME to it and its records. */
+static bool answer_short_name(void *self, struct dns_request *req)
+{
+    struct resolver_search *search = self;
+    struct dns_name target;
+    if (!short_name_target(search, req, &target) || follow(search, req, &target) < 0)
+        return false;
+    size_t n = search->names.answer(search->names.self, &req->q, req->pkt, req->ans, req->ans_cap);
+    req->ans_len = n >= DNS_HEADER_SIZE ? n
+                                        : dns_wire_error_reply(req->ans, req->ans_cap, &req->q,
+                                                               req->pkt, DNS_RCODE_SERVFAIL, 0, -1);
+    return true;
+}
+
+/* A short name as it arrived. One label ("echo") is the cluster's at once: no public name has
+ * one. Two labels ("echo.ns") may be a public name too ("google.com" with a Namespace com and a
+ * Service google), and a public name must not be shadowed: with an upstream, the name is asked
+ * there first and the cluster answers only when the upstream does not have it (NXDOMAIN,
+ * SERVFAIL, REFUSED, no reply); without one, at once. */
+static enum dns_verdict expand_short(struct resolver_search *search, struct dns_request *req)
+{
+    struct dns_name target;
+    if (!short_name_target(search, req, &target))
+        return DNS_NEXT;
+    if (search->cfg.upstream && dns_name_labels(&req->q.qname) == 2) {
+        dns_request_fallback(req, answer_short_name, search, &search->stats.expanded);
+        return DNS_NEXT;
+    }
+    if (follow(search, req, &target) == 0)
+        dns_counter_inc(&search->stats.expanded);
     return DNS_NEXT;
+}
+
+/* The fallback of a walk that went upstream: the walk found nothing, and the client gets the
+ * authoritative NXDOMAIN of the name it asked, as without autopath. */
+static bool answer_asked_name(void *self, struct dns_request *req)
+{
+    struct resolver_search *search = self;
+    size_t n = search->names.answer(search->names.self, &req->q, req->pkt, req->ans, req->ans_cap);
+    if (n < DNS_HEADER_SIZE)
+        return false;
+    req->ans_len = n;
+    return true;
 }
 
 /* X.<ns>.svc.Z from a client in ns: the first of X.svc.Z, X.Z and X that exists. */
@@ -140,13 +188,11 @@ static enum dns_verdict autopath(struct resolver_search *search, struct dns_requ
     /* X goes upstream, which may not have it (or may fail, or we may be past
      * --max-concurrent). Then the walk found nothing, and the client must get what it would
      * have got without the walk: the authoritative NXDOMAIN of the asked name, so that it
-     * walks on by itself (anything else stops musl's walk). That reply is made now, while
-     * the question is still the client's, and sent instead of anything but NOERROR. */
-    size_t n = search->names.answer(search->names.self, &req->q, req->pkt, req->alias.fallback,
-                                    sizeof(req->alias.fallback));
-    if (n == 0 || follow(search, req, &x) < 0)
+     * walks on by itself (anything else stops musl's walk), made at the chain's end instead
+     * of anything but NOERROR. */
+    if (follow(search, req, &x) < 0)
         return DNS_NEXT;
-    dns_request_fallback(req, n, &search->stats.autopath_nxdomain);
+    dns_request_fallback(req, answer_asked_name, search, &search->stats.autopath_nxdomain);
     dns_counter_inc(&search->stats.autopath);
     return DNS_NEXT;
 }
@@ -157,14 +203,14 @@ enum dns_verdict resolver_search_serve(void *self, struct dns_request *req)
     if (req->q.qclass != DNS_CLASS_IN || req->alias.active)
         return DNS_NEXT;
     /* The client's namespace is looked up only when a rule needs it. */
-    uint8_t ns[DNS_MAX_LABEL + 1];
     if (!dns_name_is_subdomain(&req->q.qname, &search->zone)) {
         unsigned labels = dns_name_labels(&req->q.qname);
         if (!search->cfg.expand || labels == 0 || labels > 2)
             return DNS_NEXT;
-        return expand_short(search, req, client_ns(search, req, ns) ? ns : search->default_ns);
+        return expand_short(search, req);
     }
     /* Autopath needs to know where the client's walk started: only a Pod's address tells. */
+    uint8_t ns[DNS_MAX_LABEL + 1];
     if (!search->cfg.autopath || !client_ns(search, req, ns))
         return DNS_NEXT;
     return autopath(search, req, ns);

@@ -4,7 +4,13 @@
  * upstream's health (consecutive failures, down, no EDNS) and the loop check (CoreDNS's
  * `loop`: a random name sent to each upstream that must not come back to us). Shared by all
  * workers' forwarders through atomics; the forwarding engine (resolver/forward.c) sends the
- * queries and reports what happened here. */
+ * queries and reports what happened here.
+ *
+ * The loop check is made safe to run again (CoreDNS exits instead, and kubelet restarts it):
+ * each check has its own random probe name, an arrival counts only while that check waits
+ * for it and only from where a real loop sends it, and a looping upstream is checked again
+ * until a check finds no loop. Anyone who saw one probe name can therefore neither mark an
+ * upstream looping nor keep it marked. */
 #ifndef RESOLVER_UPSTREAM_H
 #define RESOLVER_UPSTREAM_H
 
@@ -18,18 +24,23 @@
 #include "dns/wire.h"
 
 #define RESOLVER_UPSTREAM_MAX 15 /* CoreDNS forward's limit */
-/* A loop-check name that comes back to us this many times proves a loop; the engine sends it
- * again, up to this many rounds, while it keeps coming back. */
+/* A loop-check name that comes back to us this many times in one check proves a loop; the
+ * engine sends it again, up to this many rounds, while it keeps coming back. */
 #define RESOLVER_UPSTREAM_LOOP_ROUNDS 3
+/* How long after a round was sent its probe may still come back: the try, and this. */
+#define RESOLVER_UPSTREAM_LOOP_GRACE_MS 2000
 
 struct resolver_upstream {
     struct sockaddr_storage addr;
     char text[DNS_ADDR_TEXT_MAX];
-    struct dns_name probe; /* <random>.<random>.svcdns-loop-check., fixed at start */
-    atomic_uint fails;     /* consecutive */
+    atomic_uint fails; /* consecutive */
     atomic_bool down;
     atomic_bool no_edns;
     atomic_bool looping;
+    /* The current loop check: its probe is <probe_id, 16 hex digits>.svcdns-loop-check.,
+     * arrivals count until window_until_ms. */
+    atomic_uint_fast64_t probe_id;
+    atomic_uint_fast64_t window_until_ms;
     atomic_uint loop_seen;
     atomic_uint_fast64_t queries;
     atomic_uint_fast64_t failures;
@@ -44,7 +55,7 @@ struct resolver_upstreams {
     atomic_uint_fast64_t loop_probes_seen;
 };
 
-/* n addresses (1 to RESOLVER_UPSTREAM_MAX), each with a fresh random loop-check name. */
+/* n addresses (1 to RESOLVER_UPSTREAM_MAX); no loop check has begun. */
 int resolver_upstream_init(struct resolver_upstreams *ups, const struct sockaddr_storage *addrs,
                            size_t n, unsigned max_fails);
 
@@ -55,9 +66,24 @@ void resolver_upstream_ok(struct resolver_upstreams *ups, unsigned i);
 bool resolver_upstream_usable(const struct resolver_upstreams *ups, unsigned i);
 bool resolver_upstream_any_usable(const struct resolver_upstreams *ups);
 
-/* Whether q is one of our loop-check names coming back to us; counts the arrival. More than
- * two arrivals of an upstream's name mark that upstream as looping, for good. */
-bool resolver_upstream_is_loop_probe(struct resolver_upstreams *ups, const struct dns_query *q);
+/* The loop check, run by the engine's prober. A check begins with a fresh random probe name
+ * and no arrivals; before each round the engine opens the window until until_ms (a monotonic
+ * clock in ms, uv_now()). A check that ends without proof lifts a loop mark an earlier one
+ * set; returns whether it did. */
+void resolver_upstream_loop_check_begin(struct resolver_upstreams *ups, unsigned i);
+void resolver_upstream_loop_window(struct resolver_upstreams *ups, unsigned i, uint64_t until_ms);
+void resolver_upstream_loop_probe_name(struct resolver_upstreams *ups, unsigned i,
+                                       struct dns_name *out);
+bool resolver_upstream_loop_check_end(struct resolver_upstreams *ups, unsigned i);
+
+/* Whether q is a loop-check name (any name under svcdns-loop-check.), which the engine
+ * answers with NXDOMAIN and never forwards: a probe that comes back late in a real loop must
+ * not go round again. It counts toward upstream i's loop only when it is the probe of i's
+ * current check, arrives (at now_ms) while that check's window is open, and comes from where
+ * a real loop sends it: i's own address, or this host (loopback or a local address).
+ * RESOLVER_UPSTREAM_LOOP_ROUNDS counted arrivals in one check mark i looping. */
+bool resolver_upstream_is_loop_probe(struct resolver_upstreams *ups, const struct dns_query *q,
+                                     const struct sockaddr_storage *from, uint64_t now_ms);
 
 /* The nameserver lines of a resolv.conf (port 53), at most cap. 0 (even with none found) or
  * -errno. */

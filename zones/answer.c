@@ -546,6 +546,41 @@ static void answer_chain(struct reply *r, const struct zones_view *v, struct zon
     }
 }
 
+/* ANY, answer section only (no glue). In full (over TCP, and for --dump) every RRset the name
+ * has: A, AAAA, SRV. Over UDP one RRset, the first of those the name has, as RFC 8482 §4.1
+ * allows: a 40-byte ANY for a headless Service would otherwise draw every A, AAAA and SRV
+ * record of its endpoints, the largest reply a small forged query can get from us, while
+ * one RRset is no larger than the reply to a query for that one type. We chose a real RRset
+ * over §4.2's synthesized HINFO "RFC8482" "" (Cloudflare's choice; BIND's minimal-any, like
+ * this, sends one RRset): the client still learns something true, no invented record lands
+ * in caches, and an alias answers with its CNAME as §4.2 requires anyway. The RFC lets a
+ * server answer differently by transport; TCP proves the source address, so it gets the
+ * conventional answer. */
+static size_t answer_service_any(struct reply *r, const struct zones_view *v, const struct srv *srv,
+                                 size_t n_srv)
+{
+    bool full = r->cfg->any_in_full;
+    begin(r, DNS_RCODE_NOERROR);
+    if (v->n_a > 0) {
+        dns_cursor_put(&r->c, v->bytes + v->a_off, v->a_len);
+        r->an = v->n_a;
+    }
+    if (v->n_aaaa > 0 && (full || r->an == 0)) {
+        dns_cursor_put(&r->c, v->bytes + v->aaaa_off, v->aaaa_len);
+        r->an = (uint16_t)(r->an + v->n_aaaa);
+    }
+    if (n_srv > 0 && (full || r->an == 0)) {
+        uint16_t before = r->an;
+        answer_srv(r, v, srv, n_srv, false);
+        r->an = (uint16_t)(before + n_srv);
+    }
+    if (r->an == 0) {
+        r->c.pos = 0;
+        return negative(r, ZONES_ZONE_CLUSTER, DNS_RCODE_NOERROR);
+    }
+    return finish(r);
+}
+
 /* <svc>.<ns>.svc.<zone> itself. */
 static size_t answer_service(struct reply *r, const struct zones_view *v, struct zones_chase *chase)
 {
@@ -590,13 +625,8 @@ static size_t answer_service(struct reply *r, const struct zones_view *v, struct
         begin(r, DNS_RCODE_NOERROR);
         answer_srv(r, v, srv, n_srv, true);
         return finish(r);
-    case DNS_TYPE_ANY: /* every type the name has, answer section only */
-        begin(r, DNS_RCODE_NOERROR);
-        dns_cursor_put(&r->c, v->bytes + v->a_off, v->a_len);
-        dns_cursor_put(&r->c, v->bytes + v->aaaa_off, v->aaaa_len);
-        answer_srv(r, v, srv, n_srv, false);
-        r->an = (uint16_t)(v->n_a + v->n_aaaa + n_srv);
-        return finish(r);
+    case DNS_TYPE_ANY:
+        return answer_service_any(r, v, srv, n_srv);
     default:
         break;
     }
@@ -609,8 +639,12 @@ static size_t answer_endpoint(struct reply *r, const struct node *node)
     if (qtype != DNS_TYPE_A && qtype != DNS_TYPE_AAAA && qtype != DNS_TYPE_ANY)
         return negative(r, ZONES_ZONE_CLUSTER, DNS_RCODE_NOERROR);
     begin(r, DNS_RCODE_NOERROR);
-    uint16_t n =
-        put_endpoint_addrs(r, node->view, node->endpoint, qtype == DNS_TYPE_ANY ? 0 : qtype, NULL);
+    uint16_t type = qtype;
+    if (qtype == DNS_TYPE_ANY) /* in full both; over UDP A, else AAAA (answer_service_any) */
+        type = r->cfg->any_in_full ? 0 : DNS_TYPE_A;
+    uint16_t n = put_endpoint_addrs(r, node->view, node->endpoint, type, NULL);
+    if (n == 0 && type == DNS_TYPE_A && qtype == DNS_TYPE_ANY)
+        n = put_endpoint_addrs(r, node->view, node->endpoint, DNS_TYPE_AAAA, NULL);
     if (n == 0) {
         r->c.pos = 0;
         return negative(r, ZONES_ZONE_CLUSTER, DNS_RCODE_NOERROR);
@@ -642,7 +676,8 @@ static size_t answer_pod(struct reply *r, const struct node *node)
     return finish(r);
 }
 
-/* The zone's apex: NS and SOA (ANY: by type, NS first). */
+/* The zone's apex: NS and SOA (ANY: by type, NS first; over UDP NS alone, as
+ * answer_service_any says why). */
 static size_t answer_apex(struct reply *r)
 {
     uint16_t qtype = r->q->qtype;
@@ -655,7 +690,7 @@ static size_t answer_apex(struct reply *r)
         put_name_rr(r, NULL, DNS_TYPE_NS, &ns);
         r->an++;
     }
-    if (qtype == DNS_TYPE_SOA || qtype == DNS_TYPE_ANY) {
+    if (qtype == DNS_TYPE_SOA || (qtype == DNS_TYPE_ANY && r->cfg->any_in_full)) {
         const uint8_t *rr = soa->bytes + soa->off[ZONES_ZONE_CLUSTER];
         dns_cursor_put_u16(&r->c, DNS_QUESTION_PTR);
         dns_cursor_put(&r->c, rr + r->s->zone.len, soa->len[ZONES_ZONE_CLUSTER] - r->s->zone.len);
@@ -794,12 +829,13 @@ static uint16_t put_ptrs(struct reply *r, const struct zones_ip *ip)
     return (uint16_t)n;
 }
 
+static const size_t reverse_apex_len[] = {0, 14, 10}; /* in-addr.arpa., ip6.arpa. */
+
 static size_t answer_reverse(struct reply *r, enum zones_zone zone, bool *ours)
 {
-    static const size_t apex_len[] = {0, 14, 10};
     struct zones_ip ip;
-    int units =
-        reverse_address(&r->q->qname, apex_len[zone], zone == ZONES_ZONE_REVERSE4 ? 4 : 6, &ip);
+    int units = reverse_address(&r->q->qname, reverse_apex_len[zone],
+                                zone == ZONES_ZONE_REVERSE4 ? 4 : 6, &ip);
     unsigned full = zone == ZONES_ZONE_REVERSE4 ? 4 : 32;
     *ours = true;
     if (units == (int)full) {
@@ -874,7 +910,9 @@ enum dns_verdict zones_answer_serve(void *self, struct dns_request *req)
 {
     const struct zones_answer *za = self;
     struct zones_chase chase;
-    if (zones_answer_query(za->store, &za->cfg, &req->q, req->pkt, req->ans, req->ans_cap,
+    struct zones_answer_config cfg = za->cfg;
+    cfg.any_in_full = req->proto == DNS_PROTO_TCP;
+    if (zones_answer_query(za->store, &cfg, &req->q, req->pkt, req->ans, req->ans_cap,
                            &req->ans_len, &chase) == ZONES_ANSWER_NOT_OURS)
         return DNS_NEXT;
     if (chase.count == 0 || !za->cfg.chase_outside)
@@ -932,7 +970,26 @@ static size_t names_answer(const void *self, const struct dns_query *q, const ui
     return len;
 }
 
+/* What zones_answer_query() answers rather than passes on: the cluster zone whole; in the
+ * reverse zones, the name of a full address the cluster has (the rest falls through to the
+ * forwarder when there is one). */
+static bool names_is_authoritative(const void *self, const struct dns_name *name)
+{
+    const struct zones_answer *za = self;
+    enum zones_zone zone = zones_store_zone_of(za->store, name);
+    if (zone == ZONES_ZONE_NONE)
+        return false;
+    if (zone == ZONES_ZONE_CLUSTER || !za->cfg.fallthrough_reverse)
+        return true;
+    int family = zone == ZONES_ZONE_REVERSE4 ? 4 : 6;
+    struct zones_ip ip;
+    size_t pos = SIZE_MAX;
+    return reverse_address(name, reverse_apex_len[zone], family, &ip) == (family == 4 ? 4 : 32) &&
+           zones_store_next_addr(za->store, &ip, &pos) != NULL;
+}
+
 struct dns_names zones_answer_names(const struct zones_answer *za)
 {
-    return (struct dns_names){names_lookup, names_client_namespace, names_answer, za};
+    return (struct dns_names){names_lookup, names_client_namespace, names_answer,
+                              names_is_authoritative, za};
 }

@@ -25,6 +25,8 @@ struct zones_answer_config {
     bool fallthrough_reverse; /* reverse misses go on to the next stage (the forwarder) */
     bool recursion_available; /* set RA: a forwarder is configured */
     bool chase_outside;       /* CNAME chains leaving our zones are followed upstream */
+    /* ANY gets every RRset of the name (TCP, --dump); else one RRset (RFC 8482, for UDP). */
+    bool any_in_full;
 };
 
 /* A CNAME chain that leaves our zones: its records, and the name the upstream resolves. */

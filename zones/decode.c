@@ -1,8 +1,13 @@
 /* zones/decode.c - Kubernetes objects out of a document tree: Service, EndpointSlice,
- * Endpoints, Pod and Namespace, alone or in any List, whichever way the document arrived.
+ * Endpoints, Pod, Namespace and ServiceCIDR, alone or in any List, whichever way the document
+ * arrived.
  *
- * Kubernetes' own validation is the yardstick: what the API server rejects is an error here,
- * with the position of the offending node and what to write instead. */
+ * The API server's validation is the yardstick, never something stricter: what it accepts
+ * loads here (kubernetes/kubernetes pkg/apis/core/validation and apimachinery's
+ * pkg/util/validation are the sources of each rule below), and what it rejects is an error
+ * with the position of the offending node and what to write instead. An object with an error
+ * is left out whole and counted in n_invalid; the objects around it, in its List or its file,
+ * still load. */
 #include "zones/decode.h"
 
 #include <stdio.h>
@@ -13,10 +18,12 @@
 
 /* ---- names ---- */
 
+/* apimachinery's IsDNS1123Label and IsDNS1123Subdomain. Service names are labels too, not the
+ * stricter DNS-1035 labels of old: RelaxedServiceNameValidation (KEP-5311, on by default since
+ * 1.36) lets them start with a digit. */
 enum name_rule {
-    DNS1123_LABEL,     /* namespaces, hostnames, subdomains, port names */
-    DNS1035_LABEL,     /* Service names: a DNS-1123 label that starts with a letter */
-    DNS1123_SUBDOMAIN, /* Pod, EndpointSlice and Endpoints names, ExternalName targets */
+    DNS1123_LABEL,     /* Service and namespace names, hostnames, subdomains, port names */
+    DNS1123_SUBDOMAIN, /* Pod, EndpointSlice, Endpoints and ServiceCIDR names */
 };
 
 static bool is_label(const char *s, size_t len)
@@ -47,14 +54,8 @@ static bool is_subdomain(const char *s, size_t len)
 
 static bool name_fits(const struct zones_dom_node *name, enum name_rule rule)
 {
-    switch (rule) {
-    case DNS1035_LABEL:
-        return is_label(name->text, name->len) && name->text[0] >= 'a' && name->text[0] <= 'z';
-    case DNS1123_SUBDOMAIN:
-        return is_subdomain(name->text, name->len);
-    default:
-        return is_label(name->text, name->len);
-    }
+    return rule == DNS1123_SUBDOMAIN ? is_subdomain(name->text, name->len)
+                                     : is_label(name->text, name->len);
 }
 
 static bool check_name(struct zones_report *r, const struct zones_dom_node *name, const char *field,
@@ -63,9 +64,6 @@ static bool check_name(struct zones_report *r, const struct zones_dom_node *name
     static const char *const rules[] = {
         [DNS1123_LABEL] = "is not a DNS label; use lower-case letters, digits and '-', at most "
                           "63 characters, starting and ending with a letter or digit",
-        [DNS1035_LABEL] = "is not a DNS label; use lower-case letters, digits and '-', at most "
-                          "63 characters, starting with a letter and ending with a letter or "
-                          "digit",
         [DNS1123_SUBDOMAIN] = "is not a DNS name; use lower-case letters, digits, '-' and '.', "
                               "at most 253 characters, each dot-separated part starting and "
                               "ending with a letter or digit",
@@ -78,13 +76,15 @@ static bool check_name(struct zones_report *r, const struct zones_dom_node *name
     return false;
 }
 
-/* A checked name as an owned string, or NULL when absent or wrong. */
+/* An optional name, checked, as an owned string; NULL when absent, empty (the API server's
+ * "not set": an EndpointSlice's unnamed port is name: "") or wrong. */
 static char *get_name(struct zones_report *r, const struct zones_dom_node *map, const char *path,
                       const char *key, enum name_rule rule)
 {
     char field[ZONES_DOM_FIELD_CAP];
     const struct zones_dom_node *name = zones_dom_get_scalar(r, map, path, key);
-    if (name == NULL || !check_name(r, name, zones_dom_join(field, path, key), rule))
+    if (name == NULL || name->len == 0 ||
+        !check_name(r, name, zones_dom_join(field, path, key), rule))
         return NULL;
     return zones_objects_strndup(r->objs, name->text, name->len);
 }
@@ -136,9 +136,10 @@ static void read_meta(struct zones_report *r, const struct zones_dom_node *obj, 
         zones_report_error_at(r, meta->node, "metadata.name is missing; every %s needs a name",
                               kind);
     }
-    if (zones_dom_has(meta->node, "namespace"))
+    const struct zones_dom_node *ns = zones_dom_lookup(meta->node, "namespace").value;
+    if (ns != NULL && !zones_dom_is_null(ns) && !zones_dom_scalar_is(ns, ""))
         meta->ns = get_name(r, meta->node, "metadata", "namespace", DNS1123_LABEL);
-    else
+    else /* as kubectl: no namespace is the default one */
         meta->ns = zones_objects_strndup(r->objs, "default", 7);
     meta->labels = zones_dom_get(r, meta->node, "metadata", "labels", ZONES_DOM_MAP);
 }
@@ -286,7 +287,7 @@ static enum zones_service_kind read_service_type(struct zones_report *r,
                                                  const struct zones_dom_node *spec)
 {
     const struct zones_dom_node *type = zones_dom_get_scalar(r, spec, "spec", "type");
-    if (type == NULL || zones_dom_scalar_is(type, "ClusterIP") ||
+    if (type == NULL || type->len == 0 || zones_dom_scalar_is(type, "ClusterIP") ||
         zones_dom_scalar_is(type, "NodePort") || zones_dom_scalar_is(type, "LoadBalancer"))
         return ZONES_SVC_CLUSTER_IP;
     if (zones_dom_scalar_is(type, "ExternalName"))
@@ -317,22 +318,27 @@ static char *read_external_name(struct zones_report *r, const struct zones_dom_n
         if (name[i] >= 'A' && name[i] <= 'Z')
             name[i] = (char)(name[i] - 'A' + 'a');
     }
-    struct zones_ip ip;
+    /* The API server checks IsDNS1123Subdomain of the name without its trailing dot, which an
+     * IPv4 address passes: it is served as written (a CNAME to "192.0.2.1.", as CoreDNS does),
+     * with a warning, since no resolver will find an address behind it. */
     char shown[ZONES_DOM_SHOW_CAP];
-    if (zones_ip_parse(name, &ip) == 0)
-        zones_report_error_at(
-            r, value,
-            "spec.externalName %s is an IP address; ExternalName needs a host "
-            "name (for an IP, use a Service without selector and an EndpointSlice)",
-            zones_dom_show(value, shown, sizeof(shown)));
-    else if (!is_subdomain(name, len))
+    if (!is_subdomain(name, len)) {
         zones_report_error_at(r, value,
                               "spec.externalName %s is not a DNS name; use letters, digits, '-' "
                               "and '.', at most 253 characters, each dot-separated part at most 63",
                               zones_dom_show(value, shown, sizeof(shown)));
-    else
-        return name;
-    return NULL;
+        return NULL;
+    }
+    struct zones_ip ip;
+    if (zones_ip_parse(name, &ip) == 0) {
+        struct zones_where where = zones_report_where(r, value);
+        zones_objects_warn(r->objs, &where,
+                           "spec.externalName %s is an IP address, served as the name it also "
+                           "is; for an address, use a Service without a selector and an "
+                           "EndpointSlice",
+                           zones_dom_show(value, shown, sizeof(shown)));
+    }
+    return name;
 }
 
 #define HEADLESS_HINT ", or None for a headless Service"
@@ -425,7 +431,7 @@ static void read_cluster_ips(struct zones_report *r, const struct zones_dom_node
 static void read_service(struct zones_report *r, const struct zones_dom_node *obj)
 {
     struct meta meta;
-    read_meta(r, obj, "Service", DNS1035_LABEL, &meta);
+    read_meta(r, obj, "Service", DNS1123_LABEL, &meta);
     struct zones_service *svc = zones_objects_add_service(r->objs);
     svc->name = meta_name(r, &meta);
     svc->ns = meta.ns;
@@ -685,9 +691,56 @@ static void read_namespace(struct zones_report *r, const struct zones_dom_node *
     ns->where = meta.where;
 }
 
+/* ---- ServiceCIDR ---- */
+
+/* networking.k8s.io/v1: spec.cidrs holds one range, or one of each family. */
+static void read_service_cidr(struct zones_report *r, const struct zones_dom_node *obj)
+{
+    struct meta meta;
+    char field[ZONES_DOM_FIELD_CAP];
+    char shown[ZONES_DOM_SHOW_CAP];
+    read_meta(r, obj, "ServiceCIDR", DNS1123_SUBDOMAIN, &meta);
+    struct zones_service_cidr *sc = zones_objects_add_service_cidr(r->objs);
+    sc->name = meta_name(r, &meta);
+    sc->where = meta.where;
+    const struct zones_dom_node *spec = zones_dom_get(r, obj, "", "spec", ZONES_DOM_MAP);
+    const struct zones_dom_node *list =
+        spec != NULL ? zones_dom_get(r, spec, "spec", "cidrs", ZONES_DOM_SEQ) : NULL;
+    if (list == NULL || list->n == 0 || list->n > 2) {
+        zones_report_error_at(r, list != NULL ? list : obj,
+                              "spec.cidrs must list one range, or one IPv4 and one IPv6 range, "
+                              "e.g. cidrs: [10.96.0.0/12]");
+        return;
+    }
+    sc->cidrs = zones_objects_alloc(r->objs, list->n * sizeof(sc->cidrs[0]));
+    size_t index = 0;
+    for (const struct zones_dom_node *c = list->first; c != NULL; c = c->next, index++) {
+        const struct zones_dom_node *entry = zones_dom_deref(c);
+        zones_dom_item(field, "spec.cidrs", index);
+        struct zones_cidr *cidr = &sc->cidrs[sc->n_cidrs];
+        if (entry->kind != ZONES_DOM_SCALAR || memchr(entry->text, '\0', entry->len) != NULL ||
+            zones_cidr_parse(entry->text, cidr) < 0) {
+            zones_report_error_at(r, entry,
+                                  "%s %s is not a CIDR; write a range such as "
+                                  "10.96.0.0/12 or fd00:10:96::/112",
+                                  field, zones_dom_show(entry, shown, sizeof(shown)));
+            continue;
+        }
+        if (sc->n_cidrs == 1 && sc->cidrs[0].base.family == cidr->base.family) {
+            zones_report_error_at(r, entry,
+                                  "%s is a second IPv%u range; list at most one of "
+                                  "each family",
+                                  field, cidr->base.family);
+            continue;
+        }
+        sc->n_cidrs++;
+    }
+}
+
 /* ---- objects and documents ---- */
 
-static void read_object(struct zones_report *r, const struct zones_dom_node *obj, unsigned lists);
+static void read_object(struct zones_report *r, const struct zones_dom_node *obj, unsigned lists,
+                        const struct zones_dom_node *list_kind);
 
 static bool ends_with(const char *s, size_t len, const char *suffix)
 {
@@ -695,9 +748,12 @@ static bool ends_with(const char *s, size_t len, const char *suffix)
     return len >= n && memcmp(s + len - n, suffix, n) == 0;
 }
 
-/* kind: List and every *List (ServiceList, PodList, ...) as kubectl prints them. */
+/* kind: List and every *List (ServiceList, PodList, ...) as kubectl prints them. The items of
+ * a typed List, as the API server sends it, carry no kind of their own: ServiceList's items
+ * are Services. */
 /* NOLINTNEXTLINE(misc-no-recursion): Lists nest at most MAX_LIST_DEPTH deep. */
-static void read_list(struct zones_report *r, const struct zones_dom_node *obj, unsigned lists)
+static void read_list(struct zones_report *r, const struct zones_dom_node *obj, unsigned lists,
+                      const struct zones_dom_node *kind)
 {
     /* Aliases could nest Lists as deep as the alias limit allows; kubectl never nests them. */
     if (lists == MAX_LIST_DEPTH) {
@@ -709,20 +765,36 @@ static void read_list(struct zones_report *r, const struct zones_dom_node *obj, 
     for (const struct zones_dom_node *i = items != NULL ? items->first : NULL;
          i != NULL && !r->stop; i = i->next) {
         if (!zones_dom_is_null(zones_dom_deref(i)))
-            read_object(r, zones_dom_deref(i), lists + 1);
+            read_object(r, zones_dom_deref(i), lists + 1, kind->len > 4 ? kind : NULL);
     }
 }
 
+static bool kind_is(const struct zones_dom_node *kind, bool from_list, const char *name)
+{
+    size_t len = strlen(name);
+    if (from_list) /* "ServiceList" names its items' kind "Service" */
+        return kind->len == len + 4 && memcmp(kind->text, name, len) == 0;
+    return zones_dom_scalar_is(kind, name);
+}
+
+/* One object; list_kind is the kind of the typed List it is an item of, if any. An object
+ * that produced an error is taken back whole: what loads is what the API server would have
+ * accepted, and only that object is lost. */
 /* NOLINTNEXTLINE(misc-no-recursion): Lists nest at most MAX_LIST_DEPTH deep. */
-static void read_object(struct zones_report *r, const struct zones_dom_node *obj, unsigned lists)
+static void read_object(struct zones_report *r, const struct zones_dom_node *obj, unsigned lists,
+                        const struct zones_dom_node *list_kind)
 {
     static const struct {
         const char *kind;
+        const char *api_version;
         void (*read)(struct zones_report *r, const struct zones_dom_node *obj);
     } readers[] = {
-        {"Service", read_service},     {"EndpointSlice", read_endpointslice},
-        {"Endpoints", read_endpoints}, {"Pod", read_pod},
-        {"Namespace", read_namespace},
+        {"Service", "v1", read_service},
+        {"EndpointSlice", "discovery.k8s.io/v1", read_endpointslice},
+        {"Endpoints", "v1", read_endpoints},
+        {"Pod", "v1", read_pod},
+        {"Namespace", "v1", read_namespace},
+        {"ServiceCIDR", "networking.k8s.io/v1", read_service_cidr},
     };
     if (obj->kind != ZONES_DOM_MAP) {
         zones_report_error_at(r, obj,
@@ -732,37 +804,39 @@ static void read_object(struct zones_report *r, const struct zones_dom_node *obj
         return;
     }
     const struct zones_dom_node *kind = zones_dom_get_scalar(r, obj, "", "kind");
-    if (kind == NULL) {
+    bool from_list = kind == NULL && list_kind != NULL && !zones_dom_has(obj, "kind");
+    if (from_list) {
+        kind = list_kind;
+    } else if (kind == NULL) {
         if (!zones_dom_has(obj, "kind"))
             zones_report_error_at(r, obj,
                                   "kind is missing; every object needs apiVersion and kind, e.g. "
                                   "kind: Service");
         return;
-    }
-    if (ends_with(kind->text, kind->len, "List")) {
-        read_list(r, obj, lists);
+    } else if (ends_with(kind->text, kind->len, "List")) {
+        read_list(r, obj, lists, kind);
         return;
     }
     for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) {
-        if (!zones_dom_scalar_is(kind, readers[i].kind))
+        if (!kind_is(kind, from_list, readers[i].kind))
             continue;
-        if (!zones_dom_has(obj, "apiVersion"))
+        size_t errors = r->n_errors;
+        struct zones_objects_mark mark = zones_objects_checkpoint(r->objs);
+        if (!from_list && !zones_dom_has(obj, "apiVersion"))
             zones_report_error_at(r, obj, "apiVersion is missing; write it, e.g. apiVersion: %s",
-                                  i == 1 ? "discovery.k8s.io/v1" : "v1");
+                                  readers[i].api_version);
         readers[i].read(r, obj);
+        if (r->n_errors != errors || r->stop) {
+            zones_objects_rollback(r->objs, &mark);
+            r->objs->n_invalid++;
+        }
         return;
     }
     r->objs->n_skipped++;
 }
 
-/* One document: an object or a List of them. One that produced an error is taken back whole,
- * so what loads is what the API server would have accepted. */
 void zones_decode_document(void *ctx, struct zones_report *r, const struct zones_dom_node *root)
 {
     (void)ctx;
-    size_t errors = r->n_errors;
-    struct zones_objects_mark mark = zones_objects_checkpoint(r->objs);
-    read_object(r, root, 0);
-    if (r->n_errors != errors || r->stop)
-        zones_objects_rollback(r->objs, &mark);
+    read_object(r, root, 0, NULL);
 }

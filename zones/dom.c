@@ -22,6 +22,7 @@ vfail(struct zones_report *r, unsigned line, unsigned col, const char *fmt, va_l
                             "fix the errors above first",
                             ZONES_DOM_MAX_ERRORS);
         r->stop = true;
+        r->objs->n_unread++;
     }
 }
 

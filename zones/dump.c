@@ -39,7 +39,8 @@ static void dump_name(const struct zones_store *s, const struct dns_name *name, 
     struct dns_query q;
     if (dns_wire_parse_query(&q, query, DNS_HEADER_SIZE + name->len + 4U) != DNS_PARSE_OK)
         return;
-    struct zones_answer_config cfg = {0};
+    /* The full ANY answer, as over TCP: a UDP client gets one RRset (zones/answer.c). */
+    struct zones_answer_config cfg = {.any_in_full = true};
     size_t len = 0;
     if (zones_answer_query(s, &cfg, &q, query, reply, sizeof(reply), &len, NULL) !=
             ZONES_ANSWER_DONE ||

@@ -104,10 +104,11 @@ static void *map_obtain(struct map *m, const char *ns, const char *name, size_t 
     slot = map_slot(m, ns, name, hash, true);
     if (*slot == TOMB)
         m->tombs--;
-    struct entry_head *e = zones_xcalloc(1, size);
+    /* The entry and its key in one allocation: 100k Services make 100k of them. */
     size_t nl = strlen(ns) + 1;
     size_t ml = strlen(name) + 1;
-    e->ns = zones_xrealloc(NULL, nl + ml);
+    struct entry_head *e = zones_xcalloc(1, size + nl + ml);
+    e->ns = (char *)e + size;
     memcpy(e->ns, ns, nl);
     e->name = e->ns + nl;
     memcpy(e->name, name, ml);
@@ -126,7 +127,6 @@ static void map_drop(struct map *m, struct entry_head *e)
         m->used--;
         m->tombs++;
     }
-    free(e->ns);
     free(e);
 }
 
@@ -140,22 +140,22 @@ static void map_each(struct map *m, void (*fn)(void *ctx, void *entry), void *ct
 
 /* --- entries --------------------------------------------------------------------------------- */
 
-/* A growing array of (rank, object) definitions. */
+/* A growing array of (source, object) definitions. */
 struct defs {
     struct def {
-        uint32_t rank;
+        uint32_t source;
         const void *obj;
     } * items;
     size_t n, cap;
 };
 
-static void defs_add(struct defs *d, uint32_t rank, const void *obj)
+static void defs_add(struct defs *d, uint32_t source, const void *obj)
 {
     if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 2;
+        d->cap = d->cap ? d->cap * 2 : 1; /* most objects have one definition */
         d->items = zones_xrealloc(d->items, d->cap * sizeof(d->items[0]));
     }
-    d->items[d->n++] = (struct def){rank, obj};
+    d->items[d->n++] = (struct def){source, obj};
 }
 
 static bool defs_remove(struct defs *d, const void *obj)
@@ -169,24 +169,40 @@ static bool defs_remove(struct defs *d, const void *obj)
     return false;
 }
 
-static bool defs_has_rank(const struct defs *d, const void *obj, uint32_t rank)
+static bool defs_has_source(const struct defs *d, const void *obj, uint32_t source)
 {
     for (size_t i = 0; i < d->n; i++) {
         if (d->items[i].obj == obj)
-            return d->items[i].rank == rank;
+            return d->items[i].source == source;
     }
     return false;
 }
 
+static uint32_t rank_of(const struct zones_model *m, uint32_t source);
+
 /* The definition that counts: the highest rank; within one rank, the first. */
-static const void *defs_best(const struct defs *d)
+static const void *defs_best(const struct zones_model *m, const struct defs *d)
 {
     const struct def *best = NULL;
+    uint32_t best_rank = 0;
     for (size_t i = 0; i < d->n; i++) {
-        if (best == NULL || d->items[i].rank > best->rank)
+        uint32_t rank = rank_of(m, d->items[i].source);
+        if (best == NULL || rank > best_rank) {
             best = &d->items[i];
+            best_rank = rank;
+        }
     }
     return best ? best->obj : NULL;
+}
+
+/* Whether the definitions come from more than one source: only then can a rank decide. */
+static bool defs_contested(const struct defs *d)
+{
+    for (size_t i = 1; i < d->n; i++) {
+        if (d->items[i].source != d->items[0].source)
+            return true;
+    }
+    return false;
 }
 
 struct ns_entry;
@@ -231,17 +247,20 @@ struct ns_entry {
 
 struct source {
     uint32_t rank;
-    const struct zones_objects *objs;
+    bool used;
+    const struct zones_objects *objs; /* what set_source() gave, if anything */
 };
 
 struct zones_model {
     struct zones_store *store;
     struct zones_store_config cfg;
-    struct zones_cidr *cidrs;
+    struct zones_cidr *cidrs; /* --service-cidr: allocation ranges before any ServiceCIDR's */
     size_t n_cidrs;
     struct map services, pods, namespaces;
-    struct source *sources;
+    struct source *sources; /* by id; ZONES_MODEL_API_SOURCE is always there */
     size_t n_sources;
+    bool ranks_changed;
+    struct defs service_cidrs; /* const struct zones_service_cidr *, from every source */
     struct svc_entry *dirty_services;
     struct pod_entry *dirty_pods;
     struct ns_entry *dirty_namespaces;
@@ -249,6 +268,11 @@ struct zones_model {
     size_t n_unaddressed;  /* effective ClusterIP Services that state no address */
     struct zones_objects diags;
 };
+
+static uint32_t rank_of(const struct zones_model *m, uint32_t source)
+{
+    return m->sources[source].rank;
+}
 
 /* --- namespaces ----------------------------------------------------------------------------- */
 
@@ -305,14 +329,13 @@ static struct svc_entry *svc_obtain(struct zones_model *m, const char *ns, const
 
 static bool needs_address(const struct zones_service *svc)
 {
-    return svc != NULL && svc->kind == ZONES_SVC_CLUSTER_IP &&
-           (svc->n_ips == 0 || svc->ips_assigned);
+    return svc != NULL && svc->kind == ZONES_SVC_CLUSTER_IP && svc->n_ips == 0;
 }
 
 /* After a change of its definitions: the effective one, and what depends on it. */
 static void svc_settle(struct zones_model *m, struct svc_entry *e)
 {
-    const struct zones_service *best = defs_best(&e->services);
+    const struct zones_service *best = defs_best(m, &e->services);
     if (best == e->effective) {
         svc_touch(m, e);
         return;
@@ -347,10 +370,10 @@ void zones_model_put_service(struct zones_model *m, uint32_t source,
     if (svc == NULL || svc->name == NULL || svc->ns == NULL)
         return;
     struct svc_entry *e = svc_obtain(m, svc->ns, svc->name);
-    const struct zones_service *before = defs_best(&e->services);
+    const struct zones_service *before = defs_best(m, &e->services);
     for (size_t i = 0; i < e->services.n; i++) {
         const struct def *d = &e->services.items[i];
-        if (d->rank != source)
+        if (d->source != source)
             continue;
         const struct zones_service *first = d->obj;
         zones_objects_error(&m->diags, &svc->where,
@@ -363,7 +386,7 @@ void zones_model_put_service(struct zones_model *m, uint32_t source,
     defs_add(&e->services, source, svc);
     bool api = source == ZONES_MODEL_API_SOURCE;
     if (before != NULL &&
-        (api ? old == NULL : defs_has_rank(&e->services, before, ZONES_MODEL_API_SOURCE))) {
+        (api ? old == NULL : defs_has_source(&e->services, before, ZONES_MODEL_API_SOURCE))) {
         /* The API follows the live cluster: say so at the file's definition, which loses (once,
          * not at each change the API makes). */
         const struct zones_service *file = api ? before : svc;
@@ -372,7 +395,7 @@ void zones_model_put_service(struct zones_model *m, uint32_t source,
                            "definition is not served; remove it to silence this",
                            svc->ns, svc->name);
     } else if (before != NULL) {
-        const struct zones_service *winner = defs_best(&e->services);
+        const struct zones_service *winner = defs_best(m, &e->services);
         const struct zones_service *loser = winner == svc ? before : svc;
         zones_objects_warn(&m->diags, &winner->where,
                            "Service %s/%s replaces its definition at %s:%u:%u, as a second "
@@ -401,10 +424,13 @@ void zones_model_put_slice(struct zones_model *m, uint32_t source, const struct 
     defs_add(&e->slices, source, slice);
     ns_count(m, e->ns, +1);
     svc_touch(m, e);
+    if (m->n_unaddressed > 0) /* its addresses are taken now */
+        m->assignment_dirty = true;
 }
 
 /* The effective slices of a Service: of two with one name, the higher rank's. */
-static size_t effective_slices(const struct svc_entry *e, const struct zones_slice **out)
+static size_t effective_slices(const struct zones_model *m, const struct svc_entry *e,
+                               const struct zones_slice **out)
 {
     size_t n = 0;
     for (size_t i = 0; i < e->slices.n; i++) {
@@ -414,7 +440,8 @@ static size_t effective_slices(const struct svc_entry *e, const struct zones_sli
         for (size_t j = 0; j < e->slices.n && !beaten; j++) {
             const struct def *o = &e->slices.items[j];
             const struct zones_slice *t = o->obj;
-            beaten = o->rank > d->rank && s->name && t->name && strcmp(s->name, t->name) == 0;
+            beaten = rank_of(m, o->source) > rank_of(m, d->source) && s->name && t->name &&
+                     strcmp(s->name, t->name) == 0;
         }
         if (!beaten)
             out[n++] = s;
@@ -443,23 +470,30 @@ static void touch_selecting(struct zones_model *m, struct ns_entry *ns)
     }
 }
 
+/* After a change of its definitions: the effective one, and what depends on it. */
+static void pod_settle(struct zones_model *m, struct pod_entry *e)
+{
+    const struct zones_pod *best = defs_best(m, &e->pods);
+    if (best == e->effective)
+        return;
+    if (e->effective)
+        ns_count(m, e->ns, -1);
+    if (best)
+        ns_count(m, e->ns, +1);
+    e->effective = best;
+    pod_touch(m, e);
+    touch_selecting(m, e->ns);
+}
+
 void zones_model_put_pod(struct zones_model *m, uint32_t source, const struct zones_pod *old,
                          const struct zones_pod *pod)
 {
+    if (m->n_unaddressed > 0) /* the addresses it states are no longer, or now, taken */
+        m->assignment_dirty = true;
     if (old != NULL && old->name != NULL) {
         struct pod_entry *e = map_get(&m->pods, old->ns, old->name);
-        if (e != NULL && defs_remove(&e->pods, old)) {
-            const struct zones_pod *best = defs_best(&e->pods);
-            if (best != e->effective) {
-                if (e->effective)
-                    ns_count(m, e->ns, -1);
-                if (best)
-                    ns_count(m, e->ns, +1);
-                e->effective = best;
-                pod_touch(m, e);
-                touch_selecting(m, e->ns);
-            }
-        }
+        if (e != NULL && defs_remove(&e->pods, old))
+            pod_settle(m, e);
     }
     if (pod == NULL || pod->name == NULL || pod->ns == NULL)
         return;
@@ -473,15 +507,7 @@ void zones_model_put_pod(struct zones_model *m, uint32_t source, const struct zo
         e->ns->pods = e;
     }
     defs_add(&e->pods, source, pod);
-    const struct zones_pod *best = defs_best(&e->pods);
-    if (best != e->effective) {
-        if (e->effective)
-            ns_count(m, e->ns, -1);
-        ns_count(m, e->ns, +1);
-        e->effective = best;
-        pod_touch(m, e);
-        touch_selecting(m, e->ns);
-    }
+    pod_settle(m, e);
 }
 
 void zones_model_put_namespace(struct zones_model *m, uint32_t source,
@@ -502,53 +528,96 @@ void zones_model_put_namespace(struct zones_model *m, uint32_t source,
     }
 }
 
-/* --- sources -------------------------------------------------------------------------------- */
-
-static struct source *find_source(struct zones_model *m, uint32_t rank)
+void zones_model_put_service_cidr(struct zones_model *m, uint32_t source,
+                                  const struct zones_service_cidr *old,
+                                  const struct zones_service_cidr *sc)
 {
-    for (size_t i = 0; i < m->n_sources; i++) {
-        if (m->sources[i].rank == rank)
-            return &m->sources[i];
+    if (old != NULL && defs_remove(&m->service_cidrs, old))
+        m->assignment_dirty = true;
+    if (sc != NULL && sc->n_cidrs > 0) {
+        defs_add(&m->service_cidrs, source, sc);
+        m->assignment_dirty = true;
     }
-    return NULL;
 }
 
-static void put_all(struct zones_model *m, uint32_t rank, const struct zones_objects *objs,
+/* --- sources -------------------------------------------------------------------------------- */
+
+uint32_t zones_model_add_source(struct zones_model *m, uint32_t rank)
+{
+    size_t id = 0;
+    while (id < m->n_sources && m->sources[id].used)
+        id++;
+    if (id == m->n_sources) {
+        m->sources = zones_xrealloc(m->sources, (m->n_sources + 1) * sizeof(m->sources[0]));
+        m->n_sources++;
+    }
+    m->sources[id] = (struct source){.rank = rank, .used = true};
+    return (uint32_t)id;
+}
+
+void zones_model_set_rank(struct zones_model *m, uint32_t source, uint32_t rank)
+{
+    if (m->sources[source].rank != rank) {
+        m->sources[source].rank = rank;
+        m->ranks_changed = true;
+    }
+}
+
+static void put_all(struct zones_model *m, uint32_t source, const struct zones_objects *objs,
                     bool remove)
 {
     for (size_t i = 0; i < objs->n_namespaces; i++)
-        zones_model_put_namespace(m, rank, remove ? &objs->namespaces[i] : NULL,
+        zones_model_put_namespace(m, source, remove ? &objs->namespaces[i] : NULL,
                                   remove ? NULL : &objs->namespaces[i]);
+    for (size_t i = 0; i < objs->n_service_cidrs; i++)
+        zones_model_put_service_cidr(m, source, remove ? &objs->service_cidrs[i] : NULL,
+                                     remove ? NULL : &objs->service_cidrs[i]);
     for (size_t i = 0; i < objs->n_services; i++)
-        zones_model_put_service(m, rank, remove ? &objs->services[i] : NULL,
+        zones_model_put_service(m, source, remove ? &objs->services[i] : NULL,
                                 remove ? NULL : &objs->services[i]);
     for (size_t i = 0; i < objs->n_slices; i++)
-        zones_model_put_slice(m, rank, remove ? &objs->slices[i] : NULL,
+        zones_model_put_slice(m, source, remove ? &objs->slices[i] : NULL,
                               remove ? NULL : &objs->slices[i]);
     for (size_t i = 0; i < objs->n_pods; i++)
-        zones_model_put_pod(m, rank, remove ? &objs->pods[i] : NULL,
+        zones_model_put_pod(m, source, remove ? &objs->pods[i] : NULL,
                             remove ? NULL : &objs->pods[i]);
 }
 
 void zones_model_set_source(struct zones_model *m, uint32_t source,
                             const struct zones_objects *objs)
 {
-    struct source *src = find_source(m, source);
-    if (src != NULL && src->objs != NULL)
+    struct source *src = &m->sources[source];
+    if (src->objs == objs)
+        return;
+    if (src->objs != NULL)
         put_all(m, source, src->objs, true);
-    if (src == NULL && objs != NULL) {
-        m->sources = zones_xrealloc(m->sources, (m->n_sources + 1) * sizeof(m->sources[0]));
-        src = &m->sources[m->n_sources++];
-        src->rank = source;
-    }
-    if (src == NULL)
-        return;
     src->objs = objs;
-    if (objs != NULL) {
+    if (objs != NULL)
         put_all(m, source, objs, false);
-        return;
-    }
-    *src = m->sources[--m->n_sources];
+}
+
+void zones_model_remove_source(struct zones_model *m, uint32_t source)
+{
+    zones_model_set_source(m, source, NULL);
+    if (source != ZONES_MODEL_API_SOURCE)
+        m->sources[source].used = false;
+}
+
+/* Ranks moved: what more than one source defines may have another winner now. */
+static void settle_contested_service(void *ctx, void *entry)
+{
+    struct svc_entry *e = entry;
+    if (defs_contested(&e->services))
+        svc_settle(ctx, e);
+    else if (defs_contested(&e->slices))
+        svc_touch(ctx, e);
+}
+
+static void settle_contested_pod(void *ctx, void *entry)
+{
+    struct pod_entry *e = entry;
+    if (defs_contested(&e->pods))
+        pod_settle(ctx, e);
 }
 
 /* --- addresses for Services that state none ----------------------------------------------- */
@@ -568,16 +637,34 @@ static void ip_set_init(struct ip_set *set, size_t expected)
     set->n = 0;
 }
 
-/* Returns true when ip was already in the set. */
-static bool ip_set_add(struct ip_set *set, const struct zones_ip *ip)
+/* Finds ip's slot: where it is, or the empty one where it goes. */
+static struct zones_ip *ip_set_slot(const struct ip_set *set, const struct zones_ip *ip)
 {
     size_t i = (size_t)zones_fnv1a(ZONES_FNV_OFFSET_BASIS, ip, sizeof(*ip)) & set->mask;
-    while (set->slots[i].family != 0) {
-        if (memcmp(&set->slots[i], ip, sizeof(*ip)) == 0)
-            return true;
+    while (set->slots[i].family != 0 && memcmp(&set->slots[i], ip, sizeof(*ip)) != 0)
         i = (i + 1) & set->mask;
+    return &set->slots[i];
+}
+
+/* Returns true when ip was already in the set. The set stays at most half full, so a probe
+ * always meets an empty slot. */
+static bool ip_set_add(struct ip_set *set, const struct zones_ip *ip)
+{
+    if ((set->n + 1) * 2 > set->mask + 1) {
+        struct ip_set bigger;
+        ip_set_init(&bigger, set->mask + 1);
+        for (size_t i = 0; i <= set->mask; i++) {
+            if (set->slots[i].family != 0)
+                *ip_set_slot(&bigger, &set->slots[i]) = set->slots[i];
+        }
+        bigger.n = set->n;
+        free(set->slots);
+        *set = bigger;
     }
-    set->slots[i] = *ip;
+    struct zones_ip *slot = ip_set_slot(set, ip);
+    if (slot->family != 0)
+        return true;
+    *slot = *ip;
     set->n++;
     return false;
 }
@@ -588,19 +675,39 @@ struct gather {
     struct ip_set *taken;
 };
 
+static void take_all(struct ip_set *taken, const struct zones_ip *ips, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ip_set_add(taken, &ips[i]);
+}
+
+/* Services that need an address, and (with taken) every address a loaded object states: a
+ * Service's, an endpoint's, a Pod's, whichever definition of it counts. */
 static void gather_one(void *ctx, void *entry)
 {
     struct gather *g = ctx;
     struct svc_entry *e = entry;
+    for (size_t i = 0; g->taken && i < e->slices.n; i++) {
+        const struct zones_slice *slice = e->slices.items[i].obj;
+        for (size_t k = 0; k < slice->n_endpoints; k++)
+            take_all(g->taken, slice->endpoints[k].ips, slice->endpoints[k].n_ips);
+    }
     const struct zones_service *svc = e->effective;
     if (svc == NULL)
         return;
-    if (needs_address(svc)) {
+    if (needs_address(svc))
         g->unaddressed[g->n_unaddressed++] = e;
-        return;
+    else if (g->taken)
+        take_all(g->taken, svc->ips, svc->n_ips);
+}
+
+static void gather_pod(void *ctx, void *entry)
+{
+    const struct pod_entry *e = entry;
+    for (size_t i = 0; i < e->pods.n; i++) {
+        const struct zones_pod *pod = e->pods.items[i].obj;
+        take_all(ctx, pod->ips, pod->n_ips);
     }
-    for (size_t i = 0; g->taken && i < svc->n_ips; i++)
-        ip_set_add(g->taken, &svc->ips[i]);
 }
 
 static int compare_entries(const void *a, const void *b)
@@ -664,9 +771,44 @@ static int pick(const struct zones_cidr *cidr, const struct svc_entry *e, struct
     return -1;
 }
 
+static int compare_service_cidrs(const void *a, const void *b)
+{
+    const struct zones_service_cidr *x = ((const struct def *)a)->obj;
+    const struct zones_service_cidr *y = ((const struct def *)b)->obj;
+    return strcmp(x->name ? x->name : "", y->name ? y->name : "");
+}
+
+/* The ranges to allocate from, in order: the IPv4 ones of --service-cidr, then of the
+ * ServiceCIDR objects by name; then the IPv6 ones the same way. */
+static size_t ranges(struct zones_model *m, const struct zones_cidr ***out)
+{
+    if (m->service_cidrs.n > 1)
+        qsort(m->service_cidrs.items, m->service_cidrs.n, sizeof(struct def),
+              compare_service_cidrs);
+    size_t cap = m->n_cidrs + 2 * m->service_cidrs.n;
+    const struct zones_cidr **list = zones_xcalloc(cap + 1, sizeof(const struct zones_cidr *));
+    size_t n = 0;
+    for (uint8_t family = 4; family <= 6; family += 2) {
+        for (size_t i = 0; i < m->n_cidrs; i++) {
+            if (m->cidrs[i].base.family == family)
+                list[n++] = &m->cidrs[i];
+        }
+        for (size_t i = 0; i < m->service_cidrs.n; i++) {
+            const struct zones_service_cidr *sc = m->service_cidrs.items[i].obj;
+            for (size_t k = 0; k < sc->n_cidrs; k++) {
+                if (sc->cidrs[k].base.family == family)
+                    list[n++] = &sc->cidrs[k];
+            }
+        }
+    }
+    *out = list;
+    return n;
+}
+
 /* In (namespace, name) order, each Service without an address takes the first free one from
- * FNV-1a of "namespace/name" on, in the first IPv4 range (else the first IPv6 one), skipping
- * the network address, the first host (the kubernetes Service's) and the IPv4 broadcast. */
+ * FNV-1a of "namespace/name" on, in the first range with one free (see ranges()), skipping the
+ * network address, the first host (the kubernetes Service's) and the IPv4 broadcast, and every
+ * address a loaded object states. */
 static void assign(struct zones_model *m)
 {
     if (m->n_unaddressed == 0 && !m->assignment_dirty)
@@ -679,33 +821,32 @@ static void assign(struct zones_model *m)
         return;
     }
     struct ip_set taken;
-    ip_set_init(&taken, m->services.used + g.n_unaddressed);
+    ip_set_init(&taken, m->services.used + m->pods.used + g.n_unaddressed);
     g.taken = &taken;
     g.n_unaddressed = 0;
     map_each(&m->services, gather_one, &g);
+    map_each(&m->pods, gather_pod, &taken);
     qsort(g.unaddressed, g.n_unaddressed, sizeof(struct svc_entry *), compare_entries);
-    const struct zones_cidr *cidr = NULL;
-    for (size_t i = 0; i < m->n_cidrs && cidr == NULL; i++)
-        cidr = m->cidrs[i].base.family == 4 ? &m->cidrs[i] : NULL;
-    for (size_t i = 0; i < m->n_cidrs && cidr == NULL; i++)
-        cidr = m->cidrs[i].base.family == 6 ? &m->cidrs[i] : NULL;
+    const struct zones_cidr **pools = NULL;
+    size_t n_pools = ranges(m, &pools);
     for (size_t k = 0; k < g.n_unaddressed; k++) {
         struct svc_entry *e = g.unaddressed[k];
         struct zones_ip ip;
-        if (cidr != NULL && pick(cidr, e, &taken, &ip) == 0) {
+        size_t p = 0;
+        while (p < n_pools && pick(pools[p], e, &taken, &ip) < 0)
+            p++;
+        if (p < n_pools) {
             set_assigned(m, e, &ip);
             continue;
         }
-        if (cidr != NULL && e->effective != NULL) {
-            char base[64];
+        if (n_pools > 0 && e->effective != NULL)
             zones_objects_error(&m->diags, &e->effective->where,
-                                "no free address left in --service-cidr %s/%u for Service "
-                                "%s/%s; use a larger --service-cidr",
-                                zones_ip_format(&cidr->base, base, sizeof(base)), cidr->prefix,
+                                "no free address left in any service CIDR for Service %s/%s; "
+                                "add a --service-cidr or a ServiceCIDR, or give it a clusterIP",
                                 e->head.ns, e->head.name);
-        }
         set_assigned(m, e, NULL);
     }
+    free(pools);
     free(taken.slots);
     free(g.unaddressed);
 }
@@ -751,7 +892,7 @@ static void rebuild(struct zones_model *m, struct svc_entry *e)
     if (svc != NULL) {
         const struct zones_slice **slices =
             zones_xcalloc(e->slices.n + 1, sizeof(struct zones_slice *));
-        size_t n_slices = effective_slices(e, slices);
+        size_t n_slices = effective_slices(m, e, slices);
         const struct zones_pod **pods = NULL;
         size_t n_pods = 0;
         if (n_slices == 0 && svc->n_selector > 0) {
@@ -825,6 +966,11 @@ static void pod_unlink(struct pod_entry *e)
 
 size_t zones_model_commit(struct zones_model *m, uint32_t serial)
 {
+    if (m->ranks_changed) {
+        m->ranks_changed = false;
+        map_each(&m->services, settle_contested_service, m);
+        map_each(&m->pods, settle_contested_pod, m);
+    }
     assign(m);
     /* Namespaces that come into being first: Pods' addresses point at them. */
     for (struct ns_entry *n = m->dirty_namespaces; n != NULL; n = n->next_dirty) {
@@ -898,6 +1044,8 @@ int zones_model_new(struct zones_model **out, const struct zones_store_config *c
     map_init(&m->pods);
     map_init(&m->namespaces);
     zones_objects_init(&m->diags);
+    uint32_t api = zones_model_add_source(m, ZONES_MODEL_API_RANK);
+    (void)api; /* the first id: ZONES_MODEL_API_SOURCE */
     *out = m;
     return 0;
 }
@@ -908,7 +1056,6 @@ static void free_svc_entry(void *ctx, void *entry)
     struct svc_entry *e = entry;
     free(e->services.items);
     free(e->slices.items);
-    free(e->head.ns);
     free(e);
 }
 
@@ -918,7 +1065,6 @@ static void free_pod_entry(void *ctx, void *entry)
     struct pod_entry *e = entry;
     free(e->pods.items);
     free(e->addrs); /* the entries themselves are the store's */
-    free(e->head.ns);
     free(e);
 }
 
@@ -926,7 +1072,6 @@ static void free_ns_entry(void *ctx, void *entry)
 {
     (void)ctx;
     struct ns_entry *e = entry;
-    free(e->head.ns);
     free(e);
 }
 
@@ -939,6 +1084,7 @@ static void free_model(struct zones_model *m)
     free(m->pods.slots);
     free(m->namespaces.slots);
     free(m->sources);
+    free(m->service_cidrs.items);
     free(m->cidrs);
     zones_objects_free(&m->diags);
     free(m);
@@ -975,4 +1121,24 @@ struct zones_store *zones_model_detach(struct zones_model *model)
 struct zones_objects *zones_model_diags(struct zones_model *model)
 {
     return &model->diags;
+}
+
+int zones_model_build(struct zones_store **out, const struct zones_objects *objs,
+                      const struct zones_store_config *cfg, const struct zones_cidr *cidrs,
+                      size_t n_cidrs, struct zones_objects *diags)
+{
+    struct zones_model *model = NULL;
+    int rc = zones_model_new(&model, cfg, NULL, cidrs, n_cidrs);
+    if (rc < 0)
+        return rc;
+    zones_model_set_source(model, zones_model_add_source(model, 1), objs);
+    zones_model_commit(model, objs->newest_mtime > 0 ? (uint32_t)objs->newest_mtime : 1);
+    for (size_t i = 0; diags != NULL && i < model->diags.n_diags; i++)
+        zones_objects_error(diags, &model->diags.diags[i].where, "%s",
+                            model->diags.diags[i].message);
+    for (size_t i = 0; diags != NULL && i < model->diags.n_warnings; i++)
+        zones_objects_warn(diags, &model->diags.warnings[i].where, "%s",
+                           model->diags.warnings[i].message);
+    *out = zones_model_detach(model);
+    return 0;
 }

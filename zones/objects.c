@@ -1,9 +1,7 @@
-/* zones/objects.c - the object container, IP and CIDR helpers, and ClusterIP assignment.
+/* zones/objects.c - the object container, and IP and CIDR helpers.
  *
- * Owns every string and array the objects point to, in blocks freed together. The invariant
- * that matters is in zones_objects_assign_ips(): an assigned address depends only on the
- * Service's namespace and name and on the addresses other Services state, never on load order
- * or on a random seed. */
+ * Owns every string and array the objects point to, in blocks freed together: a rollback or
+ * a replaced object leaves its bytes until the whole container goes. */
 #include "zones/objects.h"
 
 #include <arpa/inet.h>
@@ -60,7 +58,9 @@ void zones_objects_init(struct zones_objects *objs)
     memset(objs, 0, sizeof(*objs));
 }
 
-#define ARENA_BLOCK ((size_t)64 * 1024)
+/* Small enough that a file's last, part-used block wastes little (a source per file, 100
+ * files), large enough that malloc's overhead per block does not count. */
+#define ARENA_BLOCK ((size_t)16 * 1024)
 
 struct zones_arena_block {
     struct zones_arena_block *next;
@@ -121,6 +121,7 @@ void zones_objects_rollback(struct zones_objects *objs, const struct zones_objec
     objs->n_slices = mark->n_slices;
     objs->n_pods = mark->n_pods;
     objs->n_namespaces = mark->n_namespaces;
+    objs->n_service_cidrs = mark->n_service_cidrs;
     objs->n_skipped = mark->n_skipped;
 }
 
@@ -131,6 +132,7 @@ struct zones_objects_mark zones_objects_checkpoint(const struct zones_objects *o
         .n_slices = objs->n_slices,
         .n_pods = objs->n_pods,
         .n_namespaces = objs->n_namespaces,
+        .n_service_cidrs = objs->n_service_cidrs,
         .n_skipped = objs->n_skipped,
     };
     return mark;
@@ -143,6 +145,7 @@ void zones_objects_free(struct zones_objects *objs)
     free(objs->slices);
     free(objs->pods);
     free(objs->namespaces);
+    free(objs->service_cidrs);
     for (size_t i = 0; i < objs->n_files; i++)
         free(objs->files[i]);
     free(objs->files);
@@ -177,6 +180,13 @@ struct zones_namespace *zones_objects_add_namespace(struct zones_objects *objs)
 {
     objs->namespaces = append(objs->namespaces, &objs->n_namespaces, sizeof(objs->namespaces[0]));
     return &objs->namespaces[objs->n_namespaces - 1];
+}
+
+struct zones_service_cidr *zones_objects_add_service_cidr(struct zones_objects *objs)
+{
+    objs->service_cidrs =
+        append(objs->service_cidrs, &objs->n_service_cidrs, sizeof(objs->service_cidrs[0]));
+    return &objs->service_cidrs[objs->n_service_cidrs - 1];
 }
 
 /* Only the latest file is compared: a loader interns each file once, and a directory of many
@@ -342,317 +352,6 @@ uint64_t zones_fnv1a(uint64_t hash, const void *data, size_t len)
     return hash;
 }
 
-static bool ip_equal(const struct zones_ip *a, const struct zones_ip *b)
-{
-    return a->family == b->family && memcmp(a->addr, b->addr, 16) == 0;
-}
-
-/* An open-addressing set of addresses taken so far; sized once, never full. */
-struct ip_set {
-    struct zones_ip *slots; /* family 0: empty */
-    size_t mask;
-    size_t n;
-};
-
-static void ip_set_init(struct ip_set *set, size_t expected)
-{
-    size_t size = 16;
-    while (size < expected * 2)
-        size *= 2;
-    set->slots = zones_xrealloc(NULL, size * sizeof(set->slots[0]));
-    memset(set->slots, 0, size * sizeof(set->slots[0]));
-    set->mask = size - 1;
-    set->n = 0;
-}
-
-/* Returns true when ip was already in the set. */
-static bool ip_set_add(struct ip_set *set, const struct zones_ip *ip)
-{
-    size_t i = (size_t)zones_fnv1a(ZONES_FNV_OFFSET_BASIS, ip, sizeof(*ip)) & set->mask;
-    while (set->slots[i].family != 0) {
-        if (ip_equal(&set->slots[i], ip))
-            return true;
-        i = (i + 1) & set->mask;
-    }
-    set->slots[i] = *ip;
-    set->n++;
-    return false;
-}
-
-static int compare_services(const void *a, const void *b)
-{
-    const struct zones_service *x = *(const struct zones_service *const *)a;
-    const struct zones_service *y = *(const struct zones_service *const *)b;
-    int c = strcmp(x->ns, y->ns);
-    if (c == 0)
-        c = strcmp(x->name, y->name);
-    if (c == 0)
-        c = x < y ? -1 : x > y; /* load order among duplicates: the first one stays first */
-    return c;
-}
-
-static bool same_service(const struct zones_service *a, const struct zones_service *b)
-{
-    return strcmp(a->ns, b->ns) == 0 && strcmp(a->name, b->name) == 0;
-}
-
-static const char *file_name(const struct zones_where *where)
-{
-    return where->file != NULL ? where->file : "?";
-}
-
-static bool same_file(const struct zones_where *a, const struct zones_where *b)
-{
-    return a->file == b->file || (a->file && b->file && strcmp(a->file, b->file) == 0);
-}
-
-/* A Service defined again in a later file replaces the earlier one, as a second kubectl
- * apply would update it: the tutorial's simple-service.yaml and simple-node-port-service.yaml
- * are one Service applied twice. In a single file, a second definition is a mistake. */
-static void check_duplicates(struct zones_objects *objs, struct zones_service **sorted, size_t n,
-                             bool *replaced)
-{
-    for (size_t i = 1; i < n; i++) {
-        const struct zones_service *a = sorted[i - 1];
-        const struct zones_service *b = sorted[i];
-        if (!same_service(a, b))
-            continue;
-        if (same_file(&a->where, &b->where)) {
-            zones_objects_error(objs, &b->where,
-                                "Service %s/%s is defined twice in this file, first at %s:%u:%u; "
-                                "keep one of them or rename this one",
-                                a->ns, a->name, file_name(&a->where), a->where.line, a->where.col);
-            continue;
-        }
-        zones_objects_warn(objs, &b->where,
-                           "Service %s/%s replaces its definition at %s:%u:%u, as a second "
-                           "kubectl apply would; remove one of them to silence this",
-                           a->ns, a->name, file_name(&a->where), a->where.line, a->where.col);
-        replaced[a - objs->services] = true;
-    }
-}
-
-/* Drops the replaced definitions, keeping load order. */
-/* Whether any was dropped. */
-static bool drop_replaced(struct zones_objects *objs, const bool *replaced)
-{
-    size_t w = 0;
-    for (size_t i = 0; i < objs->n_services; i++) {
-        if (!replaced[i])
-            objs->services[w++] = objs->services[i];
-    }
-    bool dropped = w < objs->n_services;
-    objs->n_services = w;
-    return dropped;
-}
-
-/* "10.96.0.0/12, fd00::/108" for messages; long lists are cut with "...". */
-static void format_cidrs(const struct zones_cidr *cidrs, size_t n_cidrs, char *out, size_t cap)
-{
-    size_t used = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n_cidrs; i++) {
-        char ip[INET6_ADDRSTRLEN];
-        zones_ip_format(&cidrs[i].base, ip, sizeof(ip));
-        int w = snprintf(out + used, cap - used, "%s%s/%u", i > 0 ? ", " : "", ip, cidrs[i].prefix);
-        if (w < 0 || (size_t)w >= cap - used) {
-            snprintf(out + (used < cap - 4 ? used : cap - 4), 4, "...");
-            return;
-        }
-        used += (size_t)w;
-    }
-}
-
-static void check_in_cidrs(struct zones_objects *objs, const struct zones_service *svc,
-                           const struct zones_cidr *cidrs, size_t n_cidrs)
-{
-    for (size_t i = 0; i < svc->n_ips; i++) {
-        bool inside = false;
-        for (size_t c = 0; c < n_cidrs && !inside; c++)
-            inside = zones_cidr_contains(&cidrs[c], &svc->ips[i]);
-        if (inside)
-            continue;
-        char ip[INET6_ADDRSTRLEN];
-        char list[256];
-        format_cidrs(cidrs, n_cidrs, list, sizeof(list));
-        zones_objects_error(objs, &svc->ips_where,
-                            "clusterIP %s of Service %s/%s is outside every --service-cidr (%s); "
-                            "add a --service-cidr that covers it, or remove the clusterIP to "
-                            "have one assigned",
-                            zones_ip_format(&svc->ips[i], ip, sizeof(ip)), svc->ns, svc->name,
-                            list);
-    }
-}
-
-struct stated_ip {
-    struct zones_ip ip;
-    const struct zones_service *svc;
-};
-
-static int compare_stated(const void *a, const void *b)
-{
-    const struct stated_ip *x = a;
-    const struct stated_ip *y = b;
-    int c = memcmp(&x->ip, &y->ip, sizeof(x->ip));
-    if (c == 0)
-        c = x->svc < y->svc ? -1 : x->svc > y->svc;
-    return c;
-}
-
-/* Reports addresses stated by two different Services, at the later one in load order. */
-static void check_clashes(struct zones_objects *objs, struct stated_ip *stated, size_t n)
-{
-    qsort(stated, n, sizeof(stated[0]), compare_stated);
-    size_t first = 0;
-    for (size_t i = 1; i < n; i++) {
-        if (!ip_equal(&stated[first].ip, &stated[i].ip)) {
-            first = i;
-            continue;
-        }
-        const struct zones_service *a = stated[first].svc;
-        const struct zones_service *b = stated[i].svc;
-        if (same_service(a, b))
-            continue; /* a duplicate Service, already reported as such */
-        char ip[INET6_ADDRSTRLEN];
-        zones_objects_error(objs, &b->ips_where,
-                            "clusterIP %s of Service %s/%s is also stated by Service %s/%s at "
-                            "%s:%u; give each Service its own address, or remove one to have "
-                            "it assigned",
-                            zones_ip_format(&stated[i].ip, ip, sizeof(ip)), b->ns, b->name, a->ns,
-                            a->name, file_name(&a->where), a->where.line);
-    }
-}
-
-static bool needs_address(const struct zones_service *svc)
-{
-    return svc->kind == ZONES_SVC_CLUSTER_IP && svc->n_ips == 0;
-}
-
-/* The range assignment draws from: offsets [2, 2 + count) from the CIDR base. */
-struct pool {
-    const struct zones_cidr *cidr;
-    uint64_t count;
-};
-
-static const struct zones_cidr *pick_cidr(const struct zones_cidr *cidrs, size_t n_cidrs)
-{
-    for (size_t i = 0; i < n_cidrs; i++) {
-        if (cidrs[i].base.family == 4)
-            return &cidrs[i];
-    }
-    for (size_t i = 0; i < n_cidrs; i++) {
-        if (cidrs[i].base.family == 6)
-            return &cidrs[i];
-    }
-    return NULL;
-}
-
-/* IPv4 loses the network address, the first host and the broadcast; IPv6 has no broadcast. */
-static struct pool make_pool(const struct zones_cidr *cidr)
-{
-    struct pool pool = {.cidr = cidr, .count = 0};
-    unsigned host_bits = family_bits(cidr->base.family) - cidr->prefix;
-    unsigned reserved = cidr->base.family == 4 ? 3 : 2;
-    if (host_bits >= 64)
-        pool.count = UINT64_MAX - 1;
-    else if ((UINT64_C(1) << host_bits) > reserved)
-        pool.count = (UINT64_C(1) << host_bits) - reserved;
-    return pool;
-}
-
-static struct zones_ip pool_address(const struct pool *pool, uint64_t offset)
-{
-    struct zones_ip ip = pool->cidr->base;
-    unsigned last = ip.family == 4 ? 3 : 15;
-    for (unsigned i = 0; i < 8 && i <= last; i++)
-        ip.addr[last - i] |= (uint8_t)(offset >> (8 * i));
-    return ip;
-}
-
-static void assign_one(struct zones_objects *objs, struct zones_service *svc,
-                       const struct pool *pool, struct ip_set *taken)
-{
-    uint64_t hash = zones_fnv1a(ZONES_FNV_OFFSET_BASIS, svc->ns, strlen(svc->ns));
-    hash = zones_fnv1a(hash, "/", 1);
-    hash = zones_fnv1a(hash, svc->name, strlen(svc->name));
-    /* Among taken->n + 1 candidates at least one is free, so the probe is short even in a
-     * huge IPv6 range; only a range smaller than that can be full. */
-    uint64_t tries = pool->count < taken->n + 1 ? pool->count : taken->n + 1;
-    uint64_t offset = pool->count > 0 ? hash % pool->count : 0;
-    for (uint64_t t = 0; t < tries; t++, offset = offset + 1 == pool->count ? 0 : offset + 1) {
-        struct zones_ip ip = pool_address(pool, 2 + offset);
-        if (ip_set_add(taken, &ip))
-            continue;
-        svc->ips = zones_objects_alloc(objs, sizeof(svc->ips[0]));
-        svc->ips[0] = ip;
-        svc->n_ips = 1;
-        svc->ips_assigned = true;
-        return;
-    }
-    char base[INET6_ADDRSTRLEN];
-    zones_objects_error(objs, &svc->where,
-                        "no free address left in --service-cidr %s/%u for Service %s/%s; use a "
-                        "larger --service-cidr",
-                        zones_ip_format(&pool->cidr->base, base, sizeof(base)), pool->cidr->prefix,
-                        svc->ns, svc->name);
-}
-
-void zones_objects_assign_ips(struct zones_objects *objs, const struct zones_cidr *cidrs,
-                              size_t n_cidrs)
-{
-    size_t n = objs->n_services;
-    if (n == 0)
-        return;
-    struct zones_service **sorted = zones_xrealloc(NULL, n * sizeof(struct zones_service *));
-    size_t n_stated = 0;
-    for (size_t i = 0; i < n; i++) {
-        sorted[i] = &objs->services[i];
-        n_stated += objs->services[i].n_ips;
-    }
-    qsort(sorted, n, sizeof(struct zones_service *), compare_services);
-    bool *replaced = zones_xrealloc(NULL, n * sizeof(bool));
-    memset(replaced, 0, n * sizeof(bool));
-    check_duplicates(objs, sorted, n, replaced);
-    if (drop_replaced(objs, replaced)) { /* the survivors moved: sort them again */
-        n = objs->n_services;
-        n_stated = 0;
-        for (size_t i = 0; i < n; i++) {
-            sorted[i] = &objs->services[i];
-            n_stated += objs->services[i].n_ips;
-        }
-        qsort(sorted, n, sizeof(struct zones_service *), compare_services);
-    }
-    free(replaced);
-
-    struct stated_ip *stated = zones_xrealloc(NULL, (n_stated + 1) * sizeof(stated[0]));
-    struct ip_set taken;
-    ip_set_init(&taken, n_stated + n);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct zones_service *svc = &objs->services[i];
-        if (n_cidrs > 0)
-            check_in_cidrs(objs, svc, cidrs, n_cidrs);
-        for (size_t j = 0; j < svc->n_ips; j++) {
-            stated[k].ip = svc->ips[j];
-            stated[k++].svc = svc;
-            ip_set_add(&taken, &svc->ips[j]);
-        }
-    }
-    check_clashes(objs, stated, k);
-    free(stated);
-
-    const struct zones_cidr *cidr = pick_cidr(cidrs, n_cidrs);
-    if (cidr != NULL) {
-        struct pool pool = make_pool(cidr);
-        for (size_t i = 0; i < n; i++) {
-            if (needs_address(sorted[i]))
-                assign_one(objs, sorted[i], &pool, &taken);
-        }
-    }
-    free(taken.slots);
-    free(sorted);
-}
-
 /* ---- copies of one object ---- */
 
 /* Lays an object out in one block: run once with base NULL to measure (every take returns
@@ -726,7 +425,6 @@ static struct zones_service *pack_service(struct pack *p, const struct zones_ser
                                     .kind = s->kind,
                                     .ips = ips,
                                     .n_ips = s->n_ips,
-                                    .ips_assigned = s->ips_assigned,
                                     .external_name = external_name,
                                     .ports = ports,
                                     .n_ports = s->n_ports,

@@ -1,8 +1,8 @@
 /* zones/objects.h - the Kubernetes objects svcdns serves from, independent of their source.
  *
- * Manifest files fill a zones_objects today; a Kubernetes API watch may fill one later. The
- * store (zones/store.c) turns a complete zones_objects into an immutable snapshot. Strings
- * are owned by the objects (malloc'd) and freed with zones_objects_free(). Names are stored
+ * A source (a manifest file, the Kubernetes API) decodes objects into a zones_objects; the
+ * model (zones/model.h) merges every source's and decides what the store serves. Strings and
+ * arrays are owned by the zones_objects, in blocks freed together. Names are stored
  * lower-cased. Every object remembers where it came from, for error messages. */
 #ifndef ZONES_OBJECTS_H
 #define ZONES_OBJECTS_H
@@ -43,9 +43,8 @@ struct zones_service {
     char *name;
     char *ns;
     enum zones_service_kind kind;
-    struct zones_ip *ips; /* spec.clusterIPs (or clusterIP); n_ips 0: to be assigned */
+    struct zones_ip *ips; /* spec.clusterIPs (or clusterIP); n_ips 0: the model assigns one */
     size_t n_ips;
-    bool ips_assigned;   /* set by zones_objects_assign_ips() for the ones it gave */
     char *external_name; /* ExternalName only, lower-cased, no trailing dot */
     struct zones_port *ports;
     size_t n_ports;
@@ -93,6 +92,21 @@ struct zones_namespace {
     struct zones_where where;
 };
 
+/* A service CIDR, as given to --service-cidr. */
+struct zones_cidr {
+    struct zones_ip base;
+    uint8_t prefix;
+};
+
+/* A networking.k8s.io/v1 ServiceCIDR: ranges the API server allocates ClusterIPs from (one
+ * per family), which the model adds to --service-cidr's. */
+struct zones_service_cidr {
+    char *name;
+    struct zones_cidr *cidrs;
+    size_t n_cidrs;
+    struct zones_where where;
+};
+
 struct zones_diag {
     struct zones_where where;
     char *message; /* what is wrong and what to do, one line, no trailing period needed */
@@ -134,7 +148,12 @@ struct zones_objects {
     size_t n_pods;
     struct zones_namespace *namespaces;
     size_t n_namespaces;
+    struct zones_service_cidr *service_cidrs;
+    size_t n_service_cidrs;
     size_t n_skipped; /* objects of other kinds (ReplicaSet, Deployment, ...) */
+    size_t n_invalid; /* objects left out for an error in them (each error is in diags) */
+    size_t n_unread;  /* documents or files that could not be read at all: bad YAML, a limit,
+                         an I/O error. A source with any keeps its last good objects. */
     size_t n_files;
     char **files;             /* interned file names, for zones_where.file */
     int64_t newest_mtime;     /* of the files read, in Unix seconds; 0 if none */
@@ -154,15 +173,15 @@ void zones_objects_error(struct zones_objects *objs, const struct zones_where *w
 void zones_objects_warn(struct zones_objects *objs, const struct zones_where *where,
                         const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* For sources (zones/manifest.c; later an API watch). add_* appends a zeroed object and
- * returns it; the pointer is valid until the next add of that kind. intern_file returns a
- * copy of name owned by objs, for zones_where.file. A source that finds a document broken
- * drops what it added since a checkpoint; diags are kept. Allocation failure aborts (see
- * zones_xrealloc). */
+/* For sources (zones/decode.c). add_* appends a zeroed object and returns it; the pointer
+ * is valid until the next add of that kind. intern_file returns a copy of name owned by objs,
+ * for zones_where.file. A decoder that finds an object broken drops what it added since a
+ * checkpoint; diags are kept. Allocation failure aborts (see zones_xrealloc). */
 struct zones_service *zones_objects_add_service(struct zones_objects *objs);
 struct zones_slice *zones_objects_add_slice(struct zones_objects *objs);
 struct zones_pod *zones_objects_add_pod(struct zones_objects *objs);
 struct zones_namespace *zones_objects_add_namespace(struct zones_objects *objs);
+struct zones_service_cidr *zones_objects_add_service_cidr(struct zones_objects *objs);
 const char *zones_objects_intern_file(struct zones_objects *objs, const char *name);
 /* Memory for what the objects point to: zeroed, 8-byte aligned, freed with objs and never on
  * its own (a rolled-back or replaced object leaves its bytes until then). 100k Services make
@@ -171,36 +190,17 @@ void *zones_objects_alloc(struct zones_objects *objs, size_t size);
 char *zones_objects_strndup(struct zones_objects *objs, const char *s, size_t len);
 
 struct zones_objects_mark {
-    size_t n_services, n_slices, n_pods, n_namespaces, n_skipped;
+    size_t n_services, n_slices, n_pods, n_namespaces, n_service_cidrs, n_skipped;
 };
 struct zones_objects_mark zones_objects_checkpoint(const struct zones_objects *objs);
 void zones_objects_rollback(struct zones_objects *objs, const struct zones_objects_mark *mark);
 
-/* A service CIDR, as given to --service-cidr. */
-struct zones_cidr {
-    struct zones_ip base;
-    uint8_t prefix;
-};
 /* "10.96.0.0/12" or "fd00::/108"; host bits are cleared, as net.ParseCIDR does. 0 or -1. */
 int zones_cidr_parse(const char *text, struct zones_cidr *out);
 bool zones_cidr_contains(const struct zones_cidr *cidr, const struct zones_ip *ip);
 int zones_ip_parse(const char *text, struct zones_ip *out); /* 0 or -1 */
 /* Formats like inet_ntop; returns out. cap >= 46. */
 char *zones_ip_format(const struct zones_ip *ip, char *out, size_t cap);
-
-/* Checks what needs all objects at once and gives Services without a clusterIP a stable
- * address. A Service defined again in a later file replaces the earlier definition, as a
- * second `kubectl apply` would, with a warning; defined twice in one file, it is an error.
- * Also errors: clusterIPs outside every CIDR, two Services stating the same address. Errors go to
- * objs->diags. An assigned address depends only on the Service's namespace and name and on the
- * addresses other Services state, so the same manifests give the same addresses on every run and
- * every machine: FNV-1a 64 of "namespace/name" picks an offset in the host range of the first IPv4
- * CIDR (else the first IPv6 one), skipping the network address, the first host (the `kubernetes`
- * Service's in real clusters) and the IPv4 broadcast, and probing upward past taken addresses.
- * Services are handled in (namespace, name) order. With no CIDR nothing is assigned and nothing is
- * checked against a range. Call it once, after every source has loaded. */
-void zones_objects_assign_ips(struct zones_objects *objs, const struct zones_cidr *cidrs,
-                              size_t n_cidrs);
 
 /* Objects one by one, for a source that keeps each object as long as it lives (the Kubernetes
  * API), not a whole file's worth together: a copy of obj in one allocation of its own, free it

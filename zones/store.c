@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zones/model.h"
 #include "zones/store_layout.h"
 
 #define DNS_VERSION_TTL 28800
@@ -396,19 +395,6 @@ void zones_store_free(struct zones_store *store)
     zones_table_deinit(&store->pods);
     free(atomic_load(&store->soa));
     free(store);
-}
-
-int zones_store_build(struct zones_store **out, const struct zones_objects *objs,
-                      const struct zones_store_config *cfg)
-{
-    struct zones_model *model = NULL;
-    int rc = zones_model_new(&model, cfg, NULL, NULL, 0);
-    if (rc < 0)
-        return rc;
-    zones_model_set_source(model, 0, objs);
-    zones_model_commit(model, objs->newest_mtime > 0 ? (uint32_t)objs->newest_mtime : 1);
-    *out = zones_model_detach(model);
-    return 0;
 }
 
 void zones_store_summarize(const struct zones_store *store, struct zones_store_summary *out)

@@ -38,12 +38,6 @@ int zones_store_new(struct zones_store **out, const struct zones_store_config *c
 /* Everything, at once: no worker may read the store any more. NULL is a no-op. */
 void zones_store_free(struct zones_store *store);
 
-/* The whole of a zones_objects in a new store, in one step (tests, fuzzers, --dump of one
- * file): a model with one source, committed. objs must have been through
- * zones_objects_assign_ips(); its diags are not looked at. */
-int zones_store_build(struct zones_store **out, const struct zones_objects *objs,
-                      const struct zones_store_config *cfg);
-
 /* Whether the store holds everything its sources define. A source still loading (the
  * Kubernetes API before every kind's first list) marks it incomplete; names under the cluster
  * zone then get SERVFAIL, never an NXDOMAIN a client would cache. A new store is complete.

@@ -410,10 +410,13 @@ static void parse_piece(struct parser *ld, const char *buf, size_t len, unsigned
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
             report_syntax(ld, &parser, buf, len);
+            ld->report->objs->n_unread++;
             break;
         }
         enum step step = on_event(ld, &ev);
         yaml_event_delete(&ev);
+        if (step == STEP_ERROR || ld->report->stop)
+            ld->report->objs->n_unread++; /* a limit, or an alias that goes nowhere */
         if (step == STEP_DOCUMENT_END) {
             const struct zones_dom_node *root = zones_dom_deref(ld->root);
             if (!zones_dom_is_null(root))

@@ -54,6 +54,14 @@ static void dns_metrics(struct daemon *d, struct dns_http_response *res)
            "Search walks answered at their first step (CoreDNS autopath).", autopath);
     metric(res, "svcdns_autopath_nxdomain_total", "counter",
            "Search walks that found nothing and were answered NXDOMAIN.", autopath_nxdomain);
+    if (d->rrl) {
+        struct dns_rrl_stats r;
+        dns_rrl_stats(d->rrl, &r);
+        metric(res, "svcdns_rrl_dropped_total", "counter",
+               "UDP responses not sent: their client prefix was over --rrl.", r.dropped);
+        metric(res, "svcdns_rrl_slipped_total", "counter",
+               "UDP responses over --rrl sent empty with TC instead (--rrl-slip).", r.slipped);
+    }
 }
 
 static void resolver_metrics(struct daemon *d, struct dns_http_response *res)
@@ -90,6 +98,12 @@ static void resolver_metrics(struct daemon *d, struct dns_http_response *res)
         metric(res, "svcdns_cache_hits_total", "counter", "Cache hits.", c.hits);
         metric(res, "svcdns_cache_misses_total", "counter", "Cache misses.", c.misses);
         metric(res, "svcdns_cache_entries", "gauge", "Entries in the cache.", c.entries);
+        metric(res, "svcdns_cache_bytes", "gauge",
+               "Bytes the cached answers hold, malloc's overhead included (--cache-memory).",
+               c.bytes);
+        metric(res, "svcdns_cache_oversized_total", "counter",
+               "Answers over 16 KiB, cached only as the truncated reply a UDP client gets.",
+               c.oversized);
         metric(res, "svcdns_cache_evictions_total", "counter",
                "Entries dropped to make room for others.", c.evictions);
         metric(res, "svcdns_cache_served_stale_total", "counter",
@@ -164,13 +178,22 @@ static void on_metrics(void *ctx, struct dns_http_response *res)
     resolver_metrics(d, res);
     struct zones_store_summary sum;
     zones_store_summarize(d->store, &sum);
-    metric(res, "svcdns_zone_records", "gauge", "Records in the snapshot being served.",
-           sum.records);
-    metric(res, "svcdns_reload_total", "counter", "Successful reloads.",
+    metric(res, "svcdns_zone_records", "gauge", "Records being served.", sum.records);
+    metric(res, "svcdns_reload_total", "counter", "Reloads that found no error.",
            atomic_load(&d->reload.reloads));
     metric(res, "svcdns_reload_failed_total", "counter",
-           "Reloads that kept the last good data because of manifest errors.",
+           "Reloads that found manifest errors (what they could not read kept its last good "
+           "objects; with --strict, all of it did).",
            atomic_load(&d->reload.failures));
+    metric(res, "svcdns_manifest_errors", "gauge",
+           "Errors in the manifests as last read (each printed as FILE:LINE:COL).",
+           atomic_load(&d->reload.errors));
+    metric(res, "svcdns_manifest_errors_total", "counter",
+           "Manifest errors found by every read since start.",
+           atomic_load(&d->reload.errors_total));
+    metric(res, "svcdns_manifest_objects_invalid", "gauge",
+           "Objects left out of what is served because of an error in them.",
+           atomic_load(&d->reload.invalid));
     kubernetes_metrics(d, res);
 }
 
@@ -180,11 +203,16 @@ static void on_health(void *ctx, struct dns_http_response *res)
     dns_http_printf(res, "OK\n");
 }
 
-/* Ready while serving, unless the API server has not been listed yet, or every upstream leads
- * back to us (a forwarding loop). */
+/* Ready while serving, unless shutting down (the lameduck), the API server has not been
+ * listed yet, or every upstream leads back to us (a forwarding loop). */
 static void on_ready(void *ctx, struct dns_http_response *res)
 {
     struct daemon *d = ctx;
+    if (d->stop.in_lameduck) {
+        res->status = 503;
+        dns_http_printf(res, "shutting down: answering queries for the lameduck only\n");
+        return;
+    }
     if (d->kube != NULL) {
         struct zones_kube_stats st;
         zones_kube_stats(d->kube, &st);
@@ -259,9 +287,10 @@ void daemon_metrics_log(const struct daemon *d)
         resolver_cache_stats(d->cache, &c);
         log_info("cache",
                  "hits=%llu misses=%llu inserts=%llu evictions=%llu served_stale=%llu "
-                 "entries=%zu capacity=%zu",
+                 "oversized=%llu entries=%zu capacity=%zu bytes=%zu memory=%zu",
                  (unsigned long long)c.hits, (unsigned long long)c.misses,
                  (unsigned long long)c.inserts, (unsigned long long)c.evictions,
-                 (unsigned long long)c.served_stale, c.entries, c.capacity);
+                 (unsigned long long)c.served_stale, (unsigned long long)c.oversized, c.entries,
+                 c.capacity, c.bytes, c.memory);
     }
 }

@@ -12,6 +12,7 @@
 #include <uv.h>
 #include <yaml.h>
 
+#include "dns/rrl.h"
 #include "dns/server.h"
 
 #ifndef SVCDNS_VERSION
@@ -39,10 +40,18 @@ enum {
     OPT_UPSTREAM_TIMEOUT,
     OPT_MAX_CONCURRENT,
     OPT_CACHE_SIZE,
+    OPT_CACHE_MEMORY,
     OPT_CACHE_MAX_TTL,
     OPT_CACHE_MIN_TTL,
     OPT_SERVE_STALE,
     OPT_RELOAD_INTERVAL,
+    OPT_STRICT,
+    OPT_MANIFEST_CACHE,
+    OPT_LOG_FORMAT,
+    OPT_RRL,
+    OPT_RRL_SLIP,
+    OPT_LAMEDUCK,
+    OPT_USER,
     OPT_KUBECONFIG,
     OPT_KUBERNETES,
 };
@@ -57,6 +66,8 @@ static const struct option long_options[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check", no_argument, NULL, OPT_CHECK},
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"manifest-cache", required_argument, NULL, OPT_MANIFEST_CACHE},
     {"dump", no_argument, NULL, OPT_DUMP},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-queries", no_argument, NULL, OPT_LOG_QUERIES},
@@ -70,10 +81,16 @@ static const struct option long_options[] = {
     {"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
     {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
     {"cache-size", required_argument, NULL, OPT_CACHE_SIZE},
+    {"cache-memory", required_argument, NULL, OPT_CACHE_MEMORY},
     {"cache-max-ttl", required_argument, NULL, OPT_CACHE_MAX_TTL},
     {"cache-min-ttl", required_argument, NULL, OPT_CACHE_MIN_TTL},
     {"serve-stale", required_argument, NULL, OPT_SERVE_STALE},
     {"reload-interval", required_argument, NULL, OPT_RELOAD_INTERVAL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"rrl", required_argument, NULL, OPT_RRL},
+    {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},
+    {"lameduck", required_argument, NULL, OPT_LAMEDUCK},
+    {"user", required_argument, NULL, OPT_USER},
     {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
     {"kubernetes", no_argument, NULL, OPT_KUBERNETES},
     {"help", no_argument, NULL, 'h'},
@@ -81,7 +98,7 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static void usage(FILE *out)
+static void usage_serving(FILE *out)
 {
     fputs("Usage: svcdns [options]\n"
           "Cluster DNS for Kubernetes Services, served from manifest files or from a\n"
@@ -91,14 +108,22 @@ static void usage(FILE *out)
           "  -m, --manifests PATH       file or directory (recursive: *.yaml *.yml *.json);\n"
           "                             repeatable; '-' reads stdin\n"
           "      --cluster-domain NAME  cluster domain (default \"local\": <svc>.<ns>.svc.local)\n"
-          "      --service-cidr CIDR    addresses for Services without spec.clusterIP\n"
-          "                             (default 10.96.0.0/12); repeatable, one IPv4 and one IPv6\n"
+          "      --service-cidr CIDR    where Services without spec.clusterIP get an address\n"
+          "                             (default 10.96.0.0/12); repeatable, any family;\n"
+          "                             ServiceCIDR objects add ranges. Stated addresses are\n"
+          "                             served as they are, inside a range or not\n"
           "      --ttl SECONDS          TTL of cluster records (default 5)\n"
           "      --pods MODE            pod records: disabled | insecure | verified\n"
           "                             (default insecure)\n"
           "      --reload-interval DURATION\n"
           "                             also look for changed manifests this often, for file\n"
           "                             systems without change events (default 30s; 0: off)\n"
+          "      --manifest-cache DIR   keep each manifest file's objects here, so that a\n"
+          "                             restart reads unchanged files without parsing them\n"
+          "                             (default off)\n"
+          "      --strict               refuse to start, and to apply a reload, when any\n"
+          "                             manifest has an error (default: leave the object\n"
+          "                             out, report it and serve the rest)\n"
           "      --kubernetes           follow the API server of the cluster svcdns runs in\n"
           "                             (service account token and CA, KUBERNETES_SERVICE_HOST)\n"
           "      --kubeconfig FILE      follow the API server of FILE's current context\n"
@@ -110,8 +135,19 @@ static void usage(FILE *out)
           "                             IPv6 as [::1]:53)\n"
           "      --workers N            event loops (default: the number of CPUs, or the\n"
           "                             cgroup CPU limit when lower)\n"
-          "\n"
-          "Search path:\n"
+          "      --rrl RATE             response rate limiting: at most RATE UDP responses a\n"
+          "                             second to each client /24 (IPv4) or /56 (IPv6), the\n"
+          "                             rest dropped or slipped; TCP is never limited\n"
+          "                             (default 0: off)\n"
+          "      --rrl-slip N           every Nth limited response is sent empty with TC, so\n"
+          "                             real clients retry over TCP (default 2; 0: drop all)\n"
+          "\n",
+          out);
+}
+
+static void usage_resolving(FILE *out)
+{
+    fputs("Search path:\n"
           "      --namespace NAME       namespace of clients that are no loaded Pod's address,\n"
           "                             for short names (default \"default\")\n"
           "      --no-search-expand     answer short names (echo, echo.ns) as they are, without\n"
@@ -130,33 +166,62 @@ static void usage(FILE *out)
           "                             SERVFAIL after at most 2000 ms)\n"
           "      --max-concurrent N     upstream queries in flight; more get REFUSED\n"
           "                             (default 1000)\n"
-          "      --cache-size N         cached answers (default 10000; 0: no cache)\n"
+          "      --cache-size N         cached answers at most (default 10000; 0: no cache)\n"
+          "      --cache-memory SIZE    bytes they may hold together (default 16M; 64K to 64G,\n"
+          "                             e.g. 512K, 64M, 1G; 0: no cache); whichever bound is\n"
+          "                             reached first evicts. An answer over 16 KiB is kept\n"
+          "                             only as the truncated reply a UDP client gets\n"
           "      --cache-max-ttl S      cap on cached TTLs (default 3600)\n"
           "      --cache-min-ttl S      floor on cached TTLs (default 0)\n"
           "      --serve-stale DURATION answer from expired entries this old (1h, 30m, 3600s)\n"
           "                             when every upstream fails (default off; RFC 8767)\n"
-          "\n"
-          "Operation:\n"
+          "\n",
+          out);
+}
+
+static void usage_operation(FILE *out)
+{
+    fputs("Operation:\n"
           "      --http ADDR:PORT       serve /health, /ready and Prometheus /metrics over HTTP\n"
           "                             (default off; e.g. 127.0.0.1:9153)\n"
+          "      --lameduck DURATION    on SIGTERM, say 503 on /ready at once but keep\n"
+          "                             answering queries this long, then exit 0 (default 5s,\n"
+          "                             as kubeadm's CoreDNS; 0: exit at once). A second\n"
+          "                             SIGTERM, or SIGINT, exits at once\n"
+          "      --user NAME            when started as root: after binding the sockets,\n"
+          "                             become NAME (its uid, gid and groups), keeping no\n"
+          "                             capabilities; as another user, only NAME itself\n"
           "      --config FILE          YAML file with the long option names as keys;\n"
           "                             flags win over it\n"
           "      --check                load and validate config and manifests (and list the\n"
-          "                             API once), print a summary, exit 0 (valid) or 1\n"
+          "                             API server once), print every error and a summary,\n"
+          "                             exit 0 (no error) or 1\n"
           "      --dump                 print the loaded records as a zone file and exit\n"
           "      --log-level LEVEL      error | warn | info | debug (default info)\n"
+          "      --log-format FORMAT    text (time level=... module=... key=value) | json (one\n"
+          "                             object per line); names and client text are escaped\n"
+          "                             either way (default text)\n"
           "      --log-queries          log every query (CoreDNS log plugin style)\n"
           "  -h, --help                 this text\n"
           "  -V, --version              version and library versions\n"
           "\n"
-          "Manifest directories are watched: a change reloads them, and so does SIGHUP. A\n"
-          "broken manifest is reported and the last good data keeps serving. The API server\n"
-          "is listed and watched; until every kind is listed, cluster names get SERVFAIL.\n"
+          "Manifest directories are watched: a change rereads the files that changed, and so\n"
+          "does SIGHUP. An object with an error is reported as FILE:LINE:COL and left out; a\n"
+          "file that does not parse keeps its last good objects; the rest is served.\n"
+          "The API server is listed and watched; until every kind is listed, cluster names\n"
+          "get SERVFAIL.\n"
           "\n"
           "Example:\n"
           "  svcdns --manifests examples/ --listen 127.0.0.1:5353\n"
           "  dig @127.0.0.1 -p 5353 echo.default.svc.local\n",
           out);
+}
+
+static void usage(FILE *out)
+{
+    usage_serving(out);
+    usage_resolving(out);
+    usage_operation(out);
 }
 
 int daemon_fail(const char *fmt, ...)
@@ -202,6 +267,9 @@ static int apply_switch(struct daemon_options *o, int opt, const char *name, con
     case OPT_DUMP:
         o->dump = on;
         break;
+    case OPT_STRICT:
+        o->strict = on;
+        break;
     case OPT_LOG_QUERIES:
         o->log_queries = on;
         break;
@@ -244,6 +312,19 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
     case OPT_LOG_LEVEL:
         o->log_level = value;
         return 0;
+    case OPT_LOG_FORMAT:
+        o->log_format = value;
+        return 0;
+    case OPT_RRL:
+        return parse_ulong(name, value, DNS_RRL_RATE_MAX, &o->rrl);
+    case OPT_RRL_SLIP:
+        return parse_ulong(name, value, 100, &o->rrl_slip);
+    case OPT_LAMEDUCK:
+        o->lameduck = value;
+        return 0;
+    case OPT_USER:
+        o->user = value;
+        return 0;
     case OPT_NAMESPACE:
         o->namespace_name = value;
         return 0;
@@ -264,6 +345,9 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return parse_ulong(name, value, 1000000, &o->max_concurrent);
     case OPT_CACHE_SIZE:
         return parse_ulong(name, value, 10000000, &o->cache_size);
+    case OPT_CACHE_MEMORY:
+        o->cache_memory = value;
+        return 0;
     case OPT_CACHE_MAX_TTL:
         return parse_ulong(name, value, 604800, &o->cache_max_ttl);
     case OPT_CACHE_MIN_TTL:
@@ -274,11 +358,15 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
     case OPT_RELOAD_INTERVAL:
         o->reload_interval = value;
         return 0;
+    case OPT_MANIFEST_CACHE:
+        o->manifest_cache = value;
+        return 0;
     case OPT_KUBECONFIG:
         o->kubeconfig = value;
         return 0;
     case OPT_CHECK:
     case OPT_DUMP:
+    case OPT_STRICT:
     case OPT_LOG_QUERIES:
     case OPT_NO_SEARCH_EXPAND:
     case OPT_NO_AUTOPATH:

@@ -26,8 +26,11 @@ struct daemon_options {
     unsigned long workers; /* 0: daemon_options_default_workers() */
     const char *config;
     const char *log_level;
+    const char *log_format; /* text | json */
     bool check;
     bool dump;
+    bool strict;                /* any manifest error refuses a start or a reload */
+    const char *manifest_cache; /* --manifest-cache: a directory, or NULL */
     bool log_queries;
     const char *namespace_name;
     bool no_search_expand;
@@ -40,10 +43,15 @@ struct daemon_options {
     unsigned long upstream_timeout_ms;
     unsigned long max_concurrent;
     unsigned long cache_size;
+    const char *cache_memory; /* --cache-memory SIZE; default 16M */
     unsigned long cache_max_ttl;
     unsigned long cache_min_ttl;
     const char *serve_stale;
     const char *reload_interval; /* --reload-interval DURATION; default 30s */
+    unsigned long rrl;           /* --rrl RATE: UDP responses a second per prefix; 0 off */
+    unsigned long rrl_slip;      /* --rrl-slip N; default 2 */
+    const char *lameduck;        /* --lameduck DURATION; default 5s */
+    const char *user;            /* --user NAME: become it after binding, when root */
     const char *kubeconfig;      /* --kubeconfig FILE: follow that cluster's API */
     bool kubernetes;             /* --kubernetes: follow the API with in-cluster credentials */
     bool set[256];               /* options given on the command line */

@@ -1,138 +1,199 @@
 /* dns/daemon/reload.c - keeps the served data current: manifests in, the store changed.
  *
  * The manifests are read at start on the calling thread and on every trigger afterwards on
- * libuv's thread pool, so /health, /metrics and queries are answered meanwhile; the model
- * (zones/model.h) then applies what they say to the store on the control loop, one Service at
- * a time, and retires what it replaces to the epoch (dns/epoch.h). A read that finds errors
- * changes nothing: the last good data keeps serving. Triggers: a
- * change in a watched directory (inotify, 200 ms debounce), SIGHUP, and every
- * --reload-interval a stat signature of every manifest compared with the last build's (for
+ * libuv's thread pool, so /health, /metrics and queries are answered meanwhile. A read lists
+ * the files and parses only those that changed (zones/files.h), on every CPU; the model
+ * (zones/model.h) then applies them to the store one Service at a time, under the model's
+ * writer lock, and retires what it replaces to the epoch (dns/epoch.h).
+ *
+ * Availability first: an object with an error is left out, a file that does not parse keeps
+ * its last good objects, and everything else is served; each error is printed as
+ * FILE:LINE:COL and counted. With --strict a start with any error fails, and a reload with
+ * any error changes nothing. Triggers: a change in a watched directory (inotify, 200 ms
+ * debounce), SIGHUP, and every --reload-interval a listing of the manifests (for
  * subdirectories and network file systems, which send no events). */
+#include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <uv.h>
 
 #include "dns/daemon/daemon.h"
 #include "dns/log.h"
 #include "dns/notify.h"
-#include "zones/manifest.h"
 
-/* FILE:LINE:COL: error: message, as compilers print them, so editors jump to the place. */
-static void print_diags(const struct zones_diag *diags, size_t n, const char *severity)
+/* FILE:LINE:COL: error: message, as compilers print them, so editors jump to the place; with
+ * --log-format json, one log line each, so that stderr stays JSON throughout. */
+static void print_diag(const struct zones_diag *diag, const char *severity)
 {
-    for (size_t i = 0; i < n; i++) {
-        const struct zones_diag *diag = &diags[i];
-        if (diag->where.line)
-            fprintf(stderr, "%s:%u:%u: %s: %s\n", diag->where.file, diag->where.line,
-                    diag->where.col, severity, diag->message);
-        else
-            fprintf(stderr, "%s: %s: %s\n", diag->where.file ? diag->where.file : "svcdns",
-                    severity, diag->message);
+    const char *file = diag->where.file ? diag->where.file : "svcdns";
+    if (log_current_format() == LOG_FORMAT_JSON) {
+        char qfile[1024];
+        char qmessage[2048];
+        log_write(strcmp(severity, "error") == 0 ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "manifest",
+                  "file=\"%s\" line=%u col=%u severity=%s message=\"%s\"",
+                  log_quote(file, qfile, sizeof(qfile)), diag->where.line, diag->where.col,
+                  severity, log_quote(diag->message, qmessage, sizeof(qmessage)));
+    } else if (diag->where.line) {
+        fprintf(stderr, "%s:%u:%u: %s: %s\n", file, diag->where.line, diag->where.col, severity,
+                diag->message);
+    } else {
+        fprintf(stderr, "%s: %s: %s\n", file, severity, diag->message);
     }
 }
 
-/* What the loader read, kept for the summary once the objects are gone. */
-struct load_counts {
-    size_t files, services, slices, pods, namespaces, skipped;
-};
+/* Warnings, then errors. */
+static void print_diags(const struct zones_objects *objs)
+{
+    for (size_t i = 0; i < objs->n_warnings; i++)
+        print_diag(&objs->warnings[i], "warning");
+    for (size_t i = 0; i < objs->n_diags; i++)
+        print_diag(&objs->diags[i], "error");
+}
 
-static void print_summary(FILE *out, const struct load_counts *n, const struct zones_store *store,
-                          const char *domain)
+static void print_summary(FILE *out, const struct zones_files_totals *t,
+                          const struct zones_store *store, const char *domain, size_t errors)
 {
     struct zones_store_summary sum;
     zones_store_summarize(store, &sum);
     fprintf(out,
-            "manifests ok: %zu files; %zu services (%zu ClusterIP, %zu headless, %zu "
+            "manifests %s: %zu files; %zu services (%zu ClusterIP, %zu headless, %zu "
             "ExternalName), %zu endpoint slices, %zu endpoints, %zu pods, %zu namespaces; "
             "%zu objects of other kinds skipped; %zu records under %s\n",
-            n->files, n->services, sum.cluster_ip, sum.headless, sum.external_name, n->slices,
-            sum.endpoints, n->pods, n->namespaces, n->skipped, sum.records, domain);
-}
-
-static uint64_t manifests_signature(const struct daemon_options *o)
-{
-    uint64_t signature = ZONES_MANIFEST_SIGNATURE_SEED;
-    for (size_t i = 0; i < o->manifests.n; i++)
-        signature = zones_manifest_signature(signature, o->manifests.items[i]);
-    return signature;
-}
-
-/* Reads every manifest into a new objects set, checked whole (addresses, duplicates). Returns
- * 0 with *out set, or the number of errors (they are printed; nothing is kept). */
-static int read_manifests(struct daemon *d, struct zones_objects **out)
-{
-    struct zones_objects *objs = zones_xcalloc(1, sizeof(*objs));
-    zones_objects_init(objs);
-    /* Taken before reading, so a change while reading shows at the next poll. */
-    d->reload.signature = manifests_signature(&d->opt);
-    for (size_t i = 0; i < d->opt.manifests.n; i++)
-        zones_manifest_load_path(objs, d->opt.manifests.items[i]);
-    zones_objects_assign_ips(objs, d->cidrs, d->n_cidrs);
-    print_diags(objs->warnings, objs->n_warnings, "warning");
-    print_diags(objs->diags, objs->n_diags, "error");
-    int errors = (int)objs->n_diags;
-    if (errors > 0) {
-        zones_objects_free(objs);
-        free(objs);
-        return errors;
-    }
-    *out = objs;
-    return 0;
-}
-
-static void free_objects(struct zones_objects *objs)
-{
-    if (objs != NULL) {
-        zones_objects_free(objs);
-        free(objs);
-    }
+            errors ? "loaded with errors" : "ok", t->files,
+            sum.cluster_ip + sum.headless + sum.external_name, sum.cluster_ip, sum.headless,
+            sum.external_name, t->slices, sum.endpoints, t->pods, t->namespaces, t->skipped,
+            sum.records, domain);
+    if (errors)
+        fprintf(out,
+                "%zu error%s (above): %zu object%s with errors left out, everything else "
+                "served; fix them, or use --strict to refuse to start with any\n",
+                errors, errors == 1 ? "" : "s", t->invalid, t->invalid == 1 ? "" : "s");
 }
 
 /* The SOA serial: the newest manifest's modification time, so the same files give the same
  * zone; and (last, after a reload) never going back, even when the newest file was deleted
  * or had its time set back, since secondaries and caches compare serials. */
-static uint32_t next_serial(const struct zones_objects *objs, uint32_t last)
+static uint32_t next_serial(int64_t newest_mtime, uint32_t last)
 {
-    uint32_t serial = objs->newest_mtime > 0 ? (uint32_t)objs->newest_mtime : 1;
+    uint32_t serial = newest_mtime > 0 ? (uint32_t)newest_mtime : 1;
     return last != 0 && serial <= last ? last + 1 : serial;
 }
 
-/* Makes objs the served objects: into the model, committed, the old ones freed. */
-static void serve_objects(struct daemon *d, struct zones_objects *objs, uint32_t last_serial)
+/* Applies what was read and commits, under the model's writer lock. Returns the errors the
+ * model found (a Service defined twice in one file, no address left); they are printed. */
+static size_t apply(struct daemon *d, struct zones_files_read *read)
 {
-    uv_mutex_lock(&d->model_lock); /* the Kubernetes API source writes the model too */
-    zones_model_set_source(d->model, 0, objs);
-    zones_model_commit(d->model, next_serial(objs, last_serial));
-    uv_mutex_unlock(&d->model_lock);
-    free_objects(d->objs);
-    d->objs = objs;
+    pthread_mutex_lock(&d->model_lock);
+    zones_files_apply(d->files, read, d->model);
+    struct zones_files_totals t;
+    zones_files_totals(d->files, &t);
+    struct zones_store_summary before;
+    zones_store_summarize(d->store, &before);
+    zones_model_commit(d->model, next_serial(t.newest_mtime, before.serial));
+    zones_files_release(d->files);
+    struct zones_objects *diags = zones_model_diags(d->model);
+    print_diags(diags);
+    size_t errors = diags->n_diags;
+    zones_objects_free(diags); /* printed: start afresh */
+    pthread_mutex_unlock(&d->model_lock);
+    return errors;
+}
+
+/* Counts what a read found, for /metrics. */
+static void account(struct daemon *d, size_t new_errors, size_t model_errors)
+{
+    struct zones_files_totals t;
+    zones_files_totals(d->files, &t);
+    atomic_fetch_add(&d->reload.errors_total, new_errors + model_errors);
+    atomic_store(&d->reload.errors, t.errors + model_errors);
+    atomic_store(&d->reload.invalid, t.invalid);
+}
+
+/* This binary, for --manifest-cache: its version and what stat says of the executable, so
+ * that any rebuild (which may read manifests differently) misses the entries of the last. */
+static const char *build_identity(char *out, size_t cap)
+{
+    struct stat st;
+    uint64_t h = ZONES_FNV_OFFSET_BASIS;
+    if (stat("/proc/self/exe", &st) == 0) {
+        int64_t facts[] = {(int64_t)st.st_ino, (int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec,
+                           (int64_t)st.st_mtim.tv_nsec};
+        h = zones_fnv1a(h, facts, sizeof(facts));
+    }
+    snprintf(out, cap, "svcdns %s %016llx", SVCDNS_VERSION, (unsigned long long)h);
+    return out;
+}
+
+/* --manifest-cache's directory, made when missing; NULL (with a warning) when it cannot be
+ * used: a start without the cache is only slower. */
+static const char *manifest_cache(const struct daemon_options *o)
+{
+    const char *dir = o->manifest_cache;
+    if (dir == NULL)
+        return NULL;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        log_warn("manifests", "manifest_cache=%s error=\"%s\" action=\"parsing every file\"", dir,
+                 strerror(errno));
+        return NULL;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        log_warn("manifests",
+                 "manifest_cache=%s error=\"%s\" action=\"parsing every file\" "
+                 "hint=\"give svcdns a directory it can write\"",
+                 dir, strerror(errno));
+        return NULL;
+    }
+    return dir;
 }
 
 int daemon_reload_load(struct daemon *d, FILE *summary)
 {
-    struct zones_objects *objs = NULL;
-    int errors = read_manifests(d, &objs);
-    if (errors != 0)
-        return errors;
+    char build[96];
+    zones_files_new(&d->files, (const char *const *)d->opt.manifests.items, d->opt.manifests.n,
+                    manifest_cache(&d->opt), build_identity(build, sizeof(build)));
+    struct zones_files_read read;
+    uint64_t start = uv_hrtime();
+    zones_files_read(d->files, uv_available_parallelism(), &read);
+    print_diags(&read.diags);
+    size_t read_errors = read.errors;
+    size_t listed = read.listed;
+    size_t cached = read.cached;
+    double read_ms = (double)(uv_hrtime() - start) / 1e6;
+    if (d->opt.strict && read_errors > 0) {
+        zones_files_drop(d->files, &read);
+        return (int)read_errors;
+    }
     if (zones_model_new(&d->model, &d->store_cfg, NULL, d->cidrs, d->n_cidrs) < 0) {
-        free_objects(objs);
-        return daemon_fail("--cluster-domain: \"%s\" is not a domain name",
-                           d->store_cfg.cluster_domain);
+        zones_files_drop(d->files, &read);
+        daemon_fail("--cluster-domain: \"%s\" is not a domain name", d->store_cfg.cluster_domain);
+        return -1;
     }
     d->store = zones_model_store(d->model);
-    struct load_counts counts = {objs->n_files, objs->n_services,   objs->n_slices,
-                                 objs->n_pods,  objs->n_namespaces, objs->n_skipped};
-    serve_objects(d, objs, 0);
+    start = uv_hrtime();
+    size_t model_errors = apply(d, &read);
+    account(d, read_errors, model_errors);
+    struct zones_files_totals t;
+    zones_files_totals(d->files, &t);
+    size_t errors = t.errors + model_errors;
+    log_info("manifests", "files=%zu parsed=%zu cached=%zu read_ms=%.1f apply_ms=%.1f", listed,
+             listed - cached, cached, read_ms, (double)(uv_hrtime() - start) / 1e6);
     if (summary)
-        print_summary(summary, &counts, d->store, d->store_cfg.cluster_domain);
+        print_summary(summary, &t, d->store, d->store_cfg.cluster_domain, errors);
+    else if (errors)
+        log_warn("manifests",
+                 "errors=%zu objects_left_out=%zu action=\"serving everything "
+                 "else\" hint=\"fix the FILE:LINE:COL errors above\"",
+                 errors, t.invalid);
     /* The loader's blocks are free in the middle of the heap: hand the pages back. */
     malloc_trim(0);
-    return 0;
+    return (int)errors;
 }
 
 void daemon_reload_notify_ready(struct daemon *d)
@@ -145,22 +206,28 @@ void daemon_reload_notify_ready(struct daemon *d)
     dns_notify(state);
 }
 
-/* On libuv's thread pool, one at a time: the model is this thread's while building is set
- * (the store's workers read on meanwhile; what it replaces goes to the epoch). */
+/* On libuv's thread pool, one at a time: d->files is this thread's while building is set. */
 static void build_in_pool(uv_work_t *work)
 {
     struct daemon *d = work->data;
     struct daemon_reload *r = &d->reload;
     uint64_t start = uv_hrtime();
-    struct zones_objects *objs = NULL;
-    r->build_rc = read_manifests(d, &objs);
+    struct zones_files_read read;
+    zones_files_read(d->files, uv_available_parallelism(), &read);
     r->build_ms = (double)(uv_hrtime() - start) / 1e6;
-    if (r->build_rc != 0)
+    r->unchanged = read.unchanged;
+    r->files_read = read.read;
+    r->build_rc = (int)read.errors;
+    print_diags(&read.diags);
+    if (read.unchanged || (d->opt.strict && read.errors > 0)) {
+        zones_files_drop(d->files, &read);
         return;
+    }
+    size_t read_errors = read.errors;
     start = uv_hrtime();
-    struct zones_store_summary sum;
-    zones_store_summarize(d->store, &sum);
-    serve_objects(d, objs, sum.serial);
+    size_t model_errors = apply(d, &read);
+    account(d, read_errors, model_errors);
+    r->build_rc = (int)(read_errors + model_errors);
     malloc_trim(0);
     r->apply_ms = (double)(uv_hrtime() - start) / 1e6;
 }
@@ -172,18 +239,25 @@ static void on_built(uv_work_t *work, int status)
     struct daemon *d = work->data;
     struct daemon_reload *r = &d->reload;
     r->building = false;
-    if (status < 0 || r->build_rc != 0) {
+    if (status >= 0 && r->unchanged) {
+        if (strcmp(r->trigger, "poll") != 0)
+            log_info("reload", "trigger=%s changed_files=0", r->trigger);
+    } else if (status < 0 || r->build_rc != 0) {
         atomic_fetch_add(&r->failures, 1);
         log_error("reload",
-                  "trigger=%s errors=%d action=\"kept serving the last good data\" "
+                  "trigger=%s errors=%d files_read=%zu action=\"%s\" "
                   "hint=\"fix the FILE:LINE:COL errors above; the next change reloads\"",
-                  r->trigger, status < 0 ? status : r->build_rc);
+                  r->trigger, status < 0 ? status : r->build_rc, r->files_read,
+                  d->opt.strict ? "--strict: kept serving the last good data"
+                                : "served the rest; a file that does not parse keeps its last "
+                                  "good objects");
     } else {
         struct zones_store_summary sum;
         zones_store_summarize(d->store, &sum);
         atomic_fetch_add(&r->reloads, 1);
-        log_info("reload", "trigger=%s serial=%u records=%zu read_ms=%.1f apply_ms=%.1f",
-                 r->trigger, sum.serial, sum.records, r->build_ms, r->apply_ms);
+        log_info("reload",
+                 "trigger=%s serial=%u records=%zu files_read=%zu read_ms=%.1f apply_ms=%.1f",
+                 r->trigger, sum.serial, sum.records, r->files_read, r->build_ms, r->apply_ms);
     }
     daemon_reload_notify_ready(d);
     const char *next = r->next_trigger;
@@ -228,10 +302,11 @@ static void on_debounce(uv_timer_t *timer)
     reload_now(timer->data, "change");
 }
 
+/* The listing runs on the pool with the read: a tree of many files costs the loop nothing. */
 static void on_poll(uv_timer_t *timer)
 {
     struct daemon *d = timer->data;
-    if (!d->reload.building && manifests_signature(&d->opt) != d->reload.signature)
+    if (!d->reload.building)
         reload_now(d, "poll");
 }
 

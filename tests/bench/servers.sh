@@ -73,7 +73,8 @@ start_upstream() {
 start_svcdns() {
     _launch svcdns "$SERVER_CPU" "$SVCDNS_BIN" \
         --manifests "$DATA/manifests" --cluster-domain cluster.local --ttl 30 \
-        --listen "127.0.0.1:${PORT[svcdns]}" --upstream "127.0.0.1:${PORT[upstream]}" --workers 1
+        --listen "127.0.0.1:${PORT[svcdns]}" --upstream "127.0.0.1:${PORT[upstream]}" --workers 1 \
+        --manifest-cache "$RUN/svcdns-cache"
 }
 reload_svcdns() { kill -HUP "$(cat "$RUN/svcdns/pid")"; }
 

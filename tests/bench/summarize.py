@@ -31,6 +31,7 @@ ROWS = [
     ("RSS 10k Services (MiB)", "rss10k", False, MIB, 1),
     ("RSS 100k Services (MiB)", "rss100k", False, MIB, 1),
     ("startup 100k, start to first answer (s)", "startup100k", False, 1, 2),
+    ("restart 100k, svcdns's files in --manifest-cache (s)", "restart100k", False, 1, 2),
     ("full reload 100k, to first new answer (s)", "reload100k", False, 1, 2),
     ("one change at 100k: one file (svcdns) / one record (s)", "reload1_100k", False, 1, 3),
     ("peak RSS during the full reload, VmHWM (MiB)", "hwm_reload", False, MIB, 1),

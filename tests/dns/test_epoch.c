@@ -101,6 +101,30 @@ START_TEST(a_reader_holds_a_retired_object_until_its_loop_turns)
 }
 END_TEST
 
+/* A reload of 100k Services retires a few hundred thousand objects at once: they are freed a
+ * slice per turn of the control loop, so that /health and /metrics, answered on that loop,
+ * are not held up for the whole of it. */
+START_TEST(a_big_retirement_is_freed_a_slice_per_turn)
+{
+    uv_loop_t loop;
+    struct dns_epoch *epoch;
+    atomic_store(&freed, 0);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(dns_epoch_new(&epoch, &loop, 4), 0);
+    for (unsigned i = 0; i < 10000; i++)
+        dns_epoch_retire(epoch, new_object(i), free_object);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    int first = atomic_load(&freed);
+    ck_assert_int_gt(first, 0);
+    ck_assert_int_lt(first, 10000);
+    ck_assert(run_until_freed(&loop, 10000));
+    dns_epoch_close(epoch);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    dns_epoch_free(epoch);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 START_TEST(what_is_still_retired_goes_with_the_epoch)
 {
     uv_loop_t control;
@@ -158,6 +182,18 @@ static void worker_main(void *arg)
     uv_run(&sh->loop, UV_RUN_DEFAULT);
 }
 
+/* The end of a stress test, once its threads are joined: the readers did read, and the epoch
+ * goes with what is left. */
+static void end_stress(struct shared *sh, uv_loop_t *control)
+{
+    ck_assert_uint_gt(atomic_load(&sh->reads), 0);
+    dns_epoch_close(sh->epoch);
+    uv_run(control, UV_RUN_DEFAULT);
+    dns_epoch_free(sh->epoch);
+    free_object(atomic_load(&sh->current));
+    ck_assert_int_eq(uv_loop_close(control), 0);
+}
+
 /* The writer: on a thread of its own, as the model's reloads run on libuv's pool. */
 static void writer_main(void *arg)
 {
@@ -195,13 +231,90 @@ START_TEST(a_reading_worker_never_sees_a_freed_object)
     ck_assert(run_until_freed(&control, 1000));
     atomic_store(&sh.stop, true);
     uv_thread_join(&thread);
-    ck_assert_uint_gt(atomic_load(&sh.reads), 0);
-    dns_epoch_close(sh.epoch);
-    uv_run(&control, UV_RUN_DEFAULT);
-    dns_epoch_free(sh.epoch);
-    free_object(atomic_load(&sh.current));
-    ck_assert_int_eq(uv_loop_close(&control), 0);
+    end_stress(&sh, &control);
     ck_assert_int_eq(uv_loop_close(&sh.loop), 0);
+}
+END_TEST
+
+/* A worker's start (dns/daemon/main.c's chain_new): it registers, then reads the published
+ * object at once, while a reload may be retiring that very object. Whatever it read after
+ * registering must stay until its loop turns. Readers start and stop over and over on threads
+ * of their own while a writer retires as fast as it can; each holds what it read across a
+ * spin of some 100 µs. A read taken before registering fails this under ASan (or sees the
+ * magic number cleared), which is why the start order matters. */
+
+struct starter {
+    struct shared *sh;
+    unsigned index;
+    atomic_bool *stop;
+};
+
+static void hold(const struct object *o)
+{
+    uint64_t until = uv_hrtime() + 100 * 1000;
+    while (uv_hrtime() < until)
+        ck_assert_uint_eq(((const volatile struct object *)o)->magic, MAGIC);
+}
+
+static void starter_main(void *arg)
+{
+    struct starter *st = arg;
+    while (!atomic_load(st->stop)) {
+        uv_loop_t loop;
+        ck_assert_int_eq(uv_loop_init(&loop), 0);
+        ck_assert_int_eq(dns_epoch_reader_start(st->sh->epoch, st->index, &loop), 0);
+        const struct object *o = atomic_load_explicit(&st->sh->current, memory_order_acquire);
+        hold(o);
+        uv_run(&loop, UV_RUN_NOWAIT); /* a quiescent point: o may go from here on */
+        o = atomic_load_explicit(&st->sh->current, memory_order_acquire);
+        hold(o);
+        dns_epoch_reader_stop(st->sh->epoch, st->index);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ck_assert_int_eq(uv_loop_close(&loop), 0);
+        atomic_fetch_add(&st->sh->reads, 1);
+    }
+}
+
+static void busy_writer_main(void *arg)
+{
+    struct shared *sh = arg;
+    for (unsigned v = 1; v <= 20000; v++) {
+        struct object *old = atomic_exchange(&sh->current, new_object(v));
+        dns_epoch_retire(sh->epoch, old, free_object);
+        if (v % 64 == 0)
+            uv_sleep(1);
+    }
+}
+
+START_TEST(a_worker_starting_while_objects_are_retired_keeps_what_it_read)
+{
+    enum { STARTERS = 3 };
+    static struct shared sh;
+    static atomic_bool stop;
+    struct starter st[STARTERS];
+    uv_thread_t threads[STARTERS];
+    uv_thread_t writer;
+    uv_loop_t control;
+    atomic_store(&freed, 0);
+    atomic_store(&stop, false);
+    ck_assert_int_eq(uv_loop_init(&control), 0);
+    ck_assert_int_eq(dns_epoch_new(&sh.epoch, &control, STARTERS), 0);
+    atomic_store(&sh.current, new_object(0));
+    for (unsigned i = 0; i < STARTERS; i++) {
+        st[i] = (struct starter){&sh, i, &stop};
+        ck_assert_int_eq(uv_thread_create(&threads[i], starter_main, &st[i]), 0);
+    }
+    ck_assert_int_eq(uv_thread_create(&writer, busy_writer_main, &sh), 0);
+    for (int i = 0; i < 4000 && atomic_load(&freed) < 20000; i++) {
+        uv_run(&control, UV_RUN_NOWAIT);
+        uv_sleep(1);
+    }
+    uv_thread_join(&writer);
+    atomic_store(&stop, true);
+    for (unsigned i = 0; i < STARTERS; i++)
+        uv_thread_join(&threads[i]);
+    ck_assert(run_until_freed(&control, 20000));
+    end_stress(&sh, &control);
 }
 END_TEST
 
@@ -212,8 +325,10 @@ Suite *epoch_suite(void)
     TCase *tc = tcase_create("epoch");
     tcase_add_test(tc, without_readers_a_retired_object_goes_at_the_next_turn);
     tcase_add_test(tc, a_reader_holds_a_retired_object_until_its_loop_turns);
+    tcase_add_test(tc, a_big_retirement_is_freed_a_slice_per_turn);
     tcase_add_test(tc, what_is_still_retired_goes_with_the_epoch);
     tcase_add_test(tc, a_reading_worker_never_sees_a_freed_object);
+    tcase_add_test(tc, a_worker_starting_while_objects_are_retired_keeps_what_it_read);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -134,19 +134,39 @@ START_TEST(an_error_for_the_target_keeps_the_cnames)
 }
 END_TEST
 
-/* The search path's last step: the reply to the client's own question is made first and sent
- * instead of anything but NOERROR. */
+/* Fallbacks for the tests: the client's own question answered with an authoritative
+ * NXDOMAIN, or with a CNAME to "x.default.svc.local." and its records. */
+static bool fallback_nxdomain(void *self, struct dns_request *req)
+{
+    ck_assert_ptr_eq(self, req);
+    answer(req, DNS_RCODE_NXDOMAIN);
+    return true;
+}
+
+static bool fallback_follows(void *self, struct dns_request *req)
+{
+    (void)self;
+    follow(req, "x.default.svc.local.");
+    answer(req, DNS_RCODE_NOERROR);
+    return true;
+}
+
+static bool fallback_declines(void *self, struct dns_request *req)
+{
+    (void)self;
+    (void)req;
+    return false;
+}
+
+/* The search path's last step: the reply to the client's own question is made at the end, and
+ * sent instead of anything but NOERROR. */
 START_TEST(the_fallback_replaces_a_negative_answer_and_is_counted)
 {
     struct fixture *f = new_request("x.default.svc.local.");
     struct dns_request *req = &f->req;
     struct dns_counter used = {0};
-    struct dns_cursor c;
-    dns_cursor_init(&c, req->alias.fallback, sizeof(req->alias.fallback));
-    dns_wire_reply_begin(&c, &req->q, req->pkt, DNS_FLAG_AA, DNS_RCODE_NXDOMAIN);
-    size_t n = c.pos;
     follow(req, "x.");
-    dns_request_fallback(req, n, &used);
+    dns_request_fallback(req, fallback_nxdomain, req, &used);
     answer(req, DNS_RCODE_SERVFAIL);
     dns_request_end_alias(req);
     assert_reply(req, "x.default.svc.local.\tIN\tA", "");
@@ -162,13 +182,58 @@ START_TEST(the_fallback_is_unused_when_the_target_resolves)
     struct dns_request *req = &f->req;
     struct dns_counter used = {0};
     follow(req, "x.");
-    dns_request_fallback(req, DNS_HEADER_SIZE, &used);
+    dns_request_fallback(req, fallback_nxdomain, req, &used);
     answer(req, DNS_RCODE_NOERROR);
     dns_request_end_alias(req);
     assert_reply(req, "x.default.svc.local.\tIN\tA",
                  "x.\t5\tIN\tA\t10.96.0.10\n"
                  "x.default.svc.local.\t5\tIN\tCNAME\tx.");
     ck_assert_uint_eq(dns_counter_get(&used), 0);
+    free(f);
+}
+END_TEST
+
+/* A name asked upstream first, that svcdns answers only when the upstream does not have it:
+ * the question is never rewritten, the upstream's answer goes out as it is, and a failure
+ * gives way to the fallback, which may follow an alias of its own. */
+START_TEST(a_fallback_without_a_follow_keeps_the_question_until_it_is_needed)
+{
+    struct fixture *f = new_request("X.default.");
+    struct dns_request *req = &f->req;
+    struct dns_counter used = {0};
+    dns_request_fallback(req, fallback_follows, NULL, &used);
+    ck_assert(req->alias.active);
+    ck_assert_int_eq(req->pkt[DNS_HEADER_SIZE + 1], 'X'); /* as the client wrote it */
+    answer(req, DNS_RCODE_NOERROR);
+    size_t len = req->ans_len;
+    dns_request_end_alias(req);
+    ck_assert(!req->alias.active);
+    ck_assert_uint_eq(req->ans_len, len);
+    assert_reply(req, "X.default.\tIN\tA", "X.default.\t5\tIN\tA\t10.96.0.10");
+    ck_assert_uint_eq(dns_counter_get(&used), 0);
+    free(f);
+
+    f = new_request("X.default.");
+    req = &f->req;
+    dns_request_fallback(req, fallback_follows, NULL, &used);
+    answer(req, DNS_RCODE_REFUSED);
+    dns_request_end_alias(req);
+    ck_assert(!req->alias.active);
+    assert_reply(req, "X.default.\tIN\tA",
+                 "X.default.\t5\tIN\tCNAME\tx.default.svc.local.\n"
+                 "x.default.svc.local.\t5\tIN\tA\t10.96.0.10");
+    ck_assert_uint_eq(DNS_RCODE(dns_wire_get_u16(req->ans + 2)), DNS_RCODE_NOERROR);
+    ck_assert_uint_eq(dns_counter_get(&used), 1);
+    free(f);
+
+    /* One that declines leaves the failure as it was. */
+    f = new_request("X.default.");
+    req = &f->req;
+    dns_request_fallback(req, fallback_declines, NULL, &used);
+    answer(req, DNS_RCODE_SERVFAIL);
+    dns_request_end_alias(req);
+    ck_assert_uint_eq(DNS_RCODE(dns_wire_get_u16(req->ans + 2)), DNS_RCODE_SERVFAIL);
+    ck_assert_uint_eq(dns_counter_get(&used), 1);
     free(f);
 }
 END_TEST
@@ -226,6 +291,7 @@ Suite *request_suite(void)
     tcase_add_test(tc, an_error_for_the_target_keeps_the_cnames);
     tcase_add_test(tc, the_fallback_replaces_a_negative_answer_and_is_counted);
     tcase_add_test(tc, the_fallback_is_unused_when_the_target_resolves);
+    tcase_add_test(tc, a_fallback_without_a_follow_keeps_the_question_until_it_is_needed);
     tcase_add_test(tc, a_prefix_that_does_not_fit_leaves_the_request_unchanged);
     tcase_add_test(tc, a_reply_that_does_not_parse_becomes_servfail);
     suite_add_tcase(s, tc);

@@ -29,6 +29,7 @@
 #include "dns/log.h"
 #include "dns/server.h"
 #include "dns/wire.h"
+#include "dns/worker.h" /* DNS_TCP_LARGE_READS */
 #include "tests/support/support.h"
 
 #define RECV_TIMEOUT_MS 2000
@@ -360,6 +361,21 @@ static void tcp_ask_ok(int fd, const char *name, uint16_t id)
     ck_assert_uint_eq(reply_id(buf, n), id);
 }
 
+/* Reads n replies, whose IDs must be first, first + 1, ... in any order. */
+static void expect_ids(int fd, uint16_t first, uint16_t n)
+{
+    uint8_t buf[512];
+    bool seen[64] = {false};
+    ck_assert_uint_le(n, 64);
+    for (uint16_t i = 0; i < n; i++) {
+        long len = read_frame(fd, buf, sizeof(buf));
+        ck_assert_msg(len > 0, "closed after %u answers", i);
+        uint16_t id = (uint16_t)(reply_id(buf, len) - first);
+        ck_assert_msg(id < n && !seen[id], "unexpected or repeated id %u", id + first);
+        seen[id] = true;
+    }
+}
+
 /* UDP. */
 
 START_TEST(udp_query_is_answered)
@@ -526,14 +542,7 @@ START_TEST(tcp_pipelined_queries_are_all_answered)
     for (uint16_t id = 0; id < 50; id++)
         len += frame(buf + len, sizeof(buf) - len, "pipe.test.", id);
     send_all(fd, buf, len); /* one write: the server sees them all at once */
-    bool seen[50] = {false};
-    for (int i = 0; i < 50; i++) {
-        long n = read_frame(fd, buf, sizeof(buf));
-        uint16_t id = reply_id(buf, n);
-        ck_assert_uint_lt(id, 50);
-        ck_assert(!seen[id]);
-        seen[id] = true;
-    }
+    expect_ids(fd, 0, 50);
     close(fd);
     harness_stop(&h);
 }
@@ -574,13 +583,7 @@ START_TEST(tcp_inflight_cap_holds_back_further_queries)
     ck_assert(wait_for(&h.ctx.parked, 2, 1000));
     sleep_ms(50);
     ck_assert_int_eq(atomic_load(&h.ctx.parked), 2); /* the third waits for a free place */
-    bool seen[4] = {false};
-    for (int i = 0; i < 3; i++) {
-        long n = read_frame(fd, buf, sizeof(buf));
-        uint16_t id = reply_id(buf, n);
-        ck_assert(id >= 1 && id <= 3 && !seen[id]);
-        seen[id] = true;
-    }
+    expect_ids(fd, 1, 3);
     close(fd);
     harness_stop(&h);
 }
@@ -590,7 +593,7 @@ START_TEST(tcp_connection_waits_for_slots_then_goes_on)
 {
     struct harness h;
     harness_config(&h);
-    h.cfg.udp_slots = 2; /* the read buffer and one query: every query waits for a slot */
+    h.cfg.udp_slots = 2; /* two queries at a time: the others wait for a slot */
     harness_start(&h);
     int fd = tcp_client(&h);
     uint8_t buf[20 * 64];
@@ -598,13 +601,7 @@ START_TEST(tcp_connection_waits_for_slots_then_goes_on)
     for (uint16_t id = 0; id < 20; id++)
         len += frame(buf + len, sizeof(buf) - len, "slots.test.", id);
     send_all(fd, buf, len);
-    bool seen[20] = {false};
-    for (int i = 0; i < 20; i++) {
-        long n = read_frame(fd, buf, sizeof(buf));
-        uint16_t id = reply_id(buf, n);
-        ck_assert(id < 20 && !seen[id]);
-        seen[id] = true;
-    }
+    expect_ids(fd, 0, 20);
     close(fd);
     harness_stop(&h);
 }
@@ -729,13 +726,7 @@ START_TEST(tcp_messages_straddling_writes_are_not_cut_off)
         if (i < 10)
             sleep_ms(100);
     }
-    bool seen[10] = {false};
-    for (int i = 0; i < 10; i++) {
-        long n = read_frame(fd, buf, sizeof(buf));
-        uint16_t id = reply_id(buf, n);
-        ck_assert(id < 10 && !seen[id]);
-        seen[id] = true;
-    }
+    expect_ids(fd, 0, 10);
     close(fd);
     harness_stop(&h);
 }
@@ -815,6 +806,166 @@ START_TEST(tcp_cap_refuses_a_newcomer_when_every_connection_is_busy)
     close(a);
     close(b);
     close(c);
+    harness_stop(&h);
+}
+END_TEST
+
+/* TCP: what clients that never finish a message can take. */
+
+/* Connects and sends the first byte of a length: a message that never completes. */
+static int trickler(const struct harness *h)
+{
+    int fd = tcp_client(h);
+    send_all(fd, "\x00", 1);
+    return fd;
+}
+
+START_TEST(tcp_clients_trickling_bytes_take_no_slots)
+{
+    struct harness h;
+    harness_config(&h);
+    h.cfg.udp_slots = 8; /* 6 for TCP */
+    harness_start(&h);
+    int flood[40];
+    for (int i = 0; i < 40; i++)
+        flood[i] = trickler(&h);
+    sleep_ms(100); /* every byte read */
+    uint64_t start = now_ms();
+    int fd = tcp_client(&h);
+    tcp_ask_ok(fd, "real.echo.test.", 1);
+    int u = udp_client();
+    uint8_t buf[512];
+    ck_assert_uint_eq(reply_id(buf, udp_ask(&h, u, "real.echo.test.", 2, buf, sizeof(buf))), 2);
+    uint64_t took = now_ms() - start;
+    ck_assert_msg(took < 1000, "answered after %lu ms", (unsigned long)took);
+    close(u);
+    close(fd);
+    for (int i = 0; i < 40; i++)
+        close(flood[i]);
+    harness_stop(&h);
+}
+END_TEST
+
+START_TEST(tcp_cap_evicts_a_client_that_never_completed_a_message_first)
+{
+    struct harness h;
+    harness_config(&h);
+    h.cfg.tcp_max_conns = 2;
+    harness_start(&h);
+    int a = tcp_client(&h);
+    tcp_ask_ok(a, "a.echo.test.", 1); /* established, then idle: the least recently active */
+    int b = trickler(&h);
+    sleep_ms(50);
+    int c = tcp_client(&h);
+    tcp_ask_ok(c, "c.echo.test.", 2);
+    ck_assert_int_ge(wait_closed(b, 1000), 0);
+    tcp_ask_ok(a, "a.echo.test.", 3);
+    close(a);
+    close(b);
+    close(c);
+    harness_stop(&h);
+}
+END_TEST
+
+/* The partial message waits because we stopped reading at the in-flight cap, not because the
+ * client is slow: it must not be closed for it (issue 11, item 13). */
+START_TEST(tcp_partial_message_behind_the_inflight_cap_is_not_timed_out)
+{
+    struct harness h;
+    harness_config(&h);
+    h.cfg.tcp_max_inflight = 2;
+    h.cfg.tcp_read_ms = 300;
+    h.ctx.park_ms = 700;
+    harness_start(&h);
+    int fd = tcp_client(&h);
+    uint8_t buf[512];
+    size_t len = frame(buf, sizeof(buf), "park.test.", 1);
+    len += frame(buf + len, sizeof(buf) - len, "park.test.", 2);
+    size_t third = len;
+    len += frame(buf + len, sizeof(buf) - len, "echo.test.", 3);
+    send_all(fd, buf, third + 5); /* two queries and the start of a third, in one write */
+    ck_assert(wait_for(&h.ctx.parked, 2, 1000));
+    sleep_ms(500); /* past tcp_read_ms, with both still parked */
+    send_all(fd, buf + third + 5, len - third - 5);
+    expect_ids(fd, 1, 3);
+    close(fd);
+    harness_stop(&h);
+}
+END_TEST
+
+/* More clients sending long messages at once than may read them into slots: the others wait,
+ * then go on, and every one is answered. */
+START_TEST(tcp_long_messages_past_the_reading_cap_wait_and_are_answered)
+{
+    enum { CLIENTS = DNS_TCP_LARGE_READS + 8 };
+    static uint8_t msg[3000];
+    struct harness h;
+    harness_config(&h);
+    h.cfg.udp_slots = 256;
+    harness_start(&h);
+    size_t qlen = query(msg + 2, sizeof(msg) - 2, "long.echo.test.", 0);
+    size_t len = sizeof(msg) - 2; /* the query, then zeros: trailing bytes are ignored */
+    memset(msg + 2 + qlen, 0, len - qlen);
+    dns_wire_put_u16(msg, (uint16_t)len);
+    int fds[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = tcp_client(&h);
+        dns_wire_put_u16(msg + 2, (uint16_t)i);
+        send_all(fds[i], msg, 1000); /* the length and part of the message */
+    }
+    sleep_ms(100);
+    for (int i = 0; i < CLIENTS; i++)
+        send_all(fds[i], msg + 1000, sizeof(msg) - 1000);
+    static uint8_t reply[4096];
+    for (int i = 0; i < CLIENTS; i++) {
+        long n = read_frame(fds[i], reply, sizeof(reply));
+        ck_assert_int_eq(n, (long)len);
+        ck_assert_uint_eq(reply_id(reply, n), i);
+        close(fds[i]);
+    }
+    harness_stop(&h);
+}
+END_TEST
+
+/* Short and long messages pipelined, sent in pieces cut anywhere: each is framed right,
+ * whether it fits the connection's own buffer (up to 510 octets), just does not, or is long. */
+START_TEST(tcp_short_and_long_messages_cut_anywhere_are_all_answered)
+{
+    static const size_t sizes[] = {40, 510, 511, 3000, 40, 600, 40, 509, 2000, 512, 40, 4000};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    static uint8_t stream[N * 4002];
+    static uint8_t reply[4096];
+    struct harness h;
+    harness_config(&h);
+    harness_start(&h);
+    size_t len = 0;
+    for (uint16_t id = 0; id < N; id++) {
+        uint8_t *msg = stream + len + 2;
+        size_t qlen = query(msg, sizes[id], "mixed.echo.test.", id);
+        memset(msg + qlen, 0, sizes[id] - qlen); /* trailing octets are ignored */
+        dns_wire_put_u16(stream + len, (uint16_t)sizes[id]);
+        len += 2 + sizes[id];
+    }
+    unsigned seed = 11;
+    int fd = tcp_client(&h);
+    for (size_t sent = 0; sent < len;) {
+        seed = seed * 1103515245U + 12345U;
+        size_t piece = 1 + (seed >> 16) % 700;
+        if (piece > len - sent)
+            piece = len - sent;
+        send_all(fd, stream + sent, piece);
+        sent += piece;
+        sleep_ms(2);
+    }
+    bool seen[N] = {false};
+    for (int i = 0; i < N; i++) {
+        long n = read_frame(fd, reply, sizeof(reply));
+        uint16_t id = reply_id(reply, n);
+        ck_assert(id < N && !seen[id]);
+        ck_assert_int_eq(n, (long)sizes[id]);
+        seen[id] = true;
+    }
+    close(fd);
     harness_stop(&h);
 }
 END_TEST
@@ -1054,6 +1205,11 @@ Suite *server_suite(void)
     tcase_add_test(tcp, tcp_runt_frame_closes);
     tcase_add_test(tcp, tcp_cap_evicts_the_oldest_idle_connection);
     tcase_add_test(tcp, tcp_cap_refuses_a_newcomer_when_every_connection_is_busy);
+    tcase_add_test(tcp, tcp_clients_trickling_bytes_take_no_slots);
+    tcase_add_test(tcp, tcp_cap_evicts_a_client_that_never_completed_a_message_first);
+    tcase_add_test(tcp, tcp_partial_message_behind_the_inflight_cap_is_not_timed_out);
+    tcase_add_test(tcp, tcp_long_messages_past_the_reading_cap_wait_and_are_answered);
+    tcase_add_test(tcp, tcp_short_and_long_messages_cut_anywhere_are_all_answered);
     suite_add_tcase(s, tcp);
 
     TCase *life = tcase_create("lifetime");

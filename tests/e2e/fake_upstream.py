@@ -10,6 +10,11 @@
   spoof         10,000 replies with a wrong ID or a wrong question (answer 6.6.6.6), then the
                 real answer 0.3 s later;  spoofnever: the same without the real answer
   nxdomain      NXDOMAIN + SOA                    nodata        NOERROR, no answer, SOA
+  bigtc         like tc, with 700 A records over TCP (11 KB)
+  hugetc        like tc, with 1,500 A records over TCP (24 KB)
+  inject        a CNAME to echo.default.svc.local plus records for it (A 6.6.6.6, AAAA
+                2001:db8::666): an upstream asserting data for a cluster name
+  injectnx      the same CNAME, with NXDOMAIN: an upstream denying a cluster name
   ttlN[-...]    the normal answer with TTL N (e.g. ttl2-stale.example.test)
   anything else the normal answer: A 192.0.2.1, AAAA 2001:db8::1, MX, TXT; TTL 300
 
@@ -45,7 +50,11 @@ import dns.rrset
 
 SOA_TEXT = "ns.example.test. hostmaster.example.test. 1 7200 1800 86400 60"
 BEHAVIOURS = ("silent", "slow", "delay", "wrongid", "wrongq", "garbage", "short", "servfail",
-              "refused", "tc", "formerr-edns", "spoofnever", "spoof", "nxdomain", "nodata")
+              "refused", "tc", "formerr-edns", "spoofnever", "spoof", "nxdomain", "nodata",
+              "injectnx", "inject", "bigtc", "hugetc")
+BIG_COUNTS = {"bigtc": 700, "hugetc": 1500}
+INJECT_TARGET = "echo.default.svc.local."
+INJECT_A, INJECT_AAAA = "6.6.6.6", "2001:db8::666"
 SPOOF_COUNT = 10000
 
 
@@ -84,6 +93,7 @@ class FakeUpstream:
         self._stop = False
         self._thread = None
         self._wake_r, self._wake_w = socket.socketpair()
+        self._big = {}  # (behaviour, question length, type) -> a reply's wire, to patch
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self):
@@ -252,7 +262,7 @@ class FakeUpstream:
         q = msg.question[0]
         rdtype = q.rdtype
         texts = {
-            dns.rdatatype.A: [f"192.0.2.{i + 1}" for i in range(count)],
+            dns.rdatatype.A: [f"192.0.{2 + i // 250}.{i % 250 + 1}" for i in range(count)],
             dns.rdatatype.AAAA: ["2001:db8::1"],
             dns.rdatatype.MX: ["10 mail.example.test."],
             dns.rdatatype.TXT: ['"fake upstream"'],
@@ -315,6 +325,24 @@ class FakeUpstream:
                                                "SOA", SOA_TEXT))
         self._send(send, r, proto)
 
+    def _injected(self, msg, rcode):
+        r = self._reply(msg, rcode)
+        q = msg.question[0]
+        r.answer.append(dns.rrset.from_text(q.name, 300, "IN", "CNAME", INJECT_TARGET))
+        data = {dns.rdatatype.A: INJECT_A, dns.rdatatype.AAAA: INJECT_AAAA}.get(q.rdtype)
+        if data and rcode == dns.rcode.NOERROR:
+            r.answer.append(dns.rrset.from_text(INJECT_TARGET, 86400, "IN", q.rdtype, data))
+        r.additional.append(dns.rrset.from_text(INJECT_TARGET, 86400, "IN", "A", INJECT_A))
+        if rcode != dns.rcode.NOERROR:
+            r.authority.append(dns.rrset.from_text("local.", 3600, "IN", "SOA", SOA_TEXT))
+        return r
+
+    def _b_inject(self, msg, proto, send, ttl):
+        self._send(send, self._injected(msg, dns.rcode.NOERROR), proto)
+
+    def _b_injectnx(self, msg, proto, send, ttl):
+        self._send(send, self._injected(msg, dns.rcode.NXDOMAIN), proto)
+
     def _b_tc(self, msg, proto, send, ttl):
         if proto == "udp":
             r = self._reply(msg)
@@ -322,6 +350,26 @@ class FakeUpstream:
             self._send(send, r, proto)
         else:
             self._send(send, self._answer(msg, count=50), proto)
+
+    def _big_tc(self, what, msg, proto, send):
+        """TC over UDP; over TCP many A records. Building them takes dnspython a while, so the
+        wire is built once per question length and patched: the records name the question
+        with a pointer, so only the ID and the question differ."""
+        if proto == "udp":
+            self._b_tc(msg, proto, send, 300)
+            return
+        question = msg.question[0].name.to_wire() + struct.pack("!HH", msg.question[0].rdtype, 1)
+        key = (what, len(question), msg.question[0].rdtype)
+        if key not in self._big:
+            self._big[key] = self._answer(msg, count=BIG_COUNTS[what]).to_wire(max_size=65535)
+        wire = self._big[key]
+        send(struct.pack("!H", msg.id) + wire[2:12] + question + wire[12 + len(question):])
+
+    def _b_bigtc(self, msg, proto, send, ttl):
+        self._big_tc("bigtc", msg, proto, send)
+
+    def _b_hugetc(self, msg, proto, send, ttl):
+        self._big_tc("hugetc", msg, proto, send)
 
     def _b_formerr_edns(self, msg, proto, send, ttl):
         if msg.edns >= 0:

@@ -13,6 +13,7 @@ import functools
 import os
 import pathlib
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -111,6 +112,16 @@ def wait_until(predicate, timeout, interval=0.02):
     return predicate()
 
 
+def raise_open_files(n):
+    """Lets this process (and what it starts) open n descriptors: the soft RLIMIT_NOFILE
+    goes up to n, within the hard limit; an AssertionError says so when that is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard == resource.RLIM_INFINITY or hard >= n, \
+        f"this test opens {n} descriptors; the hard open file limit is {hard} (raise it)"
+    if soft != resource.RLIM_INFINITY and soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
 def run(argv, check=True, timeout=30, netns=None):
     """Runs a command (inside netns when given) to its end; with check, exit 0 is required."""
     argv = [str(a) for a in argv]
@@ -139,11 +150,12 @@ class Process:
     whose stdout and stderr go to files in a temp dir of its own. The dir stays until the
     end of the session, so that a failure report can show the stderr."""
 
-    def __init__(self, label, netns=None, wrapper=(), env=None):
+    def __init__(self, label, netns=None, wrapper=(), env=None, nofile=None):
         self.label = label
         self.netns = netns
         self.wrapper = [str(a) for a in wrapper]
         self.env = dict(os.environ, **env) if env else None
+        self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE for the child, or None: inherited
         self.proc = None
         self.returncode = None
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix=f"svcdns-e2e-{label}-"))
@@ -164,10 +176,31 @@ class Process:
 
     def spawn(self):
         """Starts the process without waiting for it to be ready."""
+        limit = None
+        if self.nofile is not None:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=err, cwd=str(HERE), env=self.env)
+                                         stderr=err, cwd=str(HERE), env=self.env,
+                                         preexec_fn=limit)
         return self
+
+    def status(self, field):
+        """A field of /proc/PID/status as an int (VmRSS in kB, say); None once it exited."""
+        try:
+            text = pathlib.Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return None
+        m = re.search(rf"^{field}:\s+(\d+)", text, re.M)
+        return int(m.group(1)) if m else None
+
+    def open_fds(self):
+        """How many descriptors the process has open (None once it exited)."""
+        try:
+            return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        except OSError:
+            return None
 
     def wait_ready(self, ready, timeout, what):
         """Polls ready() until it is true; raises ServerError (and kills the process) when
@@ -255,15 +288,19 @@ class Server(Process):
 
     upstreams: ADDR:PORT strings for --upstream; the default forwards nothing
     (`--upstream none`). netns: a Netns to run in (port 53 there unless given). wrapper:
-    an argv prefix (valgrind). log_queries: --log-queries, read back with query_log()."""
+    an argv prefix (valgrind). log_queries: --log-queries, read back with query_log().
+    nofile: (soft, hard) open file limit for the process. lameduck: --lameduck; "0" unless
+    given, so that stop() does not wait out svcdns's 5 s default on every test (None passes
+    none: the default, or the config file's)."""
 
     def __init__(self, manifests=(), *, cluster_domain="local", poll_zone=None, v6=False,
                  ttl=None, pods=None, service_cidrs=SERVICE_CIDRS, upstreams=("none",),
                  extra_args=(), workers=1, with_listen=True, log_queries=False, port=None,
                  netns=None, wrapper=(), start_timeout=START_TIMEOUT,
-                 stop_timeout=STOP_TIMEOUT, label=None, env=None):
+                 stop_timeout=STOP_TIMEOUT, label=None, env=None, nofile=None, lameduck="0"):
         require_binary()
-        super().__init__(label or "svcdns", netns=netns, wrapper=wrapper, env=env)
+        super().__init__(label or "svcdns", netns=netns, wrapper=wrapper, env=env,
+                         nofile=nofile)
         self.manifests = [str(m) for m in manifests]
         self.cluster_domain = cluster_domain
         self.zone = poll_zone or cluster_domain or "local"
@@ -276,6 +313,7 @@ class Server(Process):
         self.workers = workers
         self.with_listen = with_listen
         self.log_queries = log_queries
+        self.lameduck = lameduck
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.port = port or (53 if netns is not None else free_port(v6=v6))
@@ -309,6 +347,8 @@ class Server(Process):
             a += ["--upstream", u]
         if self.log_queries:
             a.append("--log-queries")
+        if self.lameduck is not None:
+            a += ["--lameduck", self.lameduck]
         return a + self.extra_args
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -399,37 +439,6 @@ def in_cluster_wrapper(sa_dir):
     script = (f"mount -t tmpfs svcdns-test /run && mkdir -p {SERVICEACCOUNT} && "
               f"mount --bind {sa_dir} {SERVICEACCOUNT} && exec \"$@\"")
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
-
-
-# ----------------------------------------------------------------------------------------
-# --http
-
-
-def http_get(port, path, method="GET"):
-    """(status, headers, body text) of a request to svcdns's --http port."""
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=3) as r:
-            return r.status, r.headers, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read().decode()
-
-
-def metrics(port):
-    """/metrics as {sample with its labels: value}; every sample's name has HELP and TYPE."""
-    status, headers, body = http_get(port, "/metrics")
-    assert status == 200
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    values = {}
-    for line in body.splitlines():
-        if line.startswith("#") or not line:
-            continue
-        name, value = line.rsplit(" ", 1)
-        values[name] = float(value)
-    # Every sample has HELP and TYPE lines (promtool's first checks).
-    for name in {re.sub(r"\{.*", "", n) for n in values}:
-        assert f"# TYPE {name} " in body and f"# HELP {name} " in body, name
-    return values
 
 
 # ----------------------------------------------------------------------------------------
@@ -910,3 +919,34 @@ def getent_ahosts(netns, name):
         if i == 0 and len(fields) >= 3:
             canon = fields[2]
     return p.returncode, addrs, canon
+
+
+# ----------------------------------------------------------------------------------------
+# --http
+
+
+def http_get(port, path, method="GET"):
+    """(status, headers, body) of an HTTP request to 127.0.0.1:port (--http)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def metrics(port):
+    """The samples of /metrics by name (with labels), checked for HELP and TYPE lines."""
+    status, headers, body = http_get(port, "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    values = {}
+    for line in body.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        values[name] = float(value)
+    # Every sample has HELP and TYPE lines (promtool's first checks).
+    for name in {re.sub(r"\{.*", "", n) for n in values}:
+        assert f"# TYPE {name} " in body and f"# HELP {name} " in body, name
+    return values

@@ -107,9 +107,23 @@ def test_check_duplicate_service_in_one_file():
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN_FILES) + [DUP_FILE])
-def test_start_with_broken_manifest_fails(name):
+def test_start_with_broken_manifest_reports_it_and_serves_the_rest(name):
+    """Availability first: the error is printed at its position, the broken object is left
+    out, and the server starts (tests/e2e/test_manifest_errors.py has the rest)."""
     path = BROKEN / name
-    srv = e2e.Server([path])
+    with e2e.Server([path]) as srv:
+        assert "module=manifests errors=" in srv.stderr()
+    if name == DUP_FILE:
+        check_dup_error(srv.stderr(), path)
+    else:
+        line, col = BROKEN_FILES[name]
+        assert error_line(srv.stderr(), path, line, col), srv.stderr()
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES) + [DUP_FILE])
+def test_strict_start_with_broken_manifest_fails(name):
+    path = BROKEN / name
+    srv = e2e.Server([path], extra_args=["--strict"])
     try:
         # start() raises when the process exits before it answers, or does not answer
         with pytest.raises(e2e.ServerError):
@@ -282,3 +296,35 @@ def test_listen_address_in_use():
         tcp.close()
     assert rc == 1, f"exit status {rc} (expected 1)\n{srv.stderr()}"
     assert f"127.0.0.1:{port}" in srv.stderr(), srv.stderr()
+
+
+# --- --manifest-cache ---------------------------------------------------------------------------
+
+
+def test_a_restart_reads_unchanged_files_from_the_manifest_cache(tmp_path):
+    """README, Manifests: clean, unchanged files are read back from --manifest-cache; a changed
+    file is parsed again; the answers are the same either way."""
+    d = tmp_path / "m"
+    d.mkdir()
+    for i in range(3):
+        (d / f"f{i}.yaml").write_text(
+            f"apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}}}\n"
+            f"spec: {{clusterIP: 10.96.7.{i + 1}}}\n")
+    cache = tmp_path / "cache"
+    args = ["--manifest-cache", cache]
+    for round, want in ((0, "parsed=3 cached=0"), (1, "parsed=0 cached=3"),
+                        (2, "parsed=1 cached=2")):
+        if round == 2:
+            (d / "f1.yaml").write_text(
+                "apiVersion: v1\nkind: Service\nmetadata: {name: s1}\n"
+                "spec: {clusterIP: 10.96.7.99}\n")
+        with e2e.Server([d], extra_args=args) as srv:
+            assert want in srv.stderr(), srv.stderr()
+            r = srv.query("s1.default.svc.local.")
+            assert e2e.rr_texts(r.answer, "A")[0].split()[-1] == (
+                "10.96.7.99" if round == 2 else "10.96.7.2")
+    # A damaged entry is a miss, never a crash or half a file.
+    for entry in cache.iterdir():
+        entry.write_bytes(entry.read_bytes()[:40])
+    with e2e.Server([d], extra_args=args) as srv:
+        assert "parsed=3 cached=0" in srv.stderr(), srv.stderr()

@@ -8,10 +8,14 @@ upstream fault, or the second upstream's answer; TC retried over TCP; FORMERR to
 without; no spoofed reply accepted; source ports and IDs random; the cache (one upstream query
 per name, TTL countdown, the entry bound, serve-stale); --max-concurrent; the loop check."""
 
+import os
 import re
 import socket
+import struct
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import dns.edns
 import dns.flags
@@ -63,10 +67,10 @@ def ext_manifest(tmp_path_factory):
     return p
 
 
-def forwarder(upstreams, *extra, manifests=(), workers=1, port=None):
+def forwarder(upstreams, *extra, manifests=(), workers=1, port=None, nofile=None, env=None):
     """A svcdns that forwards to these upstreams (ADDR:PORT strings)."""
     return e2e.Server([e2e.CLUSTER_DATA, *manifests], upstreams=upstreams, workers=workers,
-                      extra_args=extra, port=port, label="forward")
+                      extra_args=extra, port=port, label="forward", nofile=nofile, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +216,67 @@ def test_external_name_followed_upstream(via_nsd):
 def test_cluster_names_do_not_reach_upstream(via_nsd):
     resp, _ = query(via_nsd.port, "nosuch.default.svc.local.", "A")
     assert resp.rcode() == dns.rcode.NXDOMAIN and resp.flags & dns.flags.AA, resp
+
+
+# ----------------------------------------------------------------------------------------
+# An upstream cannot speak for the cluster zone
+
+ECHO_A = "10.96.100.10"  # echo.default.svc.local in data/cluster/default.yaml
+INJECT_MANIFEST = """apiVersion: v1
+kind: Service
+metadata:
+  name: evil
+  namespace: default
+spec:
+  type: ExternalName
+  externalName: inject-ext.example.test
+"""
+
+
+@pytest.fixture
+def via_injector(fake, tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text(INJECT_MANIFEST)
+    with forwarder([fake.addr], manifests=[p]) as srv:
+        yield srv
+
+
+def assert_chain_into_echo(resp, first):
+    """first CNAME echo.default.svc.local, then echo's own address: never the upstream's."""
+    assert resp.rcode() == dns.rcode.NOERROR, resp
+    assert e2e.rr_texts(resp.answer + resp.additional, "A") == [ECHO_A], resp
+    owners = [(rr.name.to_text().lower(), dns.rdatatype.to_text(rr.rdtype)) for rr in resp.answer]
+    assert owners[:len(first)] == first, resp
+    assert owners[len(first):] == [("echo.default.svc.local.", "A")], resp
+    assert not resp.flags & dns.flags.AA, resp
+
+
+@pytest.mark.parametrize("fault", ["inject", "injectnx"])
+def test_upstream_records_for_a_cluster_name_are_replaced_by_the_clusters(via_injector, fault):
+    name = f"{fault}-direct.example.test."
+    resp, _ = query(via_injector.port, name)
+    assert_chain_into_echo(resp, [(name, "CNAME")])
+    # And for a type the cluster name does not have: NODATA from the cluster zone, not the
+    # upstream's AAAA.
+    resp, _ = query(via_injector.port, name, "AAAA")
+    assert resp.rcode() == dns.rcode.NOERROR, resp
+    assert not e2e.rr_texts(resp.answer, "AAAA"), resp
+    assert e2e.records(resp.authority, "SOA")[0][0] == "local.", resp
+
+
+def test_an_external_name_whose_target_cnames_back_into_the_cluster(via_injector):
+    resp, _ = query(via_injector.port, "evil.default.svc.local.")
+    assert_chain_into_echo(resp, [("evil.default.svc.local.", "CNAME"),
+                                  ("inject-ext.example.test.", "CNAME")])
+
+
+def test_a_chain_into_the_cluster_is_never_cached_with_the_upstreams_data(via_injector, fake):
+    for tcp in (False, True, False):
+        resp, _ = query(via_injector.port, "inject-cached.example.test.", tcp=tcp)
+        assert_chain_into_echo(resp, [("inject-cached.example.test.", "CNAME")])
+    # Each query was answered from the cluster's data, none from a cache entry of the
+    # upstream's reply.
+    assert len(fake.queries("inject-cached")) == 3
 
 
 # ----------------------------------------------------------------------------------------
@@ -377,6 +442,79 @@ def test_eviction_keeps_the_entry_bound(fake):
         assert entries and max(entries) <= 3, entries
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def metric_value(http_port, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=3) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def test_cache_memory_bounds_what_large_answers_take(fake, tmp_path):
+    # Anyone who controls a domain can make its answers large: 1,500 names of 11 KB each,
+    # truncated over UDP and fetched over TCP, would hold 17 MB if the cache kept them all.
+    # cache-memory (here from the config file) bounds what they take.
+    config = tmp_path / "svcdns.yaml"
+    config.write_text("cache-memory: 1M\n")
+    http_port = e2e.free_port()
+    # In the ASan build, freed memory would wait in ASan's quarantine (256 MB) instead of
+    # being reused, and RSS would measure that; without it, RSS measures svcdns.
+    asan = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"}
+    with forwarder([fake.addr], "--config", config, "--http", f"127.0.0.1:{http_port}",
+                   env=asan) as srv:
+        def ask(name):
+            # Only the header is read: dnspython would take longer to parse 700 records than
+            # svcdns and the fake upstream take to make them.
+            reply = e2e.raw_tcp(srv.port, e2e.build_query(name), timeout=10)
+            assert reply and struct.unpack("!H", reply[6:8])[0] == 700, name
+        for i in range(40):  # warm up: request slots, buffers, the heap's first pages
+            ask(f"bigtc-w{i:04d}.example.test.")
+        before = rss_kib(srv.proc.pid)
+        names = [f"bigtc-{i:04d}.example.test." for i in range(1500)]
+        parallel(lambda chunk: [ask(n) for n in chunk], [names[k::4] for k in range(4)])
+        grown = rss_kib(srv.proc.pid) - before
+        held = metric_value(http_port, "svcdns_cache_bytes")
+        assert 0 < held <= 1 << 20, held
+        assert metric_value(http_port, "svcdns_cache_evictions_total") > 1000
+        assert grown < 6 * 1024, f"RSS grew by {grown} KiB for a 1 MiB cache"
+        # The most recent answers are still there: no upstream query for them.
+        asked = len(fake.queries("bigtc-1499"))
+        ask("bigtc-1499.example.test.")
+        assert len(fake.queries("bigtc-1499")) == asked
+
+
+def test_an_answer_too_large_for_an_entry_is_cached_as_what_udp_gets(fake):
+    http_port = e2e.free_port()
+    with forwarder([fake.addr], "--http", f"127.0.0.1:{http_port}") as srv:
+        for _ in range(3):
+            resp, _ = query(srv.port, "hugetc-1.example.test.")
+            assert resp.flags & dns.flags.TC and not resp.answer, resp
+        # One fetch over TCP for the three: the first one's, then the truncation is cached.
+        assert len(fake.queries("hugetc-1", proto="tcp")) == 1
+        assert metric_value(http_port, "svcdns_cache_oversized_total") == 1
+        assert metric_value(http_port, "svcdns_cache_bytes") < 4096
+        # A TCP client wants the whole answer: it is fetched again, not kept.
+        for _ in range(2):
+            resp, _ = query(srv.port, "hugetc-1.example.test.", tcp=True)
+            assert len(texts(resp, "A")) == 1500, resp
+        assert len(fake.queries("hugetc-1", proto="tcp")) == 3
+
+
+@pytest.mark.parametrize("value", ["10X", "1K", "100G", "-1M", ""])
+def test_bad_cache_memory_is_a_clear_error(value):
+    p = e2e.run_cli(["--manifests", str(e2e.CLUSTER_DATA), "--check", "--cache-memory", value])
+    assert p.returncode == 1, f"exit {p.returncode}\n{p.stderr}"
+    assert "--cache-memory" in p.stderr and "64M" in p.stderr, p.stderr
+
+
 def test_serve_stale_when_upstream_dies():
     up = FakeUpstream().start()
     try:
@@ -476,6 +614,34 @@ def test_loop_through_another_forwarder_is_detected():
         loop.stop()
 
 
+def http_status(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_loop_check_name_sent_by_a_client_turns_nothing_off(fake):
+    # Anyone who sees one upstream query knows the probe name; sending it back to svcdns once
+    # the check is over must not mark the upstream looping (forwarding off, /ready 503).
+    http_port = e2e.free_port()
+    with forwarder([fake.addr], "--http", f"127.0.0.1:{http_port}") as srv:
+        assert e2e.wait_until(lambda: fake.queries(proto="udp") and any(
+            "svcdns-loop-check" in q["name"] for q in fake.queries()), 5), fake.queries()
+        probe = next(q["name"] for q in fake.queries() if "svcdns-loop-check" in q["name"])
+        time.sleep(0.5)  # the fake's answer ended the check
+        for qid in range(1, 7):
+            resp, _ = query(srv.port, probe, "HINFO", qid=qid)
+            assert resp.rcode() == dns.rcode.NXDOMAIN, resp
+        assert "forwarding loop" not in srv.stderr(), srv.stderr()
+        resp, _ = query(srv.port, "after-probe.example.test.")
+        assert texts(resp, "A") == ["192.0.2.1"], resp
+        assert http_status(http_port, "/ready") == 200
+        # Never forwarded: the names under svcdns-loop-check. are svcdns's own.
+        assert len([q for q in fake.queries() if q["name"] == probe]) == 1
+
+
 def test_own_address_as_upstream_is_refused():
     port = e2e.free_port()
     with forwarder([f"127.0.0.1:{port}"], port=port) as srv:
@@ -484,3 +650,62 @@ def test_own_address_as_upstream_is_refused():
             srv.stderr()
         resp, took = query(port, "anything.example.test.", timeout=4)
         assert resp.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED) and took < 0.5, resp
+
+
+# ----------------------------------------------------------------------------------------
+# The open file limit (issue 11, item 2)
+
+
+def log_fields(srv, marker):
+    """The key=value fields of the first log line holding marker."""
+    line = next(l for l in srv.stderr().splitlines() if marker in l)
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+def test_forwarding_survives_idle_tcp_clients_under_a_low_open_file_limit(fake):
+    """ulimit -n 300 and 290 idle TCP clients: every forwarded query used to get SERVFAIL
+    ("too many open files": accept had taken every descriptor, so no upstream socket could
+    be opened). svcdns now caps TCP clients from the limit, keeping descriptors for the
+    upstreams, and logs the figures."""
+    e2e.raise_open_files(1024)
+    with forwarder([f"127.0.0.1:{fake.port}"], workers=2, nofile=(300, 300)) as srv:
+        idle = []
+        try:
+            for _ in range(290):
+                idle.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+            time.sleep(0.3)
+            names = [f"fd{i}.example.test." for i in range(40)]
+            replies = burst(srv.port, names)
+            rcodes = {n: dns.rcode.to_text(replies[n].rcode()) if n in replies else "no reply"
+                      for n in names}
+            assert set(rcodes.values()) == {"NOERROR"}, rcodes
+            for tcp in (False, True):
+                resp, _ = query(srv.port, "tcp-fd.example.test.", tcp=tcp)
+                assert resp.rcode() == dns.rcode.NOERROR, resp
+                assert texts(resp, "A") == ["192.0.2.1"], resp
+            assert srv.open_fds() < 300, f"{srv.open_fds()} descriptors open"
+        finally:
+            for s in idle:
+                s.close()
+        f = log_fields(srv, " reserved=")
+        assert f["open_files"] == "300" and "raised_from" not in f, f
+        assert 8 <= int(f["tcp_clients_per_worker"]) < 150, f
+        assert int(f["upstream_sockets"]) >= 100, f
+        assert "the open file limit allows no more" in srv.stderr()
+
+
+def test_the_soft_open_file_limit_is_raised_to_the_hard_one(fake):
+    with forwarder([f"127.0.0.1:{fake.port}"], nofile=(300, 4096)) as srv:
+        f = log_fields(srv, " reserved=")
+        assert f["open_files"] == "4096" and f["raised_from"] == "300", f
+        assert f["tcp_clients_per_worker"] == "1024", f
+        assert srv.query("www.example.test.", "A").rcode() == dns.rcode.NOERROR
+
+
+def test_an_open_file_limit_too_low_to_serve_is_refused_at_start(fake):
+    srv = forwarder([f"127.0.0.1:{fake.port}"], workers=2, nofile=(40, 40))
+    with pytest.raises(e2e.ServerError):
+        srv.start()
+    assert srv.returncode == 1, srv.returncode
+    err = srv.stderr()
+    assert "open file limit is 40" in err and "needs at least" in err, err

@@ -142,6 +142,33 @@ def test_unknown_edns_option_not_echoed(server):
     assert all(o.otype != 100 for o in rep.msg.options), rep.msg.options
 
 
+def cookie_query(qid=0x5151):
+    """What a client sends to learn a server's cookie (RFC 7873 §5.4): no question, an OPT
+    with a client cookie only; built with dnspython, which sets QDCOUNT=0."""
+    q = dns.message.Message(id=qid)
+    q.flags = dns.flags.RD
+    q.use_edns(0, dns.flags.DO, 1232,
+               options=[dns.edns.GenericOption(dns.edns.COOKIE, bytes(range(1, 9)))])
+    return q
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_cookie_query_without_question_gets_formerr_with_opt(server, tcp):
+    q = cookie_query()
+    wire = q.to_wire()
+    assert struct.unpack("!H", wire[4:6])[0] == 0, "the query must have QDCOUNT=0"
+    raw = server.raw_tcp(wire) if tcp else server.raw_udp(wire)
+    rep = Reply(raw)
+    assert rep.qr and rep.id == q.id, rep
+    assert rep.qdcount == 0 and rep.ancount == 0, rep
+    assert rep.msg is not None, rep
+    assert rep.msg.rcode() == dns.rcode.FORMERR, rep.msg
+    assert rep.msg.edns == 0, f"a reply to an EDNS query carries OPT (RFC 6891)\n{rep.msg}"
+    assert rep.msg.ednsflags & dns.flags.DO, rep.msg
+    # We keep no cookies: none comes back (an echoed client cookie alone would be wrong).
+    assert all(o.otype != dns.edns.COOKIE for o in rep.msg.options), rep.msg.options
+
+
 @pytest.mark.parametrize("do", [True, False])
 def test_do_bit_echoed(server, do):
     r = server.query(ECHO + ".", "A", use_edns=0, want_dnssec=do)

@@ -401,6 +401,34 @@ def test_any_at_service(server, tcp):
     assert not records(r.answer, "AAAA"), r
 
 
+def rrset_types(r):
+    return sorted({dns.rdatatype.to_text(rrset.rdtype) for rrset in r.answer})
+
+
+def test_any_over_udp_gets_one_rrset(server):
+    """RFC 8482: over UDP, ANY gets one RRset (the first of A, AAAA, SRV), so a small forged
+    query cannot draw every record of a name; an alias still answers with its CNAME."""
+    for name, a in ((DUAL, [DUAL_V4]), (HEADLESS, HEADLESS_READY_V4)):
+        r = server.query(name, "ANY")
+        assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA, r
+        assert rrset_types(r) == ["A"], r
+        assert sorted(rd.to_text() for _, _, rd in records(r.answer, "A")) == sorted(a), r
+        assert not r.additional, r
+    r = server.query("local.", "ANY")
+    assert rrset_types(r) == ["NS"], r
+    r = server.query("gihyo.default.svc.local.", "ANY")
+    assert rrset_types(r) == ["CNAME"], r
+
+
+def test_any_over_tcp_gets_every_rrset(server):
+    r = server.query(HEADLESS, "ANY", tcp=True)
+    assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA, r
+    assert rrset_types(r) == ["A", "AAAA", "SRV"], r
+    assert len(records(r.answer, "SRV")) == len(HEADLESS_TARGETS), r
+    assert rrset_types(server.query(DUAL, "ANY", tcp=True)) == ["A", "AAAA", "SRV"]
+    assert rrset_types(server.query("local.", "ANY", tcp=True)) == ["NS", "SOA"]
+
+
 # --- 12. another cluster domain, another TTL -------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """The search path end to end (DESIGN.md section 4; README, Search path: the resolv.conf of
 a pod and what ndots:5 costs).
 
-a) short names as dig and kdig send them (no search list applied), over UDP and TCP;
+a) short names as dig and kdig send them (no search list applied), over UDP and TCP, and
+   which wins when a two-label name is also a public one (a Namespace named like a TLD);
 b) `svcdns --resolv-conf NS`;
 c) glibc's resolver (getent ahosts) in a network namespace of its own, with the resolv.conf a
    pod gets, svcdns on 127.0.0.1:53 and NSD upstream on 127.0.0.1:5300: the number of queries
@@ -299,6 +300,97 @@ def test_no_autopath_answers_a_pods_walk_step_by_step(cluster_with_pod_dir):
     with svcdns(cluster_with_pod_dir, "--no-autopath", label="no-autopath") as srv:
         resp = srv.query("echo.default.default.svc.local")
         assert resp.rcode() == dns.rcode.NXDOMAIN and not resp.answer
+
+
+# --- a'') two-label names and public DNS -------------------------------------------------------
+
+# A Namespace named like a TLD, with Services named like public domains under it: the upstream
+# (the fake one) answers every name, except that a first label naming a fault makes it fail.
+TLD_NAMESPACE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: com}
+"""
+TLD_SERVICES = {"google": "10.96.50.1", "nxdomain": "10.96.50.2", "refused": "10.96.50.3",
+                "servfail": "10.96.50.4", "silent": "10.96.50.5"}
+PUBLIC_A = "192.0.2.1"  # what the fake upstream answers for any other name
+
+
+@pytest.fixture(scope="module")
+def tld_dir(tmp_path_factory):
+    d = write_manifests(tmp_path_factory.mktemp("search-tld"), with_pod=False)
+    (d / "com.yaml").write_text("---\n".join(
+        [TLD_NAMESPACE] + [service(n, "com", ip) for n, ip in TLD_SERVICES.items()]))
+    return d
+
+
+@pytest.fixture(scope="module")
+def tld_upstream():
+    with FakeUpstream() as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def tld_server(tld_dir, tld_upstream):
+    with svcdns(tld_dir, upstreams=[tld_upstream.addr], label="tld") as srv:
+        yield srv
+
+
+def answer_of(resp):
+    return [(r.name.to_text(), dns.rdatatype.to_text(r.rdtype), r[0].to_text())
+            for r in resp.answer]
+
+
+@TRANSPORTS
+def test_a_public_two_label_name_is_the_upstreams_not_a_namespaces(tld_server, tld_upstream,
+                                                                     tcp):
+    # Namespace com, Service google: google.com. asked as it is, from any client, is the
+    # public name.
+    resp = tld_server.query("Google.COM.", tcp=tcp)
+    assert resp.rcode() == dns.rcode.NOERROR
+    assert answer_of(resp) == [("Google.COM.", "A", PUBLIC_A)], resp
+    assert tld_upstream.queries("google.com.")
+    assert_logged(tld_server, "google.com.", tcp, "NOERROR")
+    # NODATA is the upstream's too: the name exists in public DNS.
+    resp = tld_server.query("google.com.", "SRV", tcp=tcp)
+    assert resp.rcode() == dns.rcode.NOERROR and not resp.answer, resp
+    assert resp.authority[0].name.to_text() == "com.", resp
+
+
+@pytest.mark.parametrize("fault", ["nxdomain", "refused", "servfail", "silent"])
+def test_a_two_label_name_the_upstream_does_not_have_is_the_clusters(tld_server, tld_upstream,
+                                                                      fault):
+    # NXDOMAIN, REFUSED, SERVFAIL or no reply at all (after the upstream deadline).
+    resp = tld_server.query(f"{fault}.com.", timeout=5)
+    assert resp.rcode() == dns.rcode.NOERROR, resp
+    assert answer_of(resp) == [(f"{fault}.com.", "CNAME", f"{fault}.com.svc.local."),
+                               (f"{fault}.com.svc.local.", "A", TLD_SERVICES[fault])], resp
+    assert tld_upstream.queries(f"{fault}.com."), "the upstream was asked first"
+
+
+def test_a_single_label_name_is_the_clusters_at_once(tld_server, tld_upstream):
+    resp = tld_server.query("echo")
+    assert answer_of(resp) == [("echo.", "CNAME", "echo.default.svc.local."),
+                               ("echo.default.svc.local.", "A", ECHO_IP)], resp
+    assert not tld_upstream.queries("echo."), "a single label is never asked upstream"
+
+
+def test_without_an_upstream_a_two_label_name_is_the_clusters(tld_dir):
+    with svcdns(tld_dir, label="tld-no-upstream") as srv:
+        resp = srv.query("google.com.")
+        assert answer_of(resp) == [("google.com.", "CNAME", "google.com.svc.local."),
+                                   ("google.com.svc.local.", "A", TLD_SERVICES["google"])], resp
+
+
+def test_an_authoritative_only_upstream_refuses_and_the_cluster_answers(cluster_dir):
+    # NSD serves example.test only: it REFUSES echo.default., which is then the cluster's.
+    with e2e.Nsd() as nsd, svcdns(cluster_dir, upstreams=[nsd.addr], label="nsd") as srv:
+        status, answer = dig("dig", srv, "echo.default")
+        assert status == "NOERROR"
+        assert answer == [("echo.default.", ZONE_TTL, "CNAME", "echo.default.svc.local."),
+                          ("echo.default.svc.local.", ZONE_TTL, "A", ECHO_IP)]
+        status, answer = dig("dig", srv, "www.example.test")
+        assert status == "NOERROR" and [a[3] for a in answer] == [WWW_A]
 
 
 # --- b) --resolv-conf -------------------------------------------------------------------------

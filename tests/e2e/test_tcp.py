@@ -5,11 +5,13 @@ import socket
 import struct
 import time
 
+import dns.exception
 import dns.message
 import dns.rcode
 import pytest
 
 import svcdns_e2e as e2e
+from fake_upstream import FakeUpstream
 from svcdns_e2e import build_query, frame, recv_frame, records
 
 ECHO = "echo.default.svc.local."
@@ -164,3 +166,97 @@ def test_kdig_keepopen_several_queries(server):
     for needle in (ECHO_IP, "fd00:10:96::20", "10.244.2.4", "0 100 80 echo.default.svc.local."):
         assert needle in out, f"{needle} missing from kdig output:\n{out}"
     assert out.count("(TCP)") == len(names), f"not every answer came over TCP:\n{out}"
+
+
+# --- clients that never finish a message (issue 11, items 4 and 9) -----------------------------
+
+
+def open_connections(port, n, first_bytes=b"", nonblocking=False):
+    """n connections that each send first_bytes; with nonblocking, as much of it as the
+    kernel takes at once (the rest is never sent)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5.0)
+            socks.append(s)
+            if nonblocking:
+                s.setblocking(False)
+                try:
+                    s.send(first_bytes)
+                except BlockingIOError:
+                    pass
+            elif first_bytes:
+                s.sendall(first_bytes)
+    except BaseException:
+        close_all(socks)
+        raise
+    return socks
+
+
+def close_all(socks):
+    for s in socks:
+        s.close()
+
+
+def timed_queries(srv, timeout=3.0):
+    """A TCP and a UDP query for ECHO, each from a new socket; the seconds each took to be
+    answered correctly (infinity: no answer within timeout)."""
+    took = []
+    for tcp in (True, False):
+        t0 = time.monotonic()
+        try:
+            r = srv.query(ECHO, "A", tcp=tcp, timeout=timeout)
+        except (OSError, dns.exception.Timeout):
+            took.append(float("inf"))
+            continue
+        took.append(time.monotonic() - t0)
+        check_reply(r.to_wire(), r.id, ECHO, "A", "NOERROR", [ECHO_IP])
+    return took
+
+
+@pytest.mark.parametrize("nofile", [None, (300, 300)], ids=["under-the-cap", "over-the-cap"])
+def test_trickling_clients_do_not_hold_up_real_queries(cluster_manifests, nofile):
+    """600 connections that each send one octet of a length prefix and stop: a real client's
+    TCP and UDP queries are answered at once. Each trickler used to hold a request slot for
+    its 2 s read deadline, and with the TCP share of the slots gone, a real TCP query waited
+    seconds for one (1.7 s in the report). Under an open file limit of 300 the connection cap
+    is lower than the flood, and the tricklers are the ones evicted to make room."""
+    e2e.raise_open_files(1024)
+    with e2e.Server(cluster_manifests, label="trickled", nofile=nofile) as srv:
+        flood = open_connections(srv.port, 600, b"\x00")
+        try:
+            time.sleep(0.2)  # every octet read
+            tcp_s, udp_s = timed_queries(srv)
+            assert tcp_s < 1.0 and udp_s < 1.0, \
+                f"answered after {tcp_s:.2f} s (TCP) and {udp_s:.2f} s (UDP)"
+        finally:
+            close_all(flood)
+
+
+def test_unfinished_long_messages_hold_bounded_memory_and_give_it_back(cluster_manifests):
+    """940 connections each send most of a 65,000-octet message and stop. svcdns reads at most
+    DNS_TCP_LARGE_READS (32) of them at a time, so its memory stays within a few MB, and
+    what it used goes back once they close. Before, every one was read into a slot of its
+    own (61 MB more RSS), and that memory stayed after they closed."""
+    e2e.raise_open_files(2048)
+    big = struct.pack("!H", 65000) + b"\x00" * 64999
+    with FakeUpstream() as up, \
+            e2e.Server(cluster_manifests, upstreams=[f"127.0.0.1:{up.port}"],
+                       label="long-messages") as srv:
+        # Warm up both paths, then the baseline.
+        timed_queries(srv)
+        before = srv.status("VmRSS")
+        flood = open_connections(srv.port, 940, big, nonblocking=True)
+        try:
+            time.sleep(1.0)
+            during = srv.status("VmRSS")
+            assert max(timed_queries(srv)) < 1.0, "not answered at once during the flood"
+        finally:
+            close_all(flood)
+        after = e2e.wait_until(
+            lambda: (lambda rss: rss if rss - before < 4096 else None)(srv.status("VmRSS")), 5.0)
+        last = srv.status("VmRSS")
+    grown_during = (during - before) / 1024
+    grown_after = (last - before) / 1024
+    assert grown_during < 16, f"RSS grew {grown_during:.1f} MiB during the flood"
+    assert after is not None, f"RSS still {grown_after:.1f} MiB above the start after it closed"

@@ -1,5 +1,6 @@
-/* tests/fuzz/fuzz_manifest.c - manifest bytes (YAML or JSON) through the loader and ClusterIP
- * assignment. Must never crash, leak, or run away in time or memory, whatever the bytes.
+/* tests/fuzz/fuzz_manifest.c - manifest bytes (YAML or JSON) through the loader, and what
+ * loads through the model into a store (merging, ClusterIP assignment, views). Must never
+ * crash, leak, or run away in time or memory, whatever the bytes.
  *
  *   CC=clang cmake -B build-fuzz -DFUZZ=ON && cmake --build build-fuzz --target fuzz_manifest
  *   build-fuzz/tests/fuzz_manifest -max_total_time=60 tests/fuzz/corpus/manifest */
@@ -8,6 +9,7 @@
 
 #include "dns/log.h"
 #include "zones/manifest.h"
+#include "zones/model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,7 +27,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct zones_objects objs;
     zones_objects_init(&objs);
     zones_manifest_load_buffer(&objs, "fuzz.yaml", (const char *)data, size);
-    zones_objects_assign_ips(&objs, cidrs, 2);
     /* Every diag has a file and a message, and every kept name is one. */
     for (size_t i = 0; i < objs.n_diags; i++) {
         if (objs.diags[i].where.file == NULL || objs.diags[i].message == NULL)
@@ -35,6 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (objs.services[i].name == NULL || objs.services[i].ns == NULL)
             __builtin_trap();
     }
+    struct zones_store_config cfg;
+    zones_store_config_default(&cfg);
+    struct zones_store *store = NULL;
+    if (zones_model_build(&store, &objs, &cfg, cidrs, 2, NULL) != 0)
+        __builtin_trap();
+    zones_store_free(store);
     zones_objects_free(&objs);
     return 0;
 }

@@ -11,7 +11,8 @@
  * byte 12 on, after a header built from the input's first 12 bytes with our ID and QDCOUNT 1
  * and our question, so the fuzzer spends its time on the records; set: the bytes are the whole
  * reply as is (ID and question must match by luck, which exercises the mismatch paths). Bits
- * 1-2 pick the question type (A, AAAA, MX, ANY), bit 3 the client's EDNS, bit 4 its DO bit. */
+ * 1-2 pick the question type (A, AAAA, MX, ANY), bit 3 the client's EDNS, bit 4 its DO bit,
+ * bit 5 whether svcdns has a zone of its own ("local."), which a chain may lead into. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -60,6 +61,23 @@ static size_t make_query(uint8_t *out, uint16_t qtype, bool edns, bool dnssec_ok
     return c.pos;
 }
 
+/* svcdns's own zone: everything under "local.", answered with an authoritative NXDOMAIN. */
+static bool own_is_authoritative(const void *self, const struct dns_name *name)
+{
+    (void)self;
+    static const struct dns_name local = {7, "\5local"};
+    return dns_name_is_subdomain(name, &local);
+}
+
+static size_t own_answer(const void *self, const struct dns_query *q, const uint8_t *pkt,
+                         uint8_t *out, size_t cap)
+{
+    (void)self;
+    return dns_wire_error_reply(out, cap, q, pkt, DNS_RCODE_NXDOMAIN, DNS_FLAG_AA, -1);
+}
+
+static const struct dns_names own_names = {NULL, NULL, own_answer, own_is_authoritative, NULL};
+
 static void request(struct dns_request *req, uint8_t *pkt, size_t len)
 {
     memset(req, 0, sizeof(*req));
@@ -74,7 +92,9 @@ static void request(struct dns_request *req, uint8_t *pkt, size_t len)
 /* Whatever we emit must be a well-formed reply to the client's question, with its ID. */
 static void require_reply(const struct dns_request *req)
 {
-    struct resolver_scrub_question sq = {&req->q.qname, req->q.qtype, req->q.qclass};
+    struct resolver_scrub_question sq = {&req->q.qname, req->q.qtype, req->q.qclass,
+                                         req->q.has_edns && (req->q.edns_flags & DNS_EDNS_DO),
+                                         NULL};
     struct resolver_scrub_reply info;
     if (req->ans_len > req->ans_cap ||
         resolver_scrub_check(req->ans, req->ans_len, req->q.id, &sq, &info) != RESOLVER_SCRUB_OK)
@@ -115,30 +135,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t ctl = data[0];
     uint16_t qtype = types[(ctl >> 1) & 3];
     bool edns = ctl & 8, dnssec_ok = ctl & 16;
+    const struct dns_names *own = (ctl & 32) ? &own_names : NULL;
     size_t len = build_message(data + 1, size - 1, ctl & 1, qtype);
     if (len == 0)
         return 0;
 
     request(&req, pkt, make_query(pkt, qtype, edns, dnssec_ok));
     struct dns_name lower = req.q.qname;
-    struct resolver_scrub_question sq = {&lower, qtype, DNS_CLASS_IN};
+    struct resolver_scrub_question sq = {&lower, qtype, DNS_CLASS_IN, dnssec_ok, NULL};
     struct resolver_scrub_reply info;
     if (resolver_scrub_check(msg, len, ID, &sq, &info) != RESOLVER_SCRUB_OK)
         return 0;
-    if (resolver_forward_build_reply(&req, msg, len, (info.flags & DNS_FLAG_TC) != 0) < 0)
+    if (resolver_forward_build_reply(&req, msg, len, (info.flags & DNS_FLAG_TC) != 0, own) < 0)
         return 0;
+    if (req.alias.active)
+        dns_request_end_alias(&req); /* a chain into our zone: spliced as the chain's end does */
     require_reply(&req);
 
     struct resolver_cache_config cfg;
     resolver_cache_config_default(&cfg);
     cfg.size = 4;
+    cfg.memory = RESOLVER_CACHE_MIN_MEMORY; /* one shard: large answers are kept truncated */
     cfg.serve_stale_s = 60;
     cfg.now_ms = fake_clock;
     struct resolver_cache *cache = NULL;
     if (resolver_cache_new(&cache, &cfg) != 0)
         __builtin_trap();
     clock_now = 1000;
-    resolver_cache_store(cache, &req, msg, len);
+    request(&req, pkt, make_query(pkt, qtype, edns, dnssec_ok));
+    resolver_cache_store(cache, &req, msg, len, own);
 
     request(&req2, pkt2, make_query(pkt2, qtype, !edns, dnssec_ok && !edns));
     req2.q.id = 0x2222;

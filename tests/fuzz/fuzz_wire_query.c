@@ -14,6 +14,7 @@
 #include "resolver/search.h"
 #include "zones/answer.h"
 #include "zones/manifest.h"
+#include "zones/model.h"
 #include "zones/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -72,10 +73,9 @@ static void init(void)
     zones_manifest_load_buffer(&objs, "fuzz.yaml", manifests, sizeof(manifests) - 1);
     struct zones_cidr cidr;
     zones_cidr_parse("10.96.0.0/12", &cidr);
-    zones_objects_assign_ips(&objs, &cidr, 1);
     struct zones_store_config cfg;
     zones_store_config_default(&cfg);
-    if (objs.n_diags || zones_store_build(&store, &objs, &cfg) < 0)
+    if (objs.n_diags || zones_model_build(&store, &objs, &cfg, &cidr, 1, NULL) < 0)
         abort();
     zones.store = store;
     zones.cfg.chase_outside = true; /* nothing follows: the chase ends in REFUSED, spliced */

@@ -26,17 +26,23 @@ struct creq {
     uint8_t ans[DNS_MAX_MSG];
 };
 
-static struct resolver_cache *cache_with(size_t size, uint32_t serve_stale_s)
+static struct resolver_cache *cache_sized(size_t size, size_t memory, uint32_t serve_stale_s)
 {
     struct resolver_cache_config cfg;
     resolver_cache_config_default(&cfg);
     cfg.size = size;
+    cfg.memory = memory;
     cfg.serve_stale_s = serve_stale_s;
     cfg.now_ms = clock_ms;
     struct resolver_cache *c = NULL;
     ck_assert_int_eq(resolver_cache_new(&c, &cfg), 0);
     fake_now = 1000000;
     return c;
+}
+
+static struct resolver_cache *cache_with(size_t size, uint32_t serve_stale_s)
+{
+    return cache_sized(size, (size_t)16 << 20, serve_stale_s);
 }
 
 /* A parsed client query in a request, as the chain would hand it to the handlers. */
@@ -61,8 +67,8 @@ static void answer_from_upstream(struct resolver_cache *c, struct creq *r, const
                                  size_t len)
 {
     bool tc = (dns_wire_get_u16(msg + 2) & DNS_FLAG_TC) != 0;
-    resolver_cache_store(c, &r->req, msg, len);
-    ck_assert_int_eq(resolver_forward_build_reply(&r->req, msg, len, tc), 0);
+    resolver_cache_store(c, &r->req, msg, len, NULL);
+    ck_assert_int_eq(resolver_forward_build_reply(&r->req, msg, len, tc, NULL), 0);
 }
 
 static void store(struct resolver_cache *c, const char *qname, uint16_t qtype, unsigned rcode,
@@ -177,6 +183,108 @@ START_TEST(cache_caps_ttl_and_treats_high_bit_as_zero)
     p = hit(c, "msb.example.test", LDNS_RR_TYPE_A, 1, 0);
     ck_assert_uint_eq(first_ttl(p, LDNS_SECTION_ANSWER), 10);
     ldns_pkt_free(p);
+    resolver_cache_free(c);
+}
+END_TEST
+
+/* An upstream answer of n A records for name, stored; returns the reply's length. */
+static size_t store_many(struct resolver_cache *c, const char *name, unsigned n)
+{
+    static uint8_t msg[DNS_MAX_MSG];
+    static char lines[2000][80];
+    static const char *an[2001];
+    ck_assert_uint_lt(n, 2000);
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(lines[i], sizeof(lines[i]), "%s. 300 IN A 10.%u.%u.%u", name, i >> 16,
+                 (i >> 8) & 255, i & 255);
+        an[i] = lines[i];
+    }
+    an[n] = NULL;
+    struct creq *r = query(name, LDNS_RR_TYPE_A, 1, 1232, false);
+    size_t len = fake_reply(msg, sizeof(msg), 1, name, LDNS_RR_TYPE_A, 0, an, NULL, NULL, 0, true);
+    resolver_cache_store(c, &r->req, msg, len, NULL);
+    free(r);
+    return len;
+}
+
+/* --cache-memory: the entries' bytes never pass the bound, whatever their number, and each
+ * entry is counted for what it holds, once. */
+START_TEST(cache_memory_bounds_the_bytes_entries_hold)
+{
+    struct resolver_cache *c = cache_sized(1000, RESOLVER_CACHE_MIN_MEMORY, 0);
+    struct resolver_cache_stats st;
+    store_many(c, "first.example.test", 120);
+    /* A hit without OPT is the stored reply; the entry also keeps 120 TTL offsets and its
+     * name, in a malloc chunk rounded to 16 bytes with a 16-byte header. */
+    struct creq *r = query("first.example.test", LDNS_RR_TYPE_A, 1, 0, false);
+    ck_assert_int_eq(resolver_cache_serve(c, &r->req), DNS_DONE);
+    size_t blob = r->req.ans_len + 120 * 2 + r->req.q.qname.len;
+    free(r);
+    resolver_cache_stats(c, &st);
+    ck_assert_uint_eq(st.bytes, (blob + 16 + 15) / 16 * 16);
+    ck_assert_uint_eq(st.memory, RESOLVER_CACHE_MIN_MEMORY);
+    store_many(c, "first.example.test", 120); /* replaced, not counted twice */
+    size_t one = st.bytes;
+    resolver_cache_stats(c, &st);
+    ck_assert_uint_eq(st.bytes, one);
+    ck_assert_uint_eq(st.entries, 1);
+    char name[64];
+    for (unsigned i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "n%u.example.test", i);
+        store_many(c, name, 120);
+        resolver_cache_stats(c, &st);
+        ck_assert_uint_le(st.bytes, RESOLVER_CACHE_MIN_MEMORY);
+    }
+    /* About 2.2 KB each: the bytes, not the 1000 entries, are the bound. */
+    ck_assert_uint_ge(st.entries, RESOLVER_CACHE_MIN_MEMORY / one - 1);
+    ck_assert_uint_le(st.entries, RESOLVER_CACHE_MIN_MEMORY / one);
+    ck_assert_uint_eq(st.evictions, 101 - st.entries);
+    ck_assert_uint_eq(st.bytes, st.entries * one);
+    ldns_pkt *p = hit(c, "n99.example.test", LDNS_RR_TYPE_A, 1, 0);
+    ck_assert_ptr_nonnull(p); /* the newest is always there */
+    ldns_pkt_free(p);
+    ck_assert_ptr_null(hit(c, "n0.example.test", LDNS_RR_TYPE_A, 1, 0));
+    resolver_cache_free(c);
+    /* A bound under 64 KiB is refused. */
+    struct resolver_cache_config cfg;
+    resolver_cache_config_default(&cfg);
+    cfg.memory = RESOLVER_CACHE_MIN_MEMORY - 1;
+    ck_assert_int_eq(resolver_cache_new(&c, &cfg), UV_EINVAL);
+}
+END_TEST
+
+/* An answer longer than an entry may hold (an upstream can make them 64 KiB at will) is kept
+ * as what a UDP client can be sent of it: the header with TC, for the client to ask again
+ * over TCP, where it is a miss and the forwarder fetches it whole. */
+START_TEST(cache_keeps_an_oversized_answer_as_its_truncation)
+{
+    struct resolver_cache *c = cache_with(100, 0);
+    size_t len = store_many(c, "big.example.test", 1200);
+    ck_assert_uint_gt(len, RESOLVER_CACHE_MAX_ANSWER);
+    struct resolver_cache_stats st;
+    resolver_cache_stats(c, &st);
+    ck_assert_uint_eq(st.oversized, 1);
+    ck_assert_uint_eq(st.entries, 1);
+    ck_assert_uint_lt(st.bytes, 256);
+    ldns_pkt *p = hit(c, "BIG.example.test", LDNS_RR_TYPE_A, 0x5151, 1232);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(ldns_pkt_tc(p) && ldns_pkt_qr(p) && ldns_pkt_ra(p));
+    ck_assert_uint_eq(ldns_pkt_id(p), 0x5151);
+    ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+    ck_assert_uint_eq(ldns_pkt_ancount(p) + ldns_pkt_nscount(p), 0);
+    ldns_pkt_free(p);
+    struct creq *r = query("big.example.test", LDNS_RR_TYPE_A, 2, 1232, false);
+    r->req.proto = DNS_PROTO_TCP;
+    ck_assert_int_eq(resolver_cache_serve(c, &r->req), DNS_NEXT);
+    free(r);
+    /* An answer just under the limit is kept whole. */
+    len = store_many(c, "large.example.test", 900);
+    ck_assert_uint_le(len, RESOLVER_CACHE_MAX_ANSWER);
+    r = query("large.example.test", LDNS_RR_TYPE_A, 3, 1232, false);
+    r->req.proto = DNS_PROTO_TCP;
+    ck_assert_int_eq(resolver_cache_serve(c, &r->req), DNS_DONE);
+    ck_assert_uint_eq(dns_wire_get_u16(r->req.ans + 6), 900);
+    free(r);
     resolver_cache_free(c);
 }
 END_TEST
@@ -419,19 +527,42 @@ START_TEST(cache_stores_only_whole_answers_to_the_question)
     for (size_t i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); i++) {
         size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, rcodes[i],
                                 www_a, NULL, NULL, 0, false);
-        resolver_cache_store(c, &r->req, msg, len);
+        resolver_cache_store(c, &r->req, msg, len, NULL);
     }
     size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, 0, www_a, NULL,
                             NULL, DNS_FLAG_TC, false);
-    resolver_cache_store(c, &r->req, msg, len);
+    resolver_cache_store(c, &r->req, msg, len, NULL);
     len = fake_reply(msg, sizeof(msg), 1, "other.example.test", LDNS_RR_TYPE_A, 0, www_a, NULL,
                      NULL, 0, false);
-    resolver_cache_store(c, &r->req, msg, len);
+    resolver_cache_store(c, &r->req, msg, len, NULL);
     free(r);
     ck_assert_ptr_null(hit(c, "www.example.test", LDNS_RR_TYPE_A, 1, 0));
     struct resolver_cache_stats st;
     resolver_cache_stats(c, &st);
     ck_assert_uint_eq(st.inserts, 0);
+    resolver_cache_free(c);
+}
+END_TEST
+
+/* An upstream's chain into svcdns's own zone is answered from svcdns's data every time: the
+ * reply is never kept, so no upstream record for a cluster name can be served from here. */
+START_TEST(cache_never_stores_a_chain_into_our_own_zone)
+{
+    struct resolver_cache *c = cache_with(100, 0);
+    uint8_t msg[512];
+    static const char *const poisoned[] = {"www.example.test. 300 IN CNAME echo.default.svc.local.",
+                                           "echo.default.svc.local. 86400 IN A 6.6.6.6", NULL};
+    struct creq *r = query("www.example.test", LDNS_RR_TYPE_A, 1, 0, false);
+    size_t len = fake_reply(msg, sizeof(msg), 1, "www.example.test", LDNS_RR_TYPE_A, 0, poisoned,
+                            NULL, NULL, 0, false);
+    resolver_cache_store(c, &r->req, msg, len, &fake_own_names);
+    ck_assert_ptr_null(hit(c, "www.example.test", LDNS_RR_TYPE_A, 1, 0));
+    /* The same reply from a server with no zone of its own is an ordinary answer. */
+    resolver_cache_store(c, &r->req, msg, len, NULL);
+    ldns_pkt *p = hit(c, "www.example.test", LDNS_RR_TYPE_A, 1, 0);
+    ck_assert_ptr_nonnull(p);
+    ldns_pkt_free(p);
+    free(r);
     resolver_cache_free(c);
 }
 END_TEST
@@ -445,6 +576,41 @@ static const struct {
     {"1h30m", 0, 5400}, {"0", 0, 0},    {"", -1, 0},      {"h", -1, 0},           {"1h30", -1, 0},
     {"10x", -1, 0},     {"-5", -1, 0},  {"31d", -1, 0},   {"99999999999", -1, 0},
 };
+
+static const struct {
+    const char *text;
+    int rc;
+    size_t bytes;
+} sizes[] = {
+    {"1048576", 0, 1048576},
+    {"512K", 0, 524288},
+    {"512k", 0, 524288},
+    {"64M", 0, (size_t)64 << 20},
+    {"64Mi", 0, (size_t)64 << 20},
+    {"64MiB", 0, (size_t)64 << 20},
+    {"64MB", 0, (size_t)64 << 20},
+    {"1G", 0, (size_t)1 << 30},
+    {"64G", 0, (size_t)64 << 30},
+    {"0", 0, 0},
+    {"65G", -1, 0},
+    {"", -1, 0},
+    {"M", -1, 0},
+    {"10X", -1, 0},
+    {"-1M", -1, 0},
+    {"1.5G", -1, 0},
+    {"64 M", -1, 0},
+    {"99999999999999999999", -1, 0},
+};
+
+START_TEST(cache_parses_sizes)
+{
+    size_t n = 12345;
+    int rc = resolver_cache_parse_size(sizes[_i].text, &n);
+    ck_assert_msg(rc == sizes[_i].rc, "\"%s\": rc %d", sizes[_i].text, rc);
+    if (rc == 0)
+        ck_assert_uint_eq(n, sizes[_i].bytes);
+}
+END_TEST
 
 START_TEST(cache_parses_durations)
 {
@@ -465,6 +631,8 @@ Suite *cache_suite(void)
     tcase_add_test(tc, cache_ttl_counts_down_and_expires);
     tcase_add_test(tc, cache_caps_ttl_and_treats_high_bit_as_zero);
     tcase_add_test(tc, cache_eviction_keeps_the_bound);
+    tcase_add_test(tc, cache_memory_bounds_the_bytes_entries_hold);
+    tcase_add_test(tc, cache_keeps_an_oversized_answer_as_its_truncation);
     tcase_add_test(tc, cache_clock_gives_hit_entries_a_second_chance);
     tcase_add_test(tc, cache_negative_answers_live_for_soa_minimum);
     tcase_add_test(tc, cache_skips_negative_without_soa_and_truncated);
@@ -474,8 +642,10 @@ Suite *cache_suite(void)
     tcase_add_test(tc, cache_serves_stale_when_forwarding_fails);
     tcase_add_test(tc, cache_holds_servfail_briefly);
     tcase_add_test(tc, cache_stores_only_whole_answers_to_the_question);
+    tcase_add_test(tc, cache_never_stores_a_chain_into_our_own_zone);
     tcase_add_loop_test(tc, cache_parses_durations, 0,
                         (int)(sizeof(durations) / sizeof(durations[0])));
+    tcase_add_loop_test(tc, cache_parses_sizes, 0, (int)(sizeof(sizes) / sizeof(sizes[0])));
     suite_add_tcase(s, tc);
     return s;
 }

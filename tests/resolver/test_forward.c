@@ -77,7 +77,7 @@ static void world_init(const enum fake_mode *modes, unsigned n, bool tcp)
 static void world_start(void)
 {
     ck_assert_int_eq(resolver_forward_shared_new(&t.shared, &t.cfg), 0);
-    ck_assert_int_eq(resolver_forward_new(&t.fwd, &t.loop, t.shared, NULL), 0);
+    ck_assert_int_eq(resolver_forward_new(&t.fwd, &t.loop, t.shared, NULL, NULL), 0);
     dns_chain_init(&t.chain);
     t.chain.recursion_available = true;
     dns_chain_set(&t.chain, DNS_STAGE_FORWARD,
@@ -122,6 +122,7 @@ static struct client *ask(const char *name, uint16_t type, uint16_t id, int edns
     c->req.send = client_send;
     c->req.server_data = c;
     c->req.proto = DNS_PROTO_UDP;
+    ck_assert_int_eq(dns_addr_parse("127.0.0.1:40000", 53, &c->req.peer), 0);
     c->sent_ms = uv_now(&t.loop);
     t.expect++;
     dns_chain_handle(&t.chain, &c->req);
@@ -457,9 +458,12 @@ START_TEST(forward_down_upstream_comes_back_after_probe)
 END_TEST
 
 /* An upstream that sends every query straight back to us: the loop probe arrives on our own
- * "listener" (the chain), three rounds mark the upstream looping, and then it is never used. */
+ * "listener" (the chain), three rounds mark the upstream looping, and then it is not used.
+ * Once the loop is fixed (the upstream answers NXDOMAIN itself), the next check lifts the
+ * mark. */
 static uv_udp_t loop_sock;
 static struct sockaddr_storage loop_addr;
+static bool loop_fixed;
 
 struct loop_echo {
     struct dns_request req;
@@ -478,6 +482,11 @@ static void loop_reply_sent(uv_udp_send_t *s, int status)
 static void loop_send(struct dns_request *req)
 {
     struct loop_echo *e = req->server_data;
+    if (loop_fixed) {
+        /* The upstream answers for itself now: our query, turned into its NXDOMAIN. */
+        e->ans[2] = 0x81;
+        e->ans[3] = 0x83;
+    }
     uv_buf_t b = uv_buf_init((char *)req->ans, (unsigned)req->ans_len);
     e->send.data = e;
     if (req->ans_len == 0 || uv_udp_send(&e->send, &loop_sock, &b, 1,
@@ -508,7 +517,14 @@ static void loop_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const str
         e->req.ans_cap = sizeof(e->ans);
         e->req.send = loop_send;
         e->req.server_data = e;
-        dns_chain_handle(&t.chain, &e->req);
+        e->req.peer = e->from; /* the forwarder's socket on 127.0.0.1: this host */
+        if (loop_fixed) {
+            memcpy(e->ans, e->pkt, (size_t)nread);
+            e->req.ans_len = (size_t)nread;
+            loop_send(&e->req);
+        } else {
+            dns_chain_handle(&t.chain, &e->req);
+        }
     }
     free(buf->base);
 }
@@ -528,6 +544,9 @@ START_TEST(forward_loop_check_marks_looping_upstream)
     t.cfg.upstreams[0] = loop_addr;
     t.cfg.n_upstreams = 1;
     t.cfg.timeout_ms = 200;
+    t.cfg.probe_interval_ms = 50;
+    t.cfg.loop_recheck_ms = 300;
+    loop_fixed = false;
     t.clients = calloc(MAX_CLIENTS, sizeof(*t.clients));
     world_start(); /* loop_check is on: the probe goes out now */
     uint64_t until = uv_now(&t.loop) + 2000;
@@ -547,6 +566,26 @@ START_TEST(forward_loop_check_marks_looping_upstream)
     ldns_pkt_free(p);
     resolver_forward_stats(t.shared, &st);
     ck_assert_uint_eq(st.upstreams[0].queries, before);
+    /* While it loops, each check proves it again and the mark stays. */
+    until = uv_now(&t.loop) + 1000;
+    while (uv_now(&t.loop) < until)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    resolver_forward_stats(t.shared, &st);
+    ck_assert(st.upstreams[0].looping);
+    ck_assert_uint_ge(st.loop_probes_seen, 6);
+    /* Fixed: the next check finds no loop, and the upstream is used again. */
+    loop_fixed = true;
+    until = uv_now(&t.loop) + 2000;
+    do {
+        uv_run(&t.loop, UV_RUN_ONCE);
+        resolver_forward_stats(t.shared, &st);
+    } while (st.upstreams[0].looping && uv_now(&t.loop) < until);
+    ck_assert(!st.upstreams[0].looping);
+    c = ask("fixed.example.test", LDNS_RR_TYPE_A, 6, 1232, false);
+    run_until_done();
+    p = reply_of(c);
+    ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+    ldns_pkt_free(p);
     uv_close((uv_handle_t *)&loop_sock, NULL);
     uv_run(&t.loop, UV_RUN_DEFAULT);
     resolver_forward_free(t.fwd);
@@ -598,6 +637,174 @@ static void dns_addr_parse_53(const char *text, struct sockaddr_storage *out)
 {
     ck_assert_int_eq(dns_addr_parse(text, 53, out), 0);
 }
+
+/* An upstream's CNAME into svcdns's own zone: the request follows it, svcdns's own data
+ * answers for it, and the chain's end splices the two (as dns/chain.c does). The client never
+ * sees what the upstream said of the cluster name. */
+START_TEST(forward_answers_a_chain_into_our_zone_from_our_data)
+{
+    static struct client c;
+    static const char *const poisoned[] = {"www.example.test. 300 IN CNAME echo.default.svc.local.",
+                                           "echo.default.svc.local. 86400 IN A 6.6.6.6", NULL};
+    static const char *const glue[] = {"echo.default.svc.local. 86400 IN A 6.6.6.6", NULL};
+    for (int following = 0; following < 2; following++) {
+        memset(&c, 0, sizeof(c));
+        size_t len =
+            support_query_wire(c.pkt, sizeof(c.pkt), following ? "ext.local" : "WWW.example.test",
+                               DNS_TYPE_A, 1, 77, 1232);
+        c.req.pkt = c.pkt;
+        c.req.pkt_len = len;
+        c.req.ans = c.ans;
+        c.req.ans_cap = sizeof(c.ans);
+        ck_assert_int_eq(dns_wire_parse_query(&c.req.q, c.pkt, len), DNS_PARSE_OK);
+        if (following) {
+            /* An ExternalName the zones stage followed out of the cluster. */
+            struct dns_name target;
+            uint8_t rr[12 + DNS_MAX_NAME];
+            dns_name_from_text(&target, "www.example.test");
+            dns_wire_put_u16(rr, DNS_QUESTION_PTR);
+            dns_wire_put_u16(rr + 2, DNS_TYPE_CNAME);
+            dns_wire_put_u16(rr + 4, DNS_CLASS_IN);
+            dns_wire_put_u32(rr + 6, 5);
+            dns_wire_put_u16(rr + 10, target.len);
+            memcpy(rr + 12, target.wire, target.len);
+            ck_assert_int_eq(dns_request_follow(&c.req, &target, rr, 12 + (size_t)target.len, 1),
+                             0);
+        }
+        uint8_t msg[1024];
+        size_t n = fake_reply(msg, sizeof(msg), 9, "www.example.test", DNS_TYPE_A, 0, poisoned,
+                              NULL, glue, 0, true);
+        ck_assert_int_eq(resolver_forward_build_reply(&c.req, msg, n, false, &fake_own_names), 0);
+        ck_assert(c.req.alias.active);
+        dns_request_end_alias(&c.req);
+        ldns_pkt *p = support_pkt_from_wire(c.req.ans, c.req.ans_len);
+        ck_assert_uint_eq(ldns_pkt_id(p), 77);
+        ck_assert(!ldns_pkt_aa(p) && ldns_pkt_get_rcode(p) == LDNS_RCODE_NOERROR);
+        char *text = support_section_text(p, LDNS_SECTION_ANSWER);
+        ck_assert_str_eq(text, following
+                                   ? "echo.default.svc.local.\t5\tIN\tA\t" FAKE_OWN_A "\n"
+                                     "ext.local.\t5\tIN\tCNAME\twww.example.test.\n"
+                                     "www.example.test.\t300\tIN\tCNAME\techo.default.svc.local."
+                                   : "WWW.example.test.\t300\tIN\tCNAME\techo.default.svc.local.\n"
+                                     "echo.default.svc.local.\t5\tIN\tA\t" FAKE_OWN_A);
+        free(text);
+        ck_assert(ldns_pkt_edns(p) && ldns_pkt_arcount(p) == 0); /* the client's OPT, no glue */
+        ldns_pkt_free(p);
+    }
+}
+END_TEST
+
+/* What counts toward a loop: the probe of the check under way, inside its window, from the
+ * upstream's own address or this host. Anything else under svcdns-loop-check. is still ours
+ * (answered, never forwarded) but proves nothing. */
+START_TEST(forward_loop_probes_count_only_in_their_check_from_where_a_loop_sends)
+{
+    struct sockaddr_storage addrs[2];
+    ck_assert_int_eq(dns_addr_parse("127.0.0.1:5300", 53, &addrs[0]), 0);
+    ck_assert_int_eq(dns_addr_parse("192.0.2.53:53", 53, &addrs[1]), 0);
+    static struct resolver_upstreams ups;
+    ck_assert_int_eq(resolver_upstream_init(&ups, addrs, 2, 2), 0);
+    struct sockaddr_storage stranger, local, upstream1;
+    ck_assert_int_eq(dns_addr_parse("198.51.100.7:4000", 53, &stranger), 0);
+    ck_assert_int_eq(dns_addr_parse("127.0.0.1:4000", 53, &local), 0);
+    ck_assert_int_eq(dns_addr_parse("192.0.2.53:4000", 53, &upstream1), 0);
+    uint8_t pkt[512];
+    struct dns_query q;
+    struct dns_name probe;
+    char name[DNS_MAX_NAME * 4 + 2];
+
+    resolver_upstream_loop_check_begin(&ups, 0);
+    resolver_upstream_loop_probe_name(&ups, 0, &probe);
+    ck_assert_int_ge(dns_name_to_text(&probe, name, sizeof(name)), 0);
+    size_t len = support_query_wire(pkt, sizeof(pkt), name, DNS_TYPE_HINFO, 1, 1, 0);
+    ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
+    /* Before its window opens, and after it closed: ours, not counted. */
+    ck_assert(resolver_upstream_is_loop_probe(&ups, &q, &local, 100));
+    resolver_upstream_loop_window(&ups, 0, 1000);
+    ck_assert(resolver_upstream_is_loop_probe(&ups, &q, &local, 1000));
+    ck_assert_uint_eq(atomic_load(&ups.loop_probes_seen), 0);
+    /* In the window: from a stranger no; from this host yes. */
+    ck_assert(resolver_upstream_is_loop_probe(&ups, &q, &stranger, 500));
+    ck_assert_uint_eq(atomic_load(&ups.loop_probes_seen), 0);
+    ck_assert(resolver_upstream_is_loop_probe(&ups, &q, &local, 500));
+    ck_assert_uint_eq(atomic_load(&ups.loop_probes_seen), 1);
+    /* Another name under svcdns-loop-check., or an earlier check's probe: nothing. */
+    len = support_query_wire(pkt, sizeof(pkt), "0123456789abcdef.svcdns-loop-check.",
+                             DNS_TYPE_HINFO, 1, 1, 0);
+    ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
+    ck_assert(resolver_upstream_is_loop_probe(&ups, &q, &local, 500));
+    len = support_query_wire(pkt, sizeof(pkt), "x.svcdns-loop-check.", DNS_TYPE_A, 1, 1, 0);
+    ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
+    ck_assert(resolver_upstream_is_loop_probe(&ups, &q, &local, 500));
+    ck_assert_uint_eq(atomic_load(&ups.loop_probes_seen), 1);
+    len = support_query_wire(pkt, sizeof(pkt), "www.example.test.", DNS_TYPE_A, 1, 1, 0);
+    ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
+    ck_assert(!resolver_upstream_is_loop_probe(&ups, &q, &local, 500));
+
+    /* A remote upstream: its own address counts, a stranger does not; three arrivals in one
+     * check mark it looping, and a check that ends without proof lifts the mark. */
+    resolver_upstream_loop_check_begin(&ups, 1);
+    resolver_upstream_loop_probe_name(&ups, 1, &probe);
+    ck_assert_int_ge(dns_name_to_text(&probe, name, sizeof(name)), 0);
+    len = support_query_wire(pkt, sizeof(pkt), name, DNS_TYPE_HINFO, 1, 1, 0);
+    ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
+    resolver_upstream_loop_window(&ups, 1, 1000);
+    for (int i = 0; i < 5; i++)
+        resolver_upstream_is_loop_probe(&ups, &q, &stranger, 500);
+    ck_assert(!atomic_load(&ups.up[1].looping));
+    for (int i = 0; i < 3; i++)
+        resolver_upstream_is_loop_probe(&ups, &q, &upstream1, 500);
+    ck_assert(atomic_load(&ups.up[1].looping));
+    ck_assert(!atomic_load(&ups.up[0].looping));
+    ck_assert(resolver_upstream_loop_check_end(&ups, 1));
+    ck_assert(!atomic_load(&ups.up[1].looping));
+    ck_assert(!resolver_upstream_loop_check_end(&ups, 1));
+    /* A new check has a new name: the old one proves nothing any more. */
+    resolver_upstream_loop_check_begin(&ups, 1);
+    resolver_upstream_loop_window(&ups, 1, 1000);
+    for (int i = 0; i < 3; i++)
+        resolver_upstream_is_loop_probe(&ups, &q, &upstream1, 500);
+    ck_assert(!atomic_load(&ups.up[1].looping));
+}
+END_TEST
+
+/* Sending svcdns its own loop-check name, from a client, after the check: NXDOMAIN, and
+ * forwarding carries on. */
+START_TEST(forward_a_client_sending_the_probe_name_marks_nothing)
+{
+    world_init((enum fake_mode[]){FAKE_ANSWER}, 1, false);
+    t.cfg.loop_check = true;
+    world_start();
+    struct resolver_forward_stats st;
+    uint64_t until = uv_now(&t.loop) + 2000;
+    do { /* the check: the fake answers the probe, which never comes back */
+        uv_run(&t.loop, UV_RUN_ONCE);
+        resolver_forward_stats(t.shared, &st);
+    } while ((t.up[0].udp_queries == 0 || st.upstreams[0].queries == 0) && uv_now(&t.loop) < until);
+    ck_assert_ptr_nonnull(strstr(t.up[0].last_name, "svcdns-loop-check"));
+    char probe[300];
+    snprintf(probe, sizeof(probe), "%s", t.up[0].last_name);
+    until = uv_now(&t.loop) + 200; /* the probe's answer comes in: the check is over */
+    while (uv_now(&t.loop) < until)
+        uv_run(&t.loop, UV_RUN_ONCE);
+    for (uint16_t i = 0; i < 4; i++) {
+        struct client *c = ask(probe, DNS_TYPE_HINFO, (uint16_t)(10 + i), 0, false);
+        ck_assert(c->done);
+        ldns_pkt *p = reply_of(c);
+        ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
+        ldns_pkt_free(p);
+    }
+    resolver_forward_stats(t.shared, &st);
+    ck_assert(!st.upstreams[0].looping);
+    ck_assert_uint_eq(st.loop_probes_seen, 0);
+    struct client *c = ask("after.example.test", LDNS_RR_TYPE_A, 20, 0, false);
+    world_run_and_close();
+    ldns_pkt *p = reply_of(c);
+    ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+    ldns_pkt_free(p);
+    world_free();
+}
+END_TEST
 
 START_TEST(forward_reads_resolv_conf)
 {
@@ -673,12 +880,15 @@ Suite *forward_suite(void)
     tcase_add_test(tc, forward_fails_over_and_prefers_the_upstream_that_answered);
     tcase_add_test(tc, forward_down_upstream_comes_back_after_probe);
     tcase_add_test(tc, forward_loop_check_marks_looping_upstream);
+    tcase_add_test(tc, forward_a_client_sending_the_probe_name_marks_nothing);
     tcase_add_test(tc, forward_free_answers_parked_requests);
     tcase_add_test(tc, forward_uses_fresh_ids_and_ports);
+    tcase_add_test(tc, forward_answers_a_chain_into_our_zone_from_our_data);
     suite_add_tcase(s, tc);
     TCase *parse = tcase_create("parse");
     tcase_add_test(parse, forward_reads_resolv_conf);
     tcase_add_test(parse, forward_detects_self_addresses);
+    tcase_add_test(parse, forward_loop_probes_count_only_in_their_check_from_where_a_loop_sends);
     suite_add_tcase(s, parse);
     return s;
 }

@@ -23,6 +23,8 @@ static void setup(void)
     question.qname = &qname;
     question.qtype = DNS_TYPE_A;
     question.qclass = DNS_CLASS_IN;
+    question.dnssec_ok = false;
+    question.own = NULL;
 }
 
 static enum resolver_scrub_result check(const uint8_t *msg, size_t len, uint16_t id)
@@ -230,6 +232,96 @@ START_TEST(scrub_records_ttl_offsets)
 }
 END_TEST
 
+/* RFC 4035 §3.2.1 (and RFC 3225 §3): a client without DO gets no signatures unless it asked
+ * for them; an upstream may send them to a query without DO all the same. */
+START_TEST(scrub_keeps_signatures_only_for_clients_that_want_them)
+{
+    uint8_t m[2048], buf[4096];
+    static const char *const an[] = {
+        "www.example.test. 300 IN A 192.0.2.1",
+        "www.example.test. 300 IN RRSIG A 13 3 300 20300101000000 20200101000000 12345 "
+        "example.test. dGVzdHNpZ25hdHVyZQ==",
+        NULL};
+    size_t n =
+        fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0, true);
+    struct resolver_scrub_out out;
+    ldns_pkt *p = rewrite(m, n, &out, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(p);
+    char *text = support_section_text(p, LDNS_SECTION_ANSWER);
+    ck_assert_str_eq(text, "WwW.example.test.\t300\tIN\tA\t192.0.2.1");
+    free(text);
+    ldns_pkt_free(p);
+    question.dnssec_ok = true;
+    p = rewrite(m, n, &out, buf, sizeof(buf));
+    ck_assert_uint_eq(out.an, 2);
+    ck_assert_uint_eq(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(p), 1)), LDNS_RR_TYPE_RRSIG);
+    ldns_pkt_free(p);
+    /* Asked for explicitly, they are the answer whatever the DO bit says. */
+    question.dnssec_ok = false;
+    question.qtype = DNS_TYPE_ANY;
+    static const uint8_t q_any[] = "\3WwW\7example\4test\0\0\377\0\1";
+    n = fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_ANY, 0, an, NULL, NULL, 0, true);
+    out = (struct resolver_scrub_out){.buf = buf, .cap = sizeof(buf)};
+    ck_assert_int_eq(
+        resolver_scrub_rewrite(m, n, &question, q_any, sizeof(q_any) - 1, 1, 0x8180, &out), 0);
+    ck_assert_uint_eq(out.an, 2);
+}
+END_TEST
+
+/* svcdns is the authority for its own zones: an upstream's CNAME into one ends the chain, and
+ * nothing the upstream says of the name there is kept, its rcode included. */
+START_TEST(scrub_ends_the_chain_at_a_name_of_our_own)
+{
+    uint8_t m[2048], buf[4096];
+    static const char *const an[] = {"www.example.test. 300 IN CNAME a.example.test.",
+                                     "a.example.test. 300 IN CNAME Echo.Default.svc.local.",
+                                     "echo.default.svc.local. 86400 IN A 6.6.6.6",
+                                     "echo.default.svc.local. 86400 IN CNAME evil.example.test.",
+                                     "evil.example.test. 300 IN A 6.6.6.7",
+                                     NULL};
+    static const char *const ns[] = {
+        "local. 3600 IN SOA ns.evil.test. h.evil.test. 1 7200 1800 86400 3600", NULL};
+    static const char *const ar[] = {"echo.default.svc.local. 86400 IN A 6.6.6.6", NULL};
+    question.own = &fake_own_names;
+    size_t n = fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, an,
+                          ns, ar, 0, true);
+    struct resolver_scrub_out out;
+    ldns_pkt *p = rewrite(m, n, &out, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(p);
+    ck_assert(out.own_end && !out.negative && !out.has_soa);
+    struct dns_name echo;
+    dns_name_from_text(&echo, "echo.default.svc.local");
+    ck_assert(dns_name_equal(&out.own_target, &echo));
+    ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+    char *text = support_section_text(p, LDNS_SECTION_ANSWER);
+    ck_assert_str_eq(text, "WwW.example.test.\t300\tIN\tCNAME\ta.example.test.\n"
+                           "a.example.test.\t300\tIN\tCNAME\tEcho.Default.svc.local.");
+    free(text);
+    ck_assert_uint_eq(ldns_pkt_nscount(p) + ldns_pkt_arcount(p), 0);
+    ldns_pkt_free(p);
+    /* A question for a name of our own keeps nothing at all. */
+    static const uint8_t q_own[] = "\1x\5local\0\0\1\0\1";
+    struct dns_name x;
+    dns_name_from_text(&x, "x.local");
+    question.qname = &x;
+    static const char *const own_a[] = {"x.local. 300 IN A 6.6.6.6", NULL};
+    n = fake_reply(m, sizeof(m), 1, "x.local", DNS_TYPE_A, 0, own_a, NULL, NULL, 0, true);
+    out = (struct resolver_scrub_out){.buf = buf, .cap = sizeof(buf)};
+    ck_assert_int_eq(
+        resolver_scrub_rewrite(m, n, &question, q_own, sizeof(q_own) - 1, 1, 0x8180, &out), 0);
+    ck_assert(out.own_end && dns_name_equal(&out.own_target, &x));
+    ck_assert_uint_eq(out.an, 0);
+    /* Without names of our own, the chain runs on as the upstream tells it. */
+    question.qname = &qname;
+    question.own = NULL;
+    n = fake_reply(m, sizeof(m), 1, "www.example.test", DNS_TYPE_A, 0, an, NULL, NULL, 0, true);
+    p = rewrite(m, n, &out, buf, sizeof(buf));
+    ck_assert(!out.own_end);
+    ck_assert_uint_eq(out.an, 4); /* three CNAMEs and evil.example.test A */
+    ldns_pkt_free(p);
+}
+END_TEST
+
 Suite *scrub_suite(void); /* for tests/resolver/main.c */
 Suite *scrub_suite(void)
 {
@@ -242,6 +334,8 @@ Suite *scrub_suite(void)
     tcase_add_test(tc, scrub_stops_at_a_cname_loop);
     tcase_add_test(tc, scrub_decompresses_rdata_names);
     tcase_add_test(tc, scrub_records_ttl_offsets);
+    tcase_add_test(tc, scrub_keeps_signatures_only_for_clients_that_want_them);
+    tcase_add_test(tc, scrub_ends_the_chain_at_a_name_of_our_own);
     suite_add_tcase(s, tc);
     return s;
 }

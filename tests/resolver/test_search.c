@@ -67,6 +67,17 @@ static void name_text(const struct dns_name *n, char *out, size_t cap)
     ck_assert_int_ge(dns_name_to_text(n, out, cap), 0);
 }
 
+static enum dns_name_state zone_state(const struct dns_name *name)
+{
+    for (size_t i = 0; i < sizeof(fake_zone) / sizeof(fake_zone[0]); i++) {
+        struct dns_name n;
+        ck_assert_int_eq(dns_name_from_text(&n, fake_zone[i].name), 0);
+        if (dns_name_equal(&n, name))
+            return fake_zone[i].how;
+    }
+    return DNS_NAME_ABSENT;
+}
+
 static enum dns_name_state fake_lookup(const void *self, const struct dns_name *name)
 {
     ck_assert_ptr_eq(self, &fake_self);
@@ -77,13 +88,7 @@ static enum dns_name_state fake_lookup(const void *self, const struct dns_name *
                       text);
     size_t used = strlen(fake.asked);
     snprintf(fake.asked + used, sizeof(fake.asked) - used, "%s%s", used ? " " : "", text);
-    for (size_t i = 0; i < sizeof(fake_zone) / sizeof(fake_zone[0]); i++) {
-        struct dns_name n;
-        ck_assert_int_eq(dns_name_from_text(&n, fake_zone[i].name), 0);
-        if (dns_name_equal(&n, name))
-            return fake_zone[i].how;
-    }
-    return DNS_NAME_ABSENT;
+    return zone_state(name);
 }
 
 static bool fake_client_namespace(const void *self, const struct sockaddr_storage *client,
@@ -125,28 +130,49 @@ static void put_soa(struct dns_cursor *c)
     dns_wire_put_u16(c->buf + rdlen_at, (uint16_t)(c->pos - start));
 }
 
-/* The zone's authoritative NXDOMAIN for whatever q asks. */
+/* The zone's authoritative answer: A 10.96.0.10 for an A question of a name with records,
+ * else NXDOMAIN (the tests ask nothing else of it). */
 static size_t fake_answer(const void *self, const struct dns_query *q, const uint8_t *pkt,
                           uint8_t *out, size_t cap)
 {
     ck_assert_ptr_eq(self, &fake_self);
     fake.answered++;
+    bool records = zone_state(&q->qname) == DNS_NAME_RECORDS && q->qtype == DNS_TYPE_A;
+    unsigned rcode = records ? DNS_RCODE_NOERROR : DNS_RCODE_NXDOMAIN;
     struct dns_cursor c;
     dns_cursor_init(&c, out, cap);
-    dns_wire_reply_begin(&c, q, pkt, DNS_FLAG_AA, DNS_RCODE_NXDOMAIN);
-    put_soa(&c);
+    dns_wire_reply_begin(&c, q, pkt, DNS_FLAG_AA, rcode);
+    if (records) {
+        dns_cursor_put_u16(&c, DNS_QUESTION_PTR);
+        dns_cursor_put_u16(&c, DNS_TYPE_A);
+        dns_cursor_put_u16(&c, DNS_CLASS_IN);
+        dns_cursor_put_u32(&c, TTL);
+        dns_cursor_put_u16(&c, 4);
+        dns_cursor_put(&c, "\x0a\x60\x00\x0a", 4);
+    } else {
+        put_soa(&c);
+    }
     uint16_t ar = 0;
     if (q->has_edns) {
-        dns_wire_put_opt(&c, q, DNS_RCODE_NXDOMAIN, -1);
+        dns_wire_put_opt(&c, q, rcode, -1);
         ar = 1;
     }
     ck_assert(!c.err);
-    dns_wire_reply_counts(out, 0, 1, ar);
+    dns_wire_reply_counts(out, records, !records, ar);
     return c.pos;
 }
 
+/* The search path never asks this; the forwarder does. */
+static bool fake_is_authoritative(const void *self, const struct dns_name *name)
+{
+    (void)self;
+    (void)name;
+    ck_abort_msg("the search stage asked is_authoritative()");
+    return false;
+}
+
 static const struct dns_names fake_names = {fake_lookup, fake_client_namespace, fake_answer,
-                                            &fake_self};
+                                            fake_is_authoritative, &fake_self};
 
 /* --- the stage under test, and its requests --------------------------------------------- */
 
@@ -243,6 +269,10 @@ static void assert_follows(const struct dns_request *req, const char *target, ui
 
 enum counted { NONE, EXPANDED, AUTOPATH };
 
+/* What stands by for an answer that is not NOERROR: nothing, the asked name's NXDOMAIN (the
+ * walk's last step), or the cluster's answer (a two-label name asked upstream first). */
+enum fallback { NO_FALLBACK, WALK_NXDOMAIN, CLUSTER_ANSWER };
+
 static const struct decision {
     const char *config;
     const char *client;
@@ -251,87 +281,101 @@ static const struct decision {
     const char *target; /* the name the request follows; NULL: it goes on as it came */
     const char *asked;  /* the names looked up, in order */
     enum counted counted;
-    bool fallback; /* the walk's last step: the asked name's NXDOMAIN stands by */
+    enum fallback fallback;
 } decisions[] = {
     /* Short names, as they arrive from dig, nslookup or a resolver without a search list. */
     {"defaults", STRANGER, "echo", 1, 1, "echo.default.svc.local.", "echo.default.svc.local.",
-     EXPANDED, false},
+     EXPANDED, NO_FALLBACK},
     {"defaults", STRANGER, "EcHo.", 1, 1, "echo.default.svc.local.", "echo.default.svc.local.",
-     EXPANDED, false},
+     EXPANDED, NO_FALLBACK},
     {"defaults", STRANGER, "ECHO.Default.", 1, 1, "echo.default.svc.local.",
-     "echo.default.default.svc.local. echo.default.svc.local.", EXPANDED, false},
+     "echo.default.default.svc.local. echo.default.svc.local.", EXPANDED, NO_FALLBACK},
     /* echo.default.svc.local exists too: the Pod's own namespace comes first. */
     {"defaults", POD, "echo", 1, 1, "echo.prod.svc.local.", "echo.prod.svc.local.", EXPANDED,
-     false},
+     NO_FALLBACK},
     {"namespace prod", STRANGER, "echo", 1, 1, "echo.prod.svc.local.", "echo.prod.svc.local.",
-     EXPANDED, false},
+     EXPANDED, NO_FALLBACK},
     {"defaults", POD, "web.other", 1, 1, "web.other.svc.local.",
-     "web.other.prod.svc.local. web.other.svc.local.", EXPANDED, false},
+     "web.other.prod.svc.local. web.other.svc.local.", EXPANDED, NO_FALLBACK},
     {"defaults", STRANGER, "dns-version", 16, 1, "dns-version.local.",
-     "dns-version.default.svc.local. dns-version.svc.local. dns-version.local.", EXPANDED, false},
-    {"forwarding", STRANGER, "echo.default.svc", 1, 1, NULL, "", NONE, false},
-    {"forwarding", POD, "www.example.test.", 1, 1, NULL, "", NONE, false},
+     "dns-version.default.svc.local. dns-version.svc.local. dns-version.local.", EXPANDED,
+     NO_FALLBACK},
+    {"forwarding", STRANGER, "echo.default.svc", 1, 1, NULL, "", NONE, NO_FALLBACK},
+    {"forwarding", POD, "www.example.test.", 1, 1, NULL, "", NONE, NO_FALLBACK},
     {"forwarding", STRANGER, "Nothere", 1, 1, NULL,
-     "nothere.default.svc.local. nothere.svc.local. nothere.local.", NONE, false},
-    /* The cluster wins over an upstream name, as the client's own walk would. */
+     "nothere.default.svc.local. nothere.svc.local. nothere.local.", NONE, NO_FALLBACK},
+    /* Two labels may be a public name: asked upstream first, the cluster's answer stands by
+     * (a Namespace named like a TLD must not capture the public names under it). */
+    {"forwarding", STRANGER, "ECHO.Default.", 1, 1, NULL,
+     "echo.default.default.svc.local. echo.default.svc.local.", NONE, CLUSTER_ANSWER},
+    {"forwarding", POD, "web.other", 1, 1, NULL, "web.other.prod.svc.local. web.other.svc.local.",
+     NONE, CLUSTER_ANSWER},
+    {"forwarding", STRANGER, "nothere.default", 1, 1, NULL,
+     "nothere.default.default.svc.local. nothere.default.svc.local. nothere.default.local.", NONE,
+     NO_FALLBACK},
+    /* One label is no public name: the cluster wins, as the client's own walk would. */
     {"forwarding", STRANGER, "example", 1, 1, "example.default.svc.local.",
-     "example.default.svc.local.", EXPANDED, false},
+     "example.default.svc.local.", EXPANDED, NO_FALLBACK},
     {"forwarding", STRANGER, "Gihyo", 1, 1, "gihyo.default.svc.local.", "gihyo.default.svc.local.",
-     EXPANDED, false},
+     EXPANDED, NO_FALLBACK},
     /* A namespace exists without records: not a Service. */
     {"defaults", STRANGER, "empty", 1, 1, NULL,
-     "empty.default.svc.local. empty.svc.local. empty.local.", NONE, false},
-    {"no-search-expand", POD, "echo", 1, 1, NULL, "", NONE, false},
-    {"no-search-expand", POD, "echo.default", 1, 1, NULL, "", NONE, false},
-    {"no-search-expand", POD, "gihyo", 1, 1, NULL, "", NONE, false},
-    {"forwarding", STRANGER, "echo", 16, 3 /* CH */, NULL, "", NONE, false},
-    {"forwarding", STRANGER, ".", 2, 1, NULL, "", NONE, false},
+     "empty.default.svc.local. empty.svc.local. empty.local.", NONE, NO_FALLBACK},
+    {"no-search-expand", POD, "echo", 1, 1, NULL, "", NONE, NO_FALLBACK},
+    {"no-search-expand", POD, "echo.default", 1, 1, NULL, "", NONE, NO_FALLBACK},
+    {"no-search-expand", POD, "gihyo", 1, 1, NULL, "", NONE, NO_FALLBACK},
+    {"forwarding", STRANGER, "echo", 16, 3 /* CH */, NULL, "", NONE, NO_FALLBACK},
+    {"forwarding", STRANGER, ".", 2, 1, NULL, "", NONE, NO_FALLBACK},
     {"cluster.local", STRANGER, "echo", 1, 1, "echo.default.svc.cluster.local.",
-     "echo.default.svc.cluster.local.", EXPANDED, false},
+     "echo.default.svc.cluster.local.", EXPANDED, NO_FALLBACK},
     /* "local" is outside cluster.local, and four labels are no short name. */
-    {"cluster.local", POD, "echo.default.svc.local", 1, 1, NULL, "", NONE, false},
+    {"cluster.local", POD, "echo.default.svc.local", 1, 1, NULL, "", NONE, NO_FALLBACK},
 
     /* The ndots:5 walk cut short at its first step (autopath), for a Pod client. */
     {"forwarding", POD, "Echo.Default.prod.svc.local", 1, 1, "echo.default.svc.local.",
-     "echo.default.prod.svc.local. echo.default.svc.local.", AUTOPATH, false},
+     "echo.default.prod.svc.local. echo.default.svc.local.", AUTOPATH, NO_FALLBACK},
     {"forwarding", POD, "dns-version.prod.svc.local.", 16, 1, "dns-version.local.",
-     "dns-version.prod.svc.local. dns-version.svc.local. dns-version.local.", AUTOPATH, false},
+     "dns-version.prod.svc.local. dns-version.svc.local. dns-version.local.", AUTOPATH,
+     NO_FALLBACK},
     /* empty.svc.local is NODATA, which ends a client's walk too (musl stops there). */
     {"forwarding", POD, "empty.prod.svc.local", 1, 1, "empty.svc.local.",
-     "empty.prod.svc.local. empty.svc.local.", AUTOPATH, false},
+     "empty.prod.svc.local. empty.svc.local.", AUTOPATH, NO_FALLBACK},
     {"forwarding", POD, "Api.Example.com.prod.svc.local.", 1, 1, "api.example.com.",
      "api.example.com.prod.svc.local. api.example.com.svc.local. api.example.com.local.", AUTOPATH,
-     true},
+     WALK_NXDOMAIN},
     {"forwarding", POD, "api.example.com.prod.svc.local.", 28, 1, "api.example.com.",
      "api.example.com.prod.svc.local. api.example.com.svc.local. api.example.com.local.", AUTOPATH,
-     true},
+     WALK_NXDOMAIN},
     {"cluster.local", POD, "api.example.com.prod.svc.cluster.local", 1, 1, "api.example.com.",
      "api.example.com.prod.svc.cluster.local. api.example.com.svc.cluster.local. "
      "api.example.com.cluster.local.",
-     AUTOPATH, true},
+     AUTOPATH, WALK_NXDOMAIN},
     {"no-search-expand", POD, "echo.default.prod.svc.local", 1, 1, "echo.default.svc.local.",
-     "echo.default.prod.svc.local. echo.default.svc.local.", AUTOPATH, false},
+     "echo.default.prod.svc.local. echo.default.svc.local.", AUTOPATH, NO_FALLBACK},
     /* Without forwarding nothing outside can exist: the plain NXDOMAIN is the answer. */
     {"defaults", POD, "api.example.com.prod.svc.local", 1, 1, NULL,
      "api.example.com.prod.svc.local. api.example.com.svc.local. api.example.com.local.", NONE,
-     false},
+     NO_FALLBACK},
     /* Cluster names under the client's namespace answer as they are. */
-    {"forwarding", POD, "echo.prod.svc.local.", 1, 1, NULL, "echo.prod.svc.local.", NONE, false},
+    {"forwarding", POD, "echo.prod.svc.local.", 1, 1, NULL, "echo.prod.svc.local.", NONE,
+     NO_FALLBACK},
     {"forwarding", POD, "_tcp.echo.prod.svc.local.", 1, 1, NULL, "_tcp.echo.prod.svc.local.", NONE,
-     false},
+     NO_FALLBACK},
     {"forwarding", POD, "_http._tcp.echo.prod.svc.local.", 1, 1, NULL,
-     "_http._tcp.echo.prod.svc.local.", NONE, false},
-    {"forwarding", POD, "prod.svc.local.", 1, 1, NULL, "", NONE, false},
+     "_http._tcp.echo.prod.svc.local.", NONE, NO_FALLBACK},
+    {"forwarding", POD, "prod.svc.local.", 1, 1, NULL, "", NONE, NO_FALLBACK},
     /* --namespace is for short names only: it does not tell where a walk started. */
-    {"namespace prod", STRANGER, "api.example.com.prod.svc.local", 1, 1, NULL, "", NONE, false},
-    {"namespace prod", STRANGER, "echo.default.default.svc.local", 1, 1, NULL, "", NONE, false},
+    {"namespace prod", STRANGER, "api.example.com.prod.svc.local", 1, 1, NULL, "", NONE,
+     NO_FALLBACK},
+    {"namespace prod", STRANGER, "echo.default.default.svc.local", 1, 1, NULL, "", NONE,
+     NO_FALLBACK},
     /* A walk that starts in another namespace is not this client's. */
-    {"forwarding", POD, "api.example.com.other.svc.local", 1, 1, NULL, "", NONE, false},
-    {"forwarding", POD, "echo.default.default.svc.local", 1, 1, NULL, "", NONE, false},
-    {"no-autopath", POD, "api.example.com.prod.svc.local", 1, 1, NULL, "", NONE, false},
-    {"no-autopath", POD, "echo.default.prod.svc.local", 1, 1, NULL, "", NONE, false},
+    {"forwarding", POD, "api.example.com.other.svc.local", 1, 1, NULL, "", NONE, NO_FALLBACK},
+    {"forwarding", POD, "echo.default.default.svc.local", 1, 1, NULL, "", NONE, NO_FALLBACK},
+    {"no-autopath", POD, "api.example.com.prod.svc.local", 1, 1, NULL, "", NONE, NO_FALLBACK},
+    {"no-autopath", POD, "echo.default.prod.svc.local", 1, 1, NULL, "", NONE, NO_FALLBACK},
     {"no-autopath", POD, "echo", 1, 1, "echo.prod.svc.local.", "echo.prod.svc.local.", EXPANDED,
-     false},
+     NO_FALLBACK},
 };
 
 START_TEST(the_stage_follows_the_name_the_search_list_reaches)
@@ -349,12 +393,14 @@ START_TEST(the_stage_follows_the_name_the_search_list_reaches)
         assert_follows(req, d->target, d->qtype);
     } else {
         /* The packet is the client's, untouched, for the stages after. */
-        ck_assert_msg(!req->alias.active, "%s %s: follows, and should not", d->config, d->qname);
+        ck_assert_msg(!req->alias.active || !req->alias.followed, "%s %s: follows, and should not",
+                      d->config, d->qname);
         ck_assert_uint_eq(req->pkt_len, before_len);
         ck_assert_mem_eq(req->pkt, before, before_len);
     }
-    ck_assert_uint_eq(req->alias.fallback_len > 0, d->fallback);
-    ck_assert_uint_eq(fake.answered, d->fallback ? 1 : 0);
+    ck_assert_msg(req->alias.active == (d->target || d->fallback), "%s %s", d->config, d->qname);
+    ck_assert((req->alias.fallback != NULL) == (d->fallback != NO_FALLBACK));
+    ck_assert_uint_eq(fake.answered, 0); /* a fallback is made only when it is needed */
     ck_assert_uint_eq(dns_counter_get(&s->stats.expanded), d->counted == EXPANDED);
     ck_assert_uint_eq(dns_counter_get(&s->stats.autopath), d->counted == AUTOPATH);
 }
@@ -422,49 +468,73 @@ static const struct reply_case {
     unsigned rcode;           /* the client's reply */
     const char *answer;       /* its answer section, one line per record, wire order */
     bool soa;                 /* an SOA in the authority section */
-    bool fallback_used;
+    enum fallback fell_back;  /* which fallback answered, if any */
 } replies[] = {
     {"defaults", STRANGER, "echo", 1, 0, "10.96.0.10", NULL, 0,
      "echo.\t5\tIN\tCNAME\techo.default.svc.local.\n"
      "echo.default.svc.local.\t30\tIN\tA\t10.96.0.10",
-     false, false},
+     false, NO_FALLBACK},
     {"defaults", STRANGER, "EcHo.", 1, 0, "10.96.0.10", NULL, 0,
      "EcHo.\t5\tIN\tCNAME\techo.default.svc.local.\n"
      "echo.default.svc.local.\t30\tIN\tA\t10.96.0.10",
-     false, false},
+     false, NO_FALLBACK},
     {"defaults", STRANGER, "ECHO.Default.", 1, 0, "10.96.0.10", NULL, 0,
      "ECHO.Default.\t5\tIN\tCNAME\techo.default.svc.local.\n"
      "echo.default.svc.local.\t30\tIN\tA\t10.96.0.10",
-     false, false},
+     false, NO_FALLBACK},
     {"defaults", POD, "web.other", 1, 0, "10.96.7.7", NULL, 0,
      "web.other.\t5\tIN\tCNAME\tweb.other.svc.local.\n"
      "web.other.svc.local.\t30\tIN\tA\t10.96.7.7",
-     false, false},
+     false, NO_FALLBACK},
     {"forwarding", POD, "Echo.Default.prod.svc.local", 1, 0, "10.96.0.10", NULL, 0,
      "Echo.Default.prod.svc.local.\t5\tIN\tCNAME\techo.default.svc.local.\n"
      "echo.default.svc.local.\t30\tIN\tA\t10.96.0.10",
-     false, false},
+     false, NO_FALLBACK},
     /* The walk's upstream step resolved: the CNAME stays, also for NODATA. */
     {"forwarding", POD, "api.example.com.prod.svc.local", 1, 0, "192.0.2.10", NULL, 0,
      "api.example.com.prod.svc.local.\t5\tIN\tCNAME\tapi.example.com.\n"
      "api.example.com.\t30\tIN\tA\t192.0.2.10",
-     false, false},
+     false, NO_FALLBACK},
     {"forwarding", POD, "api.example.com.prod.svc.local", 28, 0, NULL, NULL, 0,
-     "api.example.com.prod.svc.local.\t5\tIN\tCNAME\tapi.example.com.", true, false},
+     "api.example.com.prod.svc.local.\t5\tIN\tCNAME\tapi.example.com.", true, NO_FALLBACK},
     /* It did not: NXDOMAIN upstream, a SERVFAIL, REFUSED past --max-concurrent or from the
      * upstream, FORMERR, NOTIMP. X.<ns>.svc.Z still does not exist: the client gets its
      * authoritative NXDOMAIN (never SERVFAIL, never a CNAME with the failure's rcode) and
      * walks on by itself, as without autopath. */
-    {"forwarding", POD, "Api.Example.com.prod.svc.local", 1, 3, NULL, NULL, 3, "", true, true},
-    {"forwarding", POD, "api.example.com.prod.svc.local", 1, 2, NULL, NULL, 3, "", true, true},
-    {"forwarding", POD, "api.example.com.prod.svc.local", 1, 5, NULL, NULL, 3, "", true, true},
-    {"forwarding", POD, "api.example.com.prod.svc.local", 1, 1, NULL, NULL, 3, "", true, true},
-    {"forwarding", POD, "api.example.com.prod.svc.local", 1, 4, NULL, NULL, 3, "", true, true},
+    {"forwarding", POD, "Api.Example.com.prod.svc.local", 1, 3, NULL, NULL, 3, "", true,
+     WALK_NXDOMAIN},
+    {"forwarding", POD, "api.example.com.prod.svc.local", 1, 2, NULL, NULL, 3, "", true,
+     WALK_NXDOMAIN},
+    {"forwarding", POD, "api.example.com.prod.svc.local", 1, 5, NULL, NULL, 3, "", true,
+     WALK_NXDOMAIN},
+    {"forwarding", POD, "api.example.com.prod.svc.local", 1, 1, NULL, NULL, 3, "", true,
+     WALK_NXDOMAIN},
+    {"forwarding", POD, "api.example.com.prod.svc.local", 1, 4, NULL, NULL, 3, "", true,
+     WALK_NXDOMAIN},
+    /* A two-label name the upstream has is the upstream's: the public name wins, with its
+     * answer as it is (also NODATA: the name exists). */
+    {"forwarding", STRANGER, "ECHO.Default.", 1, 0, "192.0.2.1", NULL, 0,
+     "ECHO.Default.\t30\tIN\tA\t192.0.2.1", false, NO_FALLBACK},
+    {"forwarding", STRANGER, "ECHO.Default.", 28, 0, NULL, NULL, 0, "", true, NO_FALLBACK},
+    /* One the upstream does not have (NXDOMAIN, SERVFAIL or no reply, REFUSED) is the
+     * cluster's: the CNAME to the Service and its records. */
+    {"forwarding", STRANGER, "ECHO.Default.", 1, 3, NULL, NULL, 0,
+     "ECHO.Default.\t5\tIN\tCNAME\techo.default.svc.local.\n"
+     "echo.default.svc.local.\t5\tIN\tA\t10.96.0.10",
+     false, CLUSTER_ANSWER},
+    {"forwarding", STRANGER, "echo.default", 1, 2, NULL, NULL, 0,
+     "echo.default.\t5\tIN\tCNAME\techo.default.svc.local.\n"
+     "echo.default.svc.local.\t5\tIN\tA\t10.96.0.10",
+     false, CLUSTER_ANSWER},
+    {"forwarding", POD, "web.other", 1, 5, NULL, NULL, 0,
+     "web.other.\t5\tIN\tCNAME\tweb.other.svc.local.\n"
+     "web.other.svc.local.\t5\tIN\tA\t10.96.0.10",
+     false, CLUSTER_ANSWER},
     /* A short name is no walk: its CNAME is true whatever the target answers. */
     {"forwarding", STRANGER, "gihyo", 1, 3, NULL, "gihyo.jp.", 3,
      "gihyo.\t5\tIN\tCNAME\tgihyo.default.svc.local.\n"
      "gihyo.default.svc.local.\t30\tIN\tCNAME\tgihyo.jp.",
-     true, false},
+     true, NO_FALLBACK},
 };
 
 START_TEST(the_client_gets_its_own_question_and_the_walks_result)
@@ -502,7 +572,9 @@ START_TEST(the_client_gets_its_own_question_and_the_walks_result)
     if (r->soa)
         ck_assert_int_eq(ldns_rr_get_type(ldns_rr_list_rr(ns, 0)), LDNS_RR_TYPE_SOA);
     ck_assert_msg(ldns_pkt_edns(pkt), "the client asked with EDNS: the reply has no OPT");
-    ck_assert_uint_eq(dns_counter_get(&s->stats.autopath_nxdomain), r->fallback_used);
+    ck_assert_uint_eq(dns_counter_get(&s->stats.autopath_nxdomain), r->fell_back == WALK_NXDOMAIN);
+    if (r->fell_back == CLUSTER_ANSWER)
+        ck_assert_uint_eq(dns_counter_get(&s->stats.expanded), 1);
     ldns_pkt_free(pkt);
 }
 END_TEST

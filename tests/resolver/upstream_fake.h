@@ -10,6 +10,8 @@
 
 #include <uv.h>
 
+#include "dns/names.h"
+
 enum fake_mode {
     FAKE_ANSWER,       /* A 192.0.2.1, TTL 300; OPT echoed when the query had one */
     FAKE_SILENT,       /* never answers */
@@ -51,5 +53,11 @@ void fake_upstream_close(struct fake_upstream *f);
 size_t fake_reply(uint8_t *out, size_t cap, uint16_t id, const char *qname, uint16_t qtype,
                   unsigned rcode, const char *const *answer, const char *const *authority,
                   const char *const *additional, uint16_t flags, bool opt);
+
+/* svcdns's own names, as the zones stage would give them to the scrubber, the cache and the
+ * forwarder: everything under "local." is ours, and answered authoritatively with
+ * A 10.96.0.10 (TTL 5) for A, NODATA for other types. */
+extern const struct dns_names fake_own_names;
+#define FAKE_OWN_A "10.96.0.10"
 
 #endif

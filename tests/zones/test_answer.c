@@ -7,8 +7,10 @@
 
 #include "dns/addr.h"
 #include "tests/support/support.h"
+#include "tests/zones/ask.h"
 #include "zones/answer.h"
 #include "zones/manifest.h"
+#include "zones/model.h"
 #include "zones/store.h"
 
 static const char manifests[] =
@@ -73,6 +75,21 @@ static const char manifests[] =
     "spec: {type: ExternalName, externalName: loop-a.prod.svc.local}\n"
     "---\n"
     "apiVersion: v1\n"
+    "kind: Service\n"
+    "metadata: {name: self, namespace: prod}\n"
+    "spec: {type: ExternalName, externalName: self.prod.svc.local}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: List\n"
+    "items:\n"
+    "- {apiVersion: v1, kind: Service, metadata: {name: ring-x, namespace: prod},\n"
+    "   spec: {type: ExternalName, externalName: ring-y.prod.svc.local}}\n"
+    "- {apiVersion: v1, kind: Service, metadata: {name: ring-y, namespace: prod},\n"
+    "   spec: {type: ExternalName, externalName: ring-z.prod.svc.local}}\n"
+    "- {apiVersion: v1, kind: Service, metadata: {name: ring-z, namespace: prod},\n"
+    "   spec: {type: ExternalName, externalName: ring-x.prod.svc.local}}\n"
+    "---\n"
+    "apiVersion: v1\n"
     "kind: Namespace\n"
     "metadata: {name: empty}\n"
     "---\n"
@@ -92,12 +109,14 @@ static void build(enum zones_pods_mode pods)
     struct zones_cidr cidrs[2];
     ck_assert_int_eq(zones_cidr_parse("10.96.0.0/12", &cidrs[0]), 0);
     ck_assert_int_eq(zones_cidr_parse("fd00:10:96::/112", &cidrs[1]), 0);
-    zones_objects_assign_ips(&objs, cidrs, 2);
-    ck_assert_uint_eq(objs.n_diags, 0);
     struct zones_store_config cfg;
     zones_store_config_default(&cfg);
     cfg.pods = pods;
-    ck_assert_int_eq(zones_store_build(&store, &objs, &cfg), 0);
+    struct zones_objects diags;
+    zones_objects_init(&diags);
+    ck_assert_int_eq(zones_model_build(&store, &objs, &cfg, cidrs, 2, &diags), 0);
+    ck_assert_uint_eq(diags.n_diags, 0);
+    zones_objects_free(&diags);
 }
 
 static void setup(void)
@@ -111,19 +130,15 @@ static void teardown(void)
     zones_objects_free(&objs);
 }
 
-/* Answers name/type and returns the parsed reply. */
+/* Answers name/type and returns the parsed reply; ANY in full as over TCP, or as over UDP. */
+static ldns_pkt *ask_as(const char *name, uint16_t type, bool any_in_full)
+{
+    return zones_test_ask(store, name, type, any_in_full);
+}
+
 static ldns_pkt *ask(const char *name, uint16_t type)
 {
-    static uint8_t pkt[DNS_MAX_MSG], out[DNS_MAX_MSG];
-    size_t len = support_query_wire(pkt, sizeof(pkt), name, type, DNS_CLASS_IN, 7, 1232);
-    struct dns_query q;
-    ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
-    struct zones_answer_config cfg = {0};
-    size_t n = 0;
-    enum zones_answer_result r =
-        zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL);
-    ck_assert_int_eq(r, ZONES_ANSWER_DONE);
-    return support_pkt_from_wire(out, n);
+    return ask_as(name, type, false);
 }
 
 struct answer_case {
@@ -173,9 +188,18 @@ static const struct answer_case cases[] = {
      "alias.prod.svc.local.\t5\tIN\tCNAME\tweb.prod.svc.local.\n"
      "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20",
      NULL},
+    /* ExternalName chains that loop: NOERROR with the chain up to the loop, as CoreDNS
+     * answers (NXDOMAIN would say the name does not exist, which is false). */
     {"loop-a.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
      "loop-a.prod.svc.local.\t5\tIN\tCNAME\tloop-b.prod.svc.local.\n"
      "loop-b.prod.svc.local.\t5\tIN\tCNAME\tloop-a.prod.svc.local.",
+     NULL},
+    {"self.prod.svc.local.", DNS_TYPE_A, LDNS_RCODE_NOERROR,
+     "self.prod.svc.local.\t5\tIN\tCNAME\tself.prod.svc.local.", NULL},
+    {"ring-y.prod.svc.local.", DNS_TYPE_AAAA, LDNS_RCODE_NOERROR,
+     "ring-x.prod.svc.local.\t5\tIN\tCNAME\tring-y.prod.svc.local.\n"
+     "ring-y.prod.svc.local.\t5\tIN\tCNAME\tring-z.prod.svc.local.\n"
+     "ring-z.prod.svc.local.\t5\tIN\tCNAME\tring-x.prod.svc.local.",
      NULL},
     {"20.0.96.10.in-addr.arpa.", DNS_TYPE_PTR, LDNS_RCODE_NOERROR,
      "20.0.96.10.in-addr.arpa.\t5\tIN\tPTR\tweb.prod.svc.local.", NULL},
@@ -210,9 +234,8 @@ static const struct answer_case cases[] = {
     {"x.local.", DNS_TYPE_A, LDNS_RCODE_NXDOMAIN, NULL, NULL},
 };
 
-START_TEST(answers_the_record_table)
+static void check_case(const struct answer_case *c)
 {
-    const struct answer_case *c = &cases[_i];
     ldns_pkt *reply = ask(c->name, c->type);
     ck_assert_msg((int)ldns_pkt_get_rcode(reply) == c->rcode, "%s: rcode %d", c->name,
                   ldns_pkt_get_rcode(reply));
@@ -233,6 +256,11 @@ START_TEST(answers_the_record_table)
     }
     free(answer);
     ldns_pkt_free(reply);
+}
+
+START_TEST(answers_the_record_table)
+{
+    check_case(&cases[_i]);
 }
 END_TEST
 
@@ -343,9 +371,45 @@ START_TEST(names_tell_pods_namespaces_and_existence)
 }
 END_TEST
 
-START_TEST(any_returns_every_rrset)
+/* What no upstream may speak for: the cluster zone, and the reverse names of cluster
+ * addresses when the rest of the reverse zones falls through to the forwarder. */
+START_TEST(names_tell_what_svcdns_is_the_authority_for)
 {
-    ldns_pkt *reply = ask("web.prod.svc.local.", DNS_TYPE_ANY);
+    struct zones_answer za = {.store = store, .cfg = {.fallthrough_reverse = true}};
+    struct dns_names names = zones_answer_names(&za);
+    static const struct {
+        const char *name;
+        bool ours;
+    } authority[] = {
+        {"web.prod.svc.local", true},
+        {"nothere.prod.svc.local", true},
+        {"local", true},
+        {"20.0.96.10.in-addr.arpa", true},
+        {"7.1.244.10.in-addr.arpa", true},
+        {"0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa", true},
+        {"9.9.9.9.in-addr.arpa", false},
+        {"0.96.10.in-addr.arpa", false},
+        {"in-addr.arpa", false},
+        {"example.com", false},
+        {"localhost", false},
+    };
+    for (size_t i = 0; i < sizeof(authority) / sizeof(authority[0]); i++) {
+        struct dns_name name;
+        dns_name_from_text(&name, authority[i].name);
+        ck_assert_msg(names.is_authoritative(names.self, &name) == authority[i].ours, "%s",
+                      authority[i].name);
+    }
+    /* Without a forwarder the reverse zones are answered whole. */
+    za.cfg.fallthrough_reverse = false;
+    struct dns_name name;
+    dns_name_from_text(&name, "9.9.9.9.in-addr.arpa");
+    ck_assert(names.is_authoritative(names.self, &name));
+}
+END_TEST
+
+START_TEST(any_in_full_returns_every_rrset)
+{
+    ldns_pkt *reply = ask_as("web.prod.svc.local.", DNS_TYPE_ANY, true);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 4); /* A, AAAA and two SRV */
     ldns_rr_list *an = ldns_pkt_answer(reply);
     static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA, LDNS_RR_TYPE_SRV,
@@ -358,17 +422,43 @@ START_TEST(any_returns_every_rrset)
     }
     ck_assert_uint_eq(ldns_pkt_arcount(reply), 0); /* no glue for ANY */
     ldns_pkt_free(reply);
+    reply = ask_as("local.", DNS_TYPE_ANY, true);
+    ck_assert_uint_eq(ldns_pkt_ancount(reply), 2); /* NS and SOA */
+    ldns_pkt_free(reply);
     /* An alias answers ANY with its CNAME alone; a name with no records, with NODATA. */
-    reply = ask("alias.prod.svc.local.", DNS_TYPE_ANY);
+    reply = ask_as("alias.prod.svc.local.", DNS_TYPE_ANY, true);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
     ck_assert_int_eq(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(reply), 0)),
                      LDNS_RR_TYPE_CNAME);
     ldns_pkt_free(reply);
-    reply = ask("prod.svc.local.", DNS_TYPE_ANY);
+    reply = ask_as("prod.svc.local.", DNS_TYPE_ANY, true);
     ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
     ck_assert_uint_eq(ldns_pkt_nscount(reply), 1);
     ldns_pkt_free(reply);
+}
+END_TEST
+
+/* RFC 8482 over UDP: one RRset, the first the full answer would carry. */
+static const struct answer_case any_cases[] = {
+    {"web.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "web.prod.svc.local.\t5\tIN\tA\t10.96.0.20", NULL},
+    {"db.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "db.prod.svc.local.\t5\tIN\tA\t10.244.2.1\ndb.prod.svc.local.\t5\tIN\tA\t10.244.2.2", NULL},
+    {"web-0.web.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "web-0.web.prod.svc.local.\t5\tIN\tA\t10.244.1.7", NULL},
+    {"_http._tcp.web.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "_http._tcp.web.prod.svc.local.\t5\tIN\tSRV\t0 100 80 web.prod.svc.local.", ""},
+    {"alias.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR,
+     "alias.prod.svc.local.\t5\tIN\tCNAME\tweb.prod.svc.local.", NULL},
+    {"local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR, "local.\t5\tIN\tNS\tns.dns.local.", NULL},
+    {"prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NOERROR, NULL, NULL},
+    {"nope.prod.svc.local.", DNS_TYPE_ANY, LDNS_RCODE_NXDOMAIN, NULL, NULL},
+};
+
+START_TEST(any_over_udp_returns_one_rrset)
+{
+    check_case(&any_cases[_i]);
 }
 END_TEST
 
@@ -424,7 +514,7 @@ START_TEST(spread_ipv6_reverse_names_all_resolve)
     free(yaml);
     struct zones_store_config cfg;
     zones_store_config_default(&cfg);
-    ck_assert_int_eq(zones_store_build(&store, &objs, &cfg), 0);
+    ck_assert_int_eq(zones_model_build(&store, &objs, &cfg, NULL, 0, NULL), 0);
     for (size_t i = 0; i < N; i += 97) {
         char rev[128];
         size_t n = 0;
@@ -501,7 +591,7 @@ START_TEST(soa_serial_is_the_newest_manifest_time)
     objs.newest_mtime = 1750000000;
     struct zones_store_config cfg;
     zones_store_config_default(&cfg);
-    ck_assert_int_eq(zones_store_build(&store, &objs, &cfg), 0);
+    ck_assert_int_eq(zones_model_build(&store, &objs, &cfg, NULL, 0, NULL), 0);
     ldns_pkt *reply = ask("local.", DNS_TYPE_SOA);
     ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
     ldns_rr *soa = ldns_rr_list_rr(ldns_pkt_answer(reply), 0);
@@ -534,7 +624,10 @@ Suite *answer_suite(void)
     tcase_add_test(tc, external_names_leaving_the_cluster_are_chased);
     tcase_add_test(tc, verified_pods_need_a_pod_with_that_address);
     tcase_add_test(tc, names_tell_pods_namespaces_and_existence);
-    tcase_add_test(tc, any_returns_every_rrset);
+    tcase_add_test(tc, any_in_full_returns_every_rrset);
+    tcase_add_loop_test(tc, any_over_udp_returns_one_rrset, 0,
+                        (int)(sizeof(any_cases) / sizeof(any_cases[0])));
+    tcase_add_test(tc, names_tell_what_svcdns_is_the_authority_for);
     tcase_add_test(tc, dump_prints_each_record_once);
     tcase_add_test(tc, an_incomplete_store_answers_servfail);
     suite_add_tcase(s, tc);

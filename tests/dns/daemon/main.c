@@ -4,7 +4,7 @@
 #include <check.h>
 
 /* Suites: one line each, added with the test file that defines it. */
-#define SUITES(X) X(options)
+#define SUITES(X) X(options) X(limits)
 
 #define DECLARE(name) Suite *name##_suite(void);
 SUITES(DECLARE)
