@@ -286,9 +286,55 @@ static int apply_switch(struct daemon_options *o, int opt, const char *name, con
     return 0;
 }
 
+/* The field of an option whose value is kept as it is written, or NULL. */
+static const char **string_option(struct daemon_options *o, int opt)
+{
+    switch (opt) {
+    case OPT_CLUSTER_DOMAIN:
+        return &o->cluster_domain;
+    case OPT_PODS:
+        return &o->pods;
+    case OPT_CONFIG:
+        return &o->config;
+    case OPT_LOG_LEVEL:
+        return &o->log_level;
+    case OPT_LOG_FORMAT:
+        return &o->log_format;
+    case OPT_LAMEDUCK:
+        return &o->lameduck;
+    case OPT_USER:
+        return &o->user;
+    case OPT_NAMESPACE:
+        return &o->namespace_name;
+    case OPT_RESOLV_CONF:
+        return &o->resolv_conf;
+    case OPT_NAMESERVER:
+        return &o->nameserver;
+    case OPT_HTTP:
+        return &o->http;
+    case OPT_CACHE_MEMORY:
+        return &o->cache_memory;
+    case OPT_SERVE_STALE:
+        return &o->serve_stale;
+    case OPT_RELOAD_INTERVAL:
+        return &o->reload_interval;
+    case OPT_MANIFEST_CACHE:
+        return &o->manifest_cache;
+    case OPT_KUBECONFIG:
+        return &o->kubeconfig;
+    default:
+        return NULL;
+    }
+}
+
 /* Applies one option, from the command line or from the config file. */
 static int apply(struct daemon_options *o, int opt, const char *name, const char *value)
 {
+    const char **field = string_option(o, opt);
+    if (field != NULL) {
+        *field = value;
+        return 0;
+    }
     switch (opt) {
     case 'm':
         return list_add(&o->manifests, name, value);
@@ -296,47 +342,14 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return list_add(&o->listen, name, value);
     case OPT_SERVICE_CIDR:
         return list_add(&o->cidrs, name, value);
-    case OPT_CLUSTER_DOMAIN:
-        o->cluster_domain = value;
-        return 0;
     case OPT_TTL:
         return parse_ulong(name, value, 3600, &o->ttl);
-    case OPT_PODS:
-        o->pods = value;
-        return 0;
     case OPT_WORKERS:
         return parse_ulong(name, value, 256, &o->workers);
-    case OPT_CONFIG:
-        o->config = value;
-        return 0;
-    case OPT_LOG_LEVEL:
-        o->log_level = value;
-        return 0;
-    case OPT_LOG_FORMAT:
-        o->log_format = value;
-        return 0;
     case OPT_RRL:
         return parse_ulong(name, value, DNS_RRL_RATE_MAX, &o->rrl);
     case OPT_RRL_SLIP:
         return parse_ulong(name, value, 100, &o->rrl_slip);
-    case OPT_LAMEDUCK:
-        o->lameduck = value;
-        return 0;
-    case OPT_USER:
-        o->user = value;
-        return 0;
-    case OPT_NAMESPACE:
-        o->namespace_name = value;
-        return 0;
-    case OPT_RESOLV_CONF:
-        o->resolv_conf = value;
-        return 0;
-    case OPT_NAMESERVER:
-        o->nameserver = value;
-        return 0;
-    case OPT_HTTP:
-        o->http = value;
-        return 0;
     case OPT_UPSTREAM:
         return list_add(&o->upstreams, name, value);
     case OPT_UPSTREAM_TIMEOUT:
@@ -345,25 +358,10 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return parse_ulong(name, value, 1000000, &o->max_concurrent);
     case OPT_CACHE_SIZE:
         return parse_ulong(name, value, 10000000, &o->cache_size);
-    case OPT_CACHE_MEMORY:
-        o->cache_memory = value;
-        return 0;
     case OPT_CACHE_MAX_TTL:
         return parse_ulong(name, value, 604800, &o->cache_max_ttl);
     case OPT_CACHE_MIN_TTL:
         return parse_ulong(name, value, 604800, &o->cache_min_ttl);
-    case OPT_SERVE_STALE:
-        o->serve_stale = value;
-        return 0;
-    case OPT_RELOAD_INTERVAL:
-        o->reload_interval = value;
-        return 0;
-    case OPT_MANIFEST_CACHE:
-        o->manifest_cache = value;
-        return 0;
-    case OPT_KUBECONFIG:
-        o->kubeconfig = value;
-        return 0;
     case OPT_CHECK:
     case OPT_DUMP:
     case OPT_STRICT:
