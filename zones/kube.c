@@ -329,9 +329,13 @@ static bool decode(const struct kind *kd, const struct zones_dom_node *obj,
     if (objs->n_diags > diags) {
         const char *ns = zones_json_string(obj, "metadata.namespace");
         const char *name = zones_json_string(obj, "metadata.name");
-        log_warn("kubernetes", "kind=%s object=%s%s%s error=\"%s\" action=\"not served\"",
-                 kd->spec->name, ns ? ns : "", ns ? "/" : "", name ? name : "?",
-                 objs->diags[diags].message);
+        char object[2 * 256 + 2];
+        char quoted[4 * sizeof(object)];
+        char message[1024];
+        snprintf(object, sizeof(object), "%s%s%s", ns ? ns : "", ns ? "/" : "", name ? name : "?");
+        log_warn("kubernetes", "kind=%s object=\"%s\" error=\"%s\" action=\"not served\"",
+                 kd->spec->name, log_quote(object, quoted, sizeof(quoted)),
+                 log_quote(objs->diags[diags].message, message, sizeof(message)));
         return false;
     }
     size_t now[ZONES_KUBE_KINDS] = {objs->n_namespaces, objs->n_services, objs->n_slices,
@@ -435,11 +439,15 @@ static void log_diags(struct zones_model *m)
     for (size_t i = 0; i < d->n_warnings + d->n_diags; i++) {
         const struct zones_diag *w =
             i < d->n_warnings ? &d->warnings[i] : &d->diags[i - d->n_warnings];
+        char file[512];
+        char message[1024];
+        log_quote(w->where.file != NULL ? w->where.file : "", file, sizeof(file));
+        log_quote(w->message, message, sizeof(message));
         if (w->where.line > 0)
-            log_warn("zones", "at=%s:%u:%u msg=\"%s\"", w->where.file, w->where.line, w->where.col,
-                     w->message);
+            log_warn("zones", "at=\"%s:%u:%u\" msg=\"%s\"", file, w->where.line, w->where.col,
+                     message);
         else
-            log_warn("zones", "msg=\"%s\"", w->message);
+            log_warn("zones", "msg=\"%s\"", message);
     }
     zones_objects_free(d);
 }
@@ -546,22 +554,6 @@ static const char *remedy(const struct kind *kd, int status, char *out, size_t c
     return out;
 }
 
-/* Quotes are made single and line breaks spaces, so a message stays one key="value". */
-static const char *for_log(const char *text, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (; text != NULL && text[n] != '\0' && n + 1 < cap; n++) {
-        char c = text[n];
-        if (c == '"')
-            c = '\'';
-        else if (c == '\n' || c == '\r' || c == '\t')
-            c = ' ';
-        out[n] = c;
-    }
-    out[n] = '\0';
-    return out;
-}
-
 /* The message of a Status body, or NULL. */
 static const char *status_message(struct buf *body, char *out, size_t cap)
 {
@@ -570,7 +562,9 @@ static const char *status_message(struct buf *body, char *out, size_t cap)
     const char *msg = NULL;
     if (body->len > 0 && zones_json_parse(&doc, body->data, body->len, err, sizeof(err)) == 0) {
         msg = zones_json_string(zones_json_root(doc), "message");
-        msg = msg != NULL ? for_log(msg, out, cap) : NULL;
+        if (msg != NULL)
+            snprintf(out, cap, "%s", msg);
+        msg = msg != NULL ? out : NULL;
     }
     zones_json_free(doc);
     return msg;
@@ -599,7 +593,7 @@ static void failed(struct kind *kd, int status, const char *error, unsigned retr
     char text[512];
     char hint[512];
     count_error(kd, status);
-    const char *what = error != NULL ? for_log(error, text, sizeof(text)) : "?";
+    const char *what = log_quote(error != NULL ? error : "?", text, sizeof(text));
     bool first = kd->reported != status;
     kd->reported = status;
     if (first || k->once)
@@ -783,13 +777,13 @@ static void watch_error(struct kind *kd, const struct zones_dom_node *status)
     const char *text = zones_json_string(status, "message");
     if (code == 410) {
         log_info("kubernetes", "kind=%s msg=\"watch history expired: listing again\" detail=\"%s\"",
-                 kd->spec->name, for_log(text, msg, sizeof(msg)));
+                 kd->spec->name, log_quote(text != NULL ? text : "", msg, sizeof(msg)));
         kd->relist = true;
         return;
     }
     kd->watch_error = code != 0 ? code : 500;
-    for_log(text != NULL ? text : "an ERROR event ended the watch", kd->watch_message,
-            sizeof(kd->watch_message));
+    snprintf(kd->watch_message, sizeof(kd->watch_message), "%s",
+             text != NULL ? text : "an ERROR event ended the watch");
 }
 
 /* One line of a watch stream. Returns false to end the stream. */

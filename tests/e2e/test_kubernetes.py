@@ -264,6 +264,23 @@ def test_verified_pod_records_follow_the_pods(api):
         assert metric(srv, "svcdns_kubernetes_objects", "pods") == 0
 
 
+def test_an_object_the_decoder_refuses_is_logged_and_left_out(api):
+    api.create({"kind": "Service", "metadata": {"name": "bad", "namespace": "web"},
+                "spec": {"clusterIP": "10.96.0.300", "ports": [{"port": 80}]}})
+    with svcdns(api) as srv:
+        assert a_records(srv, "bad.web.svc.local.")[0] == "NXDOMAIN"
+        assert a_records(srv, "echo.default.svc.local.") == ("NOERROR", ["10.96.0.50"])
+        assert srv.wait_for_log('kind=services object="web/bad" error="')
+        assert "10.96.0.300" in srv.stderr() and "not served" in srv.stderr()
+        # fixed by a watch event, it is served; broken again, it goes
+        api.modify("services", "bad", "web",
+                   fn=lambda o: o["spec"].update(clusterIP="10.96.0.30", clusterIPs=["10.96.0.30"]))
+        wait_for(srv, "bad.web.svc.local.", ("NOERROR", ["10.96.0.30"]))
+        api.modify("services", "bad", "web",
+                   fn=lambda o: o["spec"].update(clusterIP="x", clusterIPs=["x"]))
+        wait_for(srv, "bad.web.svc.local.", ("NXDOMAIN", []))
+
+
 def test_pods_are_watched_only_when_a_rule_needs_them(api):
     api.add_pod("p1", "web", ip="10.244.9.1")
     with svcdns(api, extra=["--no-autopath"]) as srv:
@@ -610,7 +627,7 @@ spec: {clusterIP: 10.96.1.2, ports: [{port: 80}]}
         assert a_records(srv, "echo.default.svc.local.") == ("NOERROR", ["10.96.0.50"])
         assert a_records(srv, "local-only.files.svc.local.") == ("NOERROR", ["10.96.1.2"])
         assert wait_until(lambda: re.search(
-            r"level=warn module=zones at=\S*m\.yaml:3:\d+ msg=\"Service default/echo is "
+            r"level=warn module=zones at=\"\S*m\.yaml:3:\d+\" msg=\"Service default/echo is "
             r"also defined by the Kubernetes API, which wins", srv.stderr()), 5), srv.stderr()
         # gone from the API, the manifest's definition is served again
         api.delete_service("echo", "default")
