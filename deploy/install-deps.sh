@@ -1,14 +1,16 @@
 #!/bin/sh
-# Installs what svcdns needs on Debian 12: the build (compiler, CMake, libraries) and, with
-# --tests, the tools the tests drive (dig, kdig, dnspython, pytest, NSD, dnsperf, valgrind,
-# clang, clang-tidy, cppcheck, systemd-analyze).
+# Installs what svcdns needs on Debian 12: the build (compiler, CMake, libraries: libuv, ldns,
+# libyaml, and libcurl and json-c for the Kubernetes API) and, with --tests, the tools the
+# tests drive (dig, kdig, dnspython, pytest, PyYAML, NSD, dnsperf, valgrind, clang,
+# clang-tidy, cppcheck, systemd-analyze).
 # Installs only what is missing, so a second run costs nothing. Needs root for apt-get.
 set -eu
 
-packages="build-essential cmake ninja-build pkg-config libuv1-dev libldns-dev libyaml-dev"
+packages="build-essential cmake ninja-build pkg-config libuv1-dev libldns-dev libyaml-dev \
+libcurl4-openssl-dev libjson-c-dev"
 if [ "${1:-}" = "--tests" ]; then
     packages="$packages check bind9-dnsutils knot-dnsutils ldnsutils python3 python3-dnspython \
-python3-pytest nsd dnsperf iproute2 clang clang-format clang-tidy cppcheck valgrind systemd"
+python3-pytest python3-yaml nsd dnsperf iproute2 clang clang-format clang-tidy cppcheck valgrind systemd"
 fi
 
 missing=""

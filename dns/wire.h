@@ -69,6 +69,7 @@ enum dns_opcode { DNS_OPCODE_QUERY = 0 };
 
 /* Extended DNS Error info codes (RFC 8914) we send. */
 #define DNS_EDE_STALE_ANSWER 3
+#define DNS_EDE_NOT_READY 14 /* RFC 8914 4.15: still loading */
 #define DNS_EDE_NO_REACHABLE_AUTHORITY 22
 #define DNS_EDE_NETWORK_ERROR 23
 

@@ -881,6 +881,16 @@ enum zones_answer_result zones_answer_query(const struct zones_store *s,
     enum zones_zone zone = zones_store_zone_of(s, &q->qname);
     if (zone == ZONES_ZONE_NONE)
         return ZONES_ANSWER_NOT_OURS;
+    if (!zones_store_is_complete(s)) {
+        /* A source is still loading: a missing name may yet exist, so no NXDOMAIN (a client
+         * would cache it). Reverse names the forwarder may answer go on as usual. */
+        if (zone != ZONES_ZONE_CLUSTER && cfg->fallthrough_reverse)
+            return ZONES_ANSWER_NOT_OURS;
+        *out_len =
+            dns_wire_error_reply(out, cap, q, pkt, DNS_RCODE_SERVFAIL,
+                                 cfg->recursion_available ? DNS_FLAG_RA : 0, DNS_EDE_NOT_READY);
+        return ZONES_ANSWER_DONE;
+    }
     struct reply r = {.s = s, .cfg = cfg, .q = q, .pkt = pkt};
     r.flags = cfg->recursion_available ? DNS_FLAG_RA : 0;
     dns_cursor_init(&r.c, out, cap);
@@ -934,6 +944,8 @@ static bool names_client_namespace(const void *self, const struct sockaddr_stora
     const struct zones_answer *za = self;
     const uint8_t *bytes;
     struct zones_ip ip = {0};
+    if (!zones_store_is_complete(za->store))
+        return false; /* the Pods may not be loaded yet: no autopath on half the data */
     size_t n = dns_addr_bytes(client, &bytes);
     if (n == 0)
         return false;

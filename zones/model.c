@@ -169,6 +169,15 @@ static bool defs_remove(struct defs *d, const void *obj)
     return false;
 }
 
+static bool defs_has_source(const struct defs *d, const void *obj, uint32_t source)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->items[i].obj == obj)
+            return d->items[i].source == source;
+    }
+    return false;
+}
+
 static uint32_t rank_of(const struct zones_model *m, uint32_t source);
 
 /* The definition that counts: the highest rank; within one rank, the first. */
@@ -375,7 +384,17 @@ void zones_model_put_service(struct zones_model *m, uint32_t source,
         return;
     }
     defs_add(&e->services, source, svc);
-    if (before != NULL) {
+    bool api = source == ZONES_MODEL_API_SOURCE;
+    if (before != NULL &&
+        (api ? old == NULL : defs_has_source(&e->services, before, ZONES_MODEL_API_SOURCE))) {
+        /* The API follows the live cluster: say so at the file's definition, which loses (once,
+         * not at each change the API makes). */
+        const struct zones_service *file = api ? before : svc;
+        zones_objects_warn(&m->diags, &file->where,
+                           "Service %s/%s is also defined by the Kubernetes API, which wins: this "
+                           "definition is not served; remove it to silence this",
+                           svc->ns, svc->name);
+    } else if (before != NULL) {
         const struct zones_service *winner = defs_best(m, &e->services);
         const struct zones_service *loser = winner == svc ? before : svc;
         zones_objects_warn(&m->diags, &winner->where,

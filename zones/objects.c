@@ -351,3 +351,192 @@ uint64_t zones_fnv1a(uint64_t hash, const void *data, size_t len)
     }
     return hash;
 }
+
+/* ---- copies of one object ---- */
+
+/* Lays an object out in one block: run once with base NULL to measure (every take returns
+ * NULL and nothing is written), then again over a block of that size. */
+struct pack {
+    char *base;
+    size_t at;
+};
+
+static void *take(struct pack *p, size_t size, size_t align)
+{
+    p->at = (p->at + align - 1) / align * align;
+    void *at = p->base != NULL && size > 0 ? p->base + p->at : NULL;
+    p->at += size;
+    return at;
+}
+
+#define ALIGNED(p, n, type) ((type *)take(p, (n) * sizeof(type), _Alignof(type)))
+
+static void *take_copy(struct pack *p, const void *src, size_t size, size_t align)
+{
+    void *dst = take(p, size, align);
+    return dst != NULL ? memcpy(dst, src, size) : NULL;
+}
+
+static char *pack_str(struct pack *p, const char *s)
+{
+    return s != NULL ? take_copy(p, s, strlen(s) + 1, 1) : NULL;
+}
+
+/* The three protocols a port can have, shared instead of copied. */
+static const char *protocol_literal(const char *protocol)
+{
+    static const char *const known[] = {"tcp", "udp", "sctp"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (protocol != NULL && strcmp(protocol, known[i]) == 0)
+            return known[i];
+    }
+    return known[0];
+}
+
+static struct zones_port *pack_ports(struct pack *p, const struct zones_port *src, size_t n)
+{
+    struct zones_port *dst = ALIGNED(p, n, struct zones_port);
+    for (size_t i = 0; i < n; i++) {
+        char *name = pack_str(p, src[i].name);
+        if (dst != NULL)
+            dst[i] =
+                (struct zones_port){name, (char *)protocol_literal(src[i].protocol), src[i].port};
+    }
+    return dst;
+}
+
+static struct zones_ip *pack_ips(struct pack *p, const struct zones_ip *src, size_t n)
+{
+    return take_copy(p, src, n * sizeof(src[0]), _Alignof(struct zones_ip));
+}
+
+static struct zones_service *pack_service(struct pack *p, const struct zones_service *s,
+                                          size_t extra)
+{
+    struct zones_service *d = take(p, sizeof(*d) + extra, _Alignof(struct zones_service));
+    struct zones_ip *ips = pack_ips(p, s->ips, s->n_ips);
+    struct zones_port *ports = pack_ports(p, s->ports, s->n_ports);
+    char *name = pack_str(p, s->name);
+    char *ns = pack_str(p, s->ns);
+    char *external_name = pack_str(p, s->external_name);
+    if (d != NULL)
+        *d = (struct zones_service){.name = name,
+                                    .ns = ns,
+                                    .kind = s->kind,
+                                    .ips = ips,
+                                    .n_ips = s->n_ips,
+                                    .external_name = external_name,
+                                    .ports = ports,
+                                    .n_ports = s->n_ports,
+                                    .where = s->where,
+                                    .ips_where = s->ips_where};
+    return d;
+}
+
+static bool endpoint_is_kept(const struct zones_endpoint *e)
+{
+    return e->ready && e->n_ips > 0;
+}
+
+static struct zones_slice *pack_slice(struct pack *p, const struct zones_slice *s, size_t extra)
+{
+    struct zones_slice *d = take(p, sizeof(*d) + extra, _Alignof(struct zones_slice));
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_endpoints; i++)
+        n += endpoint_is_kept(&s->endpoints[i]);
+    struct zones_endpoint *eps = ALIGNED(p, n, struct zones_endpoint);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_endpoints; i++) {
+        const struct zones_endpoint *e = &s->endpoints[i];
+        if (!endpoint_is_kept(e))
+            continue;
+        struct zones_ip *ips = pack_ips(p, e->ips, e->n_ips);
+        char *hostname = pack_str(p, e->hostname);
+        if (eps != NULL)
+            eps[k] = (struct zones_endpoint){ips, e->n_ips, hostname, true};
+        k++;
+    }
+    struct zones_port *ports = pack_ports(p, s->ports, s->n_ports);
+    char *name = pack_str(p, s->name);
+    char *ns = pack_str(p, s->ns);
+    char *service = pack_str(p, s->service);
+    if (d != NULL)
+        *d = (struct zones_slice){.name = name,
+                                  .ns = ns,
+                                  .service = service,
+                                  .endpoints = eps,
+                                  .n_endpoints = n,
+                                  .ports = ports,
+                                  .n_ports = s->n_ports,
+                                  .where = s->where};
+    return d;
+}
+
+static struct zones_pod *pack_pod(struct pack *p, const struct zones_pod *s, size_t extra)
+{
+    struct zones_pod *d = take(p, sizeof(*d) + extra, _Alignof(struct zones_pod));
+    struct zones_ip *ips = pack_ips(p, s->ips, s->n_ips);
+    char *name = pack_str(p, s->name);
+    char *ns = pack_str(p, s->ns);
+    if (d != NULL)
+        *d = (struct zones_pod){.name = name,
+                                .ns = ns,
+                                .ips = ips,
+                                .n_ips = s->n_ips,
+                                .ready = s->ready,
+                                .where = s->where};
+    return d;
+}
+
+static struct zones_namespace *pack_namespace(struct pack *p, const struct zones_namespace *s,
+                                              size_t extra)
+{
+    struct zones_namespace *d = take(p, sizeof(*d) + extra, _Alignof(struct zones_namespace));
+    char *name = pack_str(p, s->name);
+    if (d != NULL)
+        *d = (struct zones_namespace){.name = name, .where = s->where};
+    return d;
+}
+
+/* After a measuring pass: a zeroed block of that size (the extra bytes start clear). */
+static struct pack filling(const struct pack *measured)
+{
+    return (struct pack){zones_xcalloc(1, measured->at), 0};
+}
+
+struct zones_service *zones_objects_clone_service(const struct zones_service *svc, size_t extra)
+{
+    struct pack p = {NULL, 0};
+    pack_service(&p, svc, extra);
+    p = filling(&p);
+    pack_service(&p, svc, extra);
+    return (struct zones_service *)(void *)p.base; /* the struct comes first */
+}
+
+struct zones_slice *zones_objects_clone_slice(const struct zones_slice *slice, size_t extra)
+{
+    struct pack p = {NULL, 0};
+    pack_slice(&p, slice, extra);
+    p = filling(&p);
+    pack_slice(&p, slice, extra);
+    return (struct zones_slice *)(void *)p.base; /* the struct comes first */
+}
+
+struct zones_pod *zones_objects_clone_pod(const struct zones_pod *pod, size_t extra)
+{
+    struct pack p = {NULL, 0};
+    pack_pod(&p, pod, extra);
+    p = filling(&p);
+    pack_pod(&p, pod, extra);
+    return (struct zones_pod *)(void *)p.base; /* the struct comes first */
+}
+
+struct zones_namespace *zones_objects_clone_namespace(const struct zones_namespace *ns,
+                                                      size_t extra)
+{
+    struct pack p = {NULL, 0};
+    pack_namespace(&p, ns, extra);
+    p = filling(&p);
+    pack_namespace(&p, ns, extra);
+    return (struct zones_namespace *)(void *)p.base; /* the struct comes first */
+}

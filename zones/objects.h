@@ -202,4 +202,17 @@ int zones_ip_parse(const char *text, struct zones_ip *out); /* 0 or -1 */
 /* Formats like inet_ntop; returns out. cap >= 46. */
 char *zones_ip_format(const struct zones_ip *ip, char *out, size_t cap);
 
+/* Objects one by one, for a source that keeps each object as long as it lives (the Kubernetes
+ * API), not a whole file's worth together: a copy of obj in one allocation of its own, free it
+ * with free(). The copy keeps what answers need and nothing more: a Service without its
+ * selector (its endpoints come from EndpointSlices, never from Pods), an EndpointSlice with
+ * its ready endpoints only, a Pod with its name, namespace, addresses and readiness. where
+ * points where the original's did (its file name must outlive the copy). extra zeroed bytes
+ * follow the struct, at (void *)(copy + 1), for the source's own use. */
+struct zones_service *zones_objects_clone_service(const struct zones_service *svc, size_t extra);
+struct zones_slice *zones_objects_clone_slice(const struct zones_slice *slice, size_t extra);
+struct zones_pod *zones_objects_clone_pod(const struct zones_pod *pod, size_t extra);
+struct zones_namespace *zones_objects_clone_namespace(const struct zones_namespace *ns,
+                                                      size_t extra);
+
 #endif

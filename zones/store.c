@@ -430,3 +430,14 @@ int zones_store_parse_pods_mode(const char *text, enum zones_pods_mode *out)
     }
     return -1;
 }
+
+void zones_store_set_complete(struct zones_store *store, bool complete)
+{
+    atomic_store_explicit(&store->incomplete, !complete, memory_order_release);
+}
+
+bool zones_store_is_complete(const struct zones_store *store)
+{
+    /* C11 wants a non-const pointer for atomic loads; nothing is written. */
+    return !atomic_load_explicit(&((struct zones_store *)store)->incomplete, memory_order_acquire);
+}

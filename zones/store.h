@@ -38,6 +38,13 @@ int zones_store_new(struct zones_store **out, const struct zones_store_config *c
 /* Everything, at once: no worker may read the store any more. NULL is a no-op. */
 void zones_store_free(struct zones_store *store);
 
+/* Whether the store holds everything its sources define. A source still loading (the
+ * Kubernetes API before every kind's first list) marks it incomplete; names under the cluster
+ * zone then get SERVFAIL, never an NXDOMAIN a client would cache. A new store is complete.
+ * Set by the writer, read by any thread. */
+void zones_store_set_complete(struct zones_store *store, bool complete);
+bool zones_store_is_complete(const struct zones_store *store);
+
 /* What a store holds, for summaries, logs and metrics. Any thread. */
 struct zones_store_summary {
     size_t records;

@@ -66,6 +66,7 @@ struct zones_store {
     struct zones_table reverse;           /* struct zones_rev */
     struct zones_table pods;              /* struct zones_pod_addr */
     _Atomic(struct zones_soa *) soa;
+    atomic_bool incomplete;  /* zones_store_set_complete() */
     struct dns_epoch *epoch; /* NULL: no readers, replaced data goes at once */
     /* Counts for summaries and metrics: the writer's, read with atomics. */
     atomic_size_t n_records, n_cluster_ip, n_headless, n_external_name, n_endpoints, n_pods,

@@ -2,8 +2,9 @@
  *
  * main.c reads the options (options.c), maps them into each module's config, builds the
  * modules and one handler chain per worker, and runs them; reload.c keeps the served data
- * current (manifests in, snapshots published); metrics.c serves /health, /ready and
- * /metrics. None of it is on a query's path: a worker's chain calls the stages directly. */
+ * current (manifests in, snapshots published); kubernetes.c follows a cluster's API server;
+ * metrics.c serves /health, /ready and /metrics. None of it is on a query's path: a worker's chain
+ * calls the stages directly. */
 #ifndef DAEMON_DAEMON_H
 #define DAEMON_DAEMON_H
 
@@ -27,6 +28,8 @@
 #include "resolver/search.h"
 #include "zones/answer.h"
 #include "zones/files.h"
+#include "zones/kube.h"
+#include "zones/kubeconfig.h"
 #include "zones/model.h"
 #include "zones/objects.h"
 #include "zones/store.h"
@@ -118,6 +121,9 @@ struct daemon {
     struct daemon_stop stop;
     struct daemon_user user;
     struct dns_http *http; /* NULL without --http */
+    /* The Kubernetes API source: NULL without --kubernetes or --kubeconfig. */
+    struct zones_kubeconfig kubeconfig;
+    struct zones_kube *kube;
 };
 
 /* reload.c. Loads every manifest into the model and its store; the summary goes to summary
@@ -131,6 +137,18 @@ void daemon_reload_stop(struct daemon *d);
 /* READY=1 to a service manager, with what is served as the status line. */
 void daemon_reload_notify_ready(struct daemon *d);
 
+/* kubernetes.c. The credentials of --kubeconfig or --kubernetes, read and checked: 0, or -1
+ * after printing why. Nothing to do without those flags. */
+int daemon_kubernetes_configure(struct daemon *d);
+/* With the model built: the source, and the store marked incomplete until its first lists.
+ * For --check and --dump, lists once now (the summary goes to summary when not NULL).
+ * 0, or -1 after logging why. */
+int daemon_kubernetes_init(struct daemon *d, FILE *summary);
+/* Its thread follows the API from now on; stopped before the epoch goes. */
+int daemon_kubernetes_start(struct daemon *d);
+void daemon_kubernetes_stop(struct daemon *d);
+void daemon_kubernetes_free(struct daemon *d);
+
 /* limits.c: the open file limit, shared out at start between svcdns's own descriptors,
  * upstream sockets and TCP clients. */
 struct daemon_fd_needs {
@@ -139,6 +157,7 @@ struct daemon_fd_needs {
     unsigned workers;
     size_t listeners;
     bool http;
+    bool kubernetes; /* --kubernetes, --kubeconfig */
     bool forwarding;
     unsigned upstreams;
     unsigned max_concurrent; /* --max-concurrent */

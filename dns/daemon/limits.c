@@ -28,6 +28,9 @@
 /* --http: the connection cap, and as many again for the ones accepted in a burst and closed
  * at once when the cap is full (dns/http.c), plus the listener. */
 #define FDS_HTTP (2 * DNS_HTTP_MAX_CONNS + 1)
+/* Following an API server (zones/kube.c): a connection per watched kind (HTTP/1.1; one for
+ * all with HTTP/2), libcurl's wakeup pair, and as many again while a connection is replaced. */
+#define FDS_KUBERNETES 12
 /* Per upstream, outside --max-concurrent: one health probe and one loop-check query. */
 #define FDS_PER_UPSTREAM 2
 /* Below these there is no sensible service: say so at start instead of failing later. */
@@ -72,6 +75,7 @@ int daemon_limits_plan(const struct daemon_fd_needs *in, struct daemon_fd_plan *
     memset(out, 0, sizeof(*out));
     out->limit = in->limit;
     out->reserved = in->open_now + FDS_FIXED + (in->http ? FDS_HTTP : 0) +
+                    (in->kubernetes ? FDS_KUBERNETES : 0) +
                     in->workers * (FDS_PER_WORKER + 2 * (unsigned)in->listeners);
     unsigned probes = in->forwarding ? FDS_PER_UPSTREAM * in->upstreams : 0;
     unsigned long upstream = in->forwarding ? (unsigned long)in->max_concurrent + probes : 0;

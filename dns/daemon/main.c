@@ -1,7 +1,8 @@
 /* dns/daemon/main.c - svcdns: read the options, build the modules, run, tear down.
  *
  * A startup ladder (Knot's knotd main): options (options.c) are mapped into each module's
- * config, the manifests are loaded into the first snapshot (reload.c), the server binds its
+ * config, the manifests are loaded into the first snapshot (reload.c) and the Kubernetes API
+ * source set up (kubernetes.c), the server binds its
  * sockets, the forwarder and cache are set up, and each worker thread builds its chain
  * (chain_new below). Shutdown runs the ladder backwards. Nothing here is on a query's path. */
 #include <errno.h>
@@ -140,7 +141,8 @@ static int configure(struct daemon *d, int argc, char **argv)
     int rc = daemon_options_parse(o, argc, argv);
     if (rc != 0)
         return rc;
-    if (configure_zones(d) < 0 || configure_search(d) < 0 || configure_resolver(d) < 0)
+    if (configure_zones(d) < 0 || configure_search(d) < 0 || configure_resolver(d) < 0 ||
+        daemon_kubernetes_configure(d) < 0)
         return -2;
     enum log_level level;
     if (o->log_level && log_parse_level(o->log_level, &level) < 0) {
@@ -295,6 +297,7 @@ static int plan_descriptors(struct daemon *d)
         .workers = cfg->workers,
         .listeners = cfg->n_listen,
         .http = d->opt.http != NULL,
+        .kubernetes = d->kube != NULL,
         .forwarding = d->forwarding,
         .upstreams = (unsigned)fc->n_upstreams,
         .max_concurrent = fc->max_concurrent,
@@ -472,7 +475,7 @@ static int run(struct daemon *d)
     stop_handles_start(d);
     signal(SIGPIPE, SIG_IGN);
     /* Every socket is bound (DNS, HTTP) and no worker thread runs yet. */
-    if (daemon_privileges_drop(&d->user) < 0)
+    if (daemon_privileges_drop(&d->user) < 0 || daemon_kubernetes_start(d) < 0)
         goto out;
     char addr[DNS_ADDR_TEXT_MAX];
     struct zones_store_summary sum;
@@ -490,6 +493,7 @@ static int run(struct daemon *d)
         dns_notify("STOPPING=1");
     daemon_metrics_log(d);
 out:
+    daemon_kubernetes_stop(d); /* its last commit retires to the epoch: stop it first */
     stop_handles_close(d);
     daemon_reload_stop(d);
     daemon_metrics_stop(d);
@@ -547,6 +551,23 @@ static int print_resolv_conf(const struct daemon *d)
     return 0;
 }
 
+/* The data: the manifests, then the API server (listed once now for --check and --dump).
+ * Returns the manifests' errors (served without the objects they left out), or -1 after
+ * printing why nothing is served. */
+static int load(struct daemon *d)
+{
+    FILE *summary = d->opt.check ? stdout : NULL;
+    int errors = daemon_reload_load(d, summary);
+    if (errors < 0)
+        return -1;
+    if (errors > 0 && d->opt.strict) {
+        daemon_fail("%d error%s in the manifests; --strict: nothing was served", errors,
+                    errors == 1 ? "" : "s");
+        return -1;
+    }
+    return daemon_kubernetes_init(d, summary) < 0 ? -1 : errors;
+}
+
 int main(int argc, char **argv)
 {
     static struct daemon d;
@@ -562,6 +583,7 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     int rc = configure(&d, argc, argv);
     if (rc != 0) {
+        daemon_kubernetes_free(&d);
         daemon_options_free(&d.opt);
         return rc == 1 ? 0 : rc == -1 ? 2 : 1;
     }
@@ -571,14 +593,9 @@ int main(int argc, char **argv)
         goto out;
     }
     pthread_mutex_init(&d.model_lock, NULL);
-    int errors = daemon_reload_load(&d, d.opt.check ? stdout : NULL);
+    int errors = load(&d);
     if (errors < 0)
         goto out;
-    if (errors > 0 && d.opt.strict) {
-        daemon_fail("%d error%s in the manifests; --strict: nothing was served", errors,
-                    errors == 1 ? "" : "s");
-        goto out;
-    }
     dns_chaos_init(&d.chaos, SVCDNS_VERSION);
     if (d.opt.dump)
         status = zones_store_dump(d.store, stdout) < 0 ? 1 : 0;
@@ -587,6 +604,7 @@ int main(int argc, char **argv)
     else
         status = run(&d);
 out:
+    daemon_kubernetes_free(&d); /* its objects go after the last commit, before the model */
     zones_model_free(d.model);
     zones_files_free(d.files);
     daemon_options_free(&d.opt);

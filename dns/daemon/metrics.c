@@ -111,6 +111,60 @@ static void resolver_metrics(struct daemon *d, struct dns_http_response *res)
     }
 }
 
+/* One line per watched kind of a per-kind metric; values[] by enum zones_kube_kind. */
+static void kind_metric(struct dns_http_response *res, const struct zones_kube_stats *st,
+                        const char *name, const char *type, const char *help,
+                        const uint64_t values[ZONES_KUBE_KINDS])
+{
+    dns_http_printf(res, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (int i = 0; i < ZONES_KUBE_KINDS; i++) {
+        if (st->kinds[i].watched)
+            dns_http_printf(res, "%s{kind=\"%s\"} %llu\n", name, st->kinds[i].name,
+                            (unsigned long long)values[i]);
+    }
+}
+
+_Static_assert(ZONES_KUBE_KINDS == 4, "KIND_METRIC lists every kind");
+#define KIND_METRIC(res, st, name, type, help, field)                                              \
+    kind_metric(res, st, name, type, help,                                                         \
+                (const uint64_t[ZONES_KUBE_KINDS]){                                                \
+                    (uint64_t)(st)->kinds[0].field, (uint64_t)(st)->kinds[1].field,                \
+                    (uint64_t)(st)->kinds[2].field, (uint64_t)(st)->kinds[3].field})
+
+static void kubernetes_metrics(struct daemon *d, struct dns_http_response *res)
+{
+    if (d->kube == NULL)
+        return;
+    struct zones_kube_stats st;
+    zones_kube_stats(d->kube, &st);
+    metric(res, "svcdns_kubernetes_synced", "gauge",
+           "1 once every kind has been listed from the API server (cluster names are served).",
+           st.synced);
+    KIND_METRIC(res, &st, "svcdns_kubernetes_objects", "gauge",
+                "Objects kept from the API server, by kind.", objects);
+    KIND_METRIC(res, &st, "svcdns_kubernetes_last_sync_timestamp_seconds", "gauge",
+                "When the API server last told about the kind (a list, an event, a bookmark).",
+                last_sync);
+    KIND_METRIC(res, &st, "svcdns_kubernetes_lists_total", "counter", "Complete lists.", lists);
+    KIND_METRIC(res, &st, "svcdns_kubernetes_relists_total", "counter",
+                "Lists started again: after 410 Gone, or after a list failed.", relists);
+    KIND_METRIC(res, &st, "svcdns_kubernetes_watch_restarts_total", "counter",
+                "Watches started again after one ended (timeout, cut stream, error).", restarts);
+    KIND_METRIC(res, &st, "svcdns_kubernetes_events_total", "counter",
+                "ADDED, MODIFIED and DELETED watch events.", events);
+    dns_http_printf(res, "# HELP svcdns_kubernetes_api_errors_total Failed API requests by kind "
+                         "and HTTP status (0: no answer: connection, TLS, timeout).\n"
+                         "# TYPE svcdns_kubernetes_api_errors_total counter\n");
+    for (int i = 0; i < ZONES_KUBE_KINDS; i++) {
+        const struct zones_kube_kind_stats *k = &st.kinds[i];
+        for (size_t e = 0; e < k->n_errors; e++)
+            dns_http_printf(res,
+                            "svcdns_kubernetes_api_errors_total{kind=\"%s\",code=\"%d\"} "
+                            "%llu\n",
+                            k->name, k->errors[e].code, (unsigned long long)k->errors[e].count);
+    }
+}
+
 static void on_metrics(void *ctx, struct dns_http_response *res)
 {
     struct daemon *d = ctx;
@@ -140,6 +194,7 @@ static void on_metrics(void *ctx, struct dns_http_response *res)
     metric(res, "svcdns_manifest_objects_invalid", "gauge",
            "Objects left out of what is served because of an error in them.",
            atomic_load(&d->reload.invalid));
+    kubernetes_metrics(d, res);
 }
 
 static void on_health(void *ctx, struct dns_http_response *res)
@@ -148,8 +203,8 @@ static void on_health(void *ctx, struct dns_http_response *res)
     dns_http_printf(res, "OK\n");
 }
 
-/* Ready while serving, unless shutting down (the lameduck) or every upstream leads back to
- * us (a forwarding loop). */
+/* Ready while serving, unless shutting down (the lameduck), the API server has not been
+ * listed yet, or every upstream leads back to us (a forwarding loop). */
 static void on_ready(void *ctx, struct dns_http_response *res)
 {
     struct daemon *d = ctx;
@@ -157,6 +212,20 @@ static void on_ready(void *ctx, struct dns_http_response *res)
         res->status = 503;
         dns_http_printf(res, "shutting down: answering queries for the lameduck only\n");
         return;
+    }
+    if (d->kube != NULL) {
+        struct zones_kube_stats st;
+        zones_kube_stats(d->kube, &st);
+        if (!st.synced) {
+            res->status = 503;
+            dns_http_printf(res, "kubernetes: waiting for the first list of:");
+            for (int i = 0; i < ZONES_KUBE_KINDS; i++) {
+                if (st.kinds[i].watched && !st.kinds[i].synced)
+                    dns_http_printf(res, " %s", st.kinds[i].name);
+            }
+            dns_http_printf(res, "\n");
+            return;
+        }
     }
     if (d->forward_shared) {
         struct resolver_forward_stats f;

@@ -52,6 +52,8 @@ enum {
     OPT_RRL_SLIP,
     OPT_LAMEDUCK,
     OPT_USER,
+    OPT_KUBECONFIG,
+    OPT_KUBERNETES,
 };
 
 static const struct option long_options[] = {
@@ -89,6 +91,8 @@ static const struct option long_options[] = {
     {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},
     {"lameduck", required_argument, NULL, OPT_LAMEDUCK},
     {"user", required_argument, NULL, OPT_USER},
+    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+    {"kubernetes", no_argument, NULL, OPT_KUBERNETES},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -97,7 +101,8 @@ static const struct option long_options[] = {
 static void usage_serving(FILE *out)
 {
     fputs("Usage: svcdns [options]\n"
-          "Cluster DNS for Kubernetes Services, served from manifest files.\n"
+          "Cluster DNS for Kubernetes Services, served from manifest files or from a\n"
+          "cluster's API server.\n"
           "\n"
           "Data:\n"
           "  -m, --manifests PATH       file or directory (recursive: *.yaml *.yml *.json);\n"
@@ -119,6 +124,10 @@ static void usage_serving(FILE *out)
           "      --strict               refuse to start, and to apply a reload, when any\n"
           "                             manifest has an error (default: leave the object\n"
           "                             out, report it and serve the rest)\n"
+          "      --kubernetes           follow the API server of the cluster svcdns runs in\n"
+          "                             (service account token and CA, KUBERNETES_SERVICE_HOST)\n"
+          "      --kubeconfig FILE      follow the API server of FILE's current context\n"
+          "                             (with --manifests too: the API wins on a name in both)\n"
           "\n",
           out);
     fputs("Serving:\n"
@@ -184,8 +193,9 @@ static void usage_operation(FILE *out)
           "                             capabilities; as another user, only NAME itself\n"
           "      --config FILE          YAML file with the long option names as keys;\n"
           "                             flags win over it\n"
-          "      --check                load and validate config and manifests, print every\n"
-          "                             error and a summary, exit 0 (no error) or 1\n"
+          "      --check                load and validate config and manifests (and list the\n"
+          "                             API server once), print every error and a summary,\n"
+          "                             exit 0 (no error) or 1\n"
           "      --dump                 print the loaded records as a zone file and exit\n"
           "      --log-level LEVEL      error | warn | info | debug (default info)\n"
           "      --log-format FORMAT    text (time level=... module=... key=value) | json (one\n"
@@ -198,6 +208,8 @@ static void usage_operation(FILE *out)
           "Manifest directories are watched: a change rereads the files that changed, and so\n"
           "does SIGHUP. An object with an error is reported as FILE:LINE:COL and left out; a\n"
           "file that does not parse keeps its last good objects; the rest is served.\n"
+          "The API server is listed and watched; until every kind is listed, cluster names\n"
+          "get SERVFAIL.\n"
           "\n"
           "Example:\n"
           "  svcdns --manifests examples/ --listen 127.0.0.1:5353\n"
@@ -264,6 +276,9 @@ static int apply_switch(struct daemon_options *o, int opt, const char *name, con
     case OPT_NO_SEARCH_EXPAND:
         o->no_search_expand = on;
         break;
+    case OPT_KUBERNETES:
+        o->kubernetes = on;
+        break;
     default:
         o->no_autopath = on;
         break;
@@ -271,9 +286,55 @@ static int apply_switch(struct daemon_options *o, int opt, const char *name, con
     return 0;
 }
 
+/* The field of an option whose value is kept as it is written, or NULL. */
+static const char **string_option(struct daemon_options *o, int opt)
+{
+    switch (opt) {
+    case OPT_CLUSTER_DOMAIN:
+        return &o->cluster_domain;
+    case OPT_PODS:
+        return &o->pods;
+    case OPT_CONFIG:
+        return &o->config;
+    case OPT_LOG_LEVEL:
+        return &o->log_level;
+    case OPT_LOG_FORMAT:
+        return &o->log_format;
+    case OPT_LAMEDUCK:
+        return &o->lameduck;
+    case OPT_USER:
+        return &o->user;
+    case OPT_NAMESPACE:
+        return &o->namespace_name;
+    case OPT_RESOLV_CONF:
+        return &o->resolv_conf;
+    case OPT_NAMESERVER:
+        return &o->nameserver;
+    case OPT_HTTP:
+        return &o->http;
+    case OPT_CACHE_MEMORY:
+        return &o->cache_memory;
+    case OPT_SERVE_STALE:
+        return &o->serve_stale;
+    case OPT_RELOAD_INTERVAL:
+        return &o->reload_interval;
+    case OPT_MANIFEST_CACHE:
+        return &o->manifest_cache;
+    case OPT_KUBECONFIG:
+        return &o->kubeconfig;
+    default:
+        return NULL;
+    }
+}
+
 /* Applies one option, from the command line or from the config file. */
 static int apply(struct daemon_options *o, int opt, const char *name, const char *value)
 {
+    const char **field = string_option(o, opt);
+    if (field != NULL) {
+        *field = value;
+        return 0;
+    }
     switch (opt) {
     case 'm':
         return list_add(&o->manifests, name, value);
@@ -281,47 +342,14 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return list_add(&o->listen, name, value);
     case OPT_SERVICE_CIDR:
         return list_add(&o->cidrs, name, value);
-    case OPT_CLUSTER_DOMAIN:
-        o->cluster_domain = value;
-        return 0;
     case OPT_TTL:
         return parse_ulong(name, value, 3600, &o->ttl);
-    case OPT_PODS:
-        o->pods = value;
-        return 0;
     case OPT_WORKERS:
         return parse_ulong(name, value, 256, &o->workers);
-    case OPT_CONFIG:
-        o->config = value;
-        return 0;
-    case OPT_LOG_LEVEL:
-        o->log_level = value;
-        return 0;
-    case OPT_LOG_FORMAT:
-        o->log_format = value;
-        return 0;
     case OPT_RRL:
         return parse_ulong(name, value, DNS_RRL_RATE_MAX, &o->rrl);
     case OPT_RRL_SLIP:
         return parse_ulong(name, value, 100, &o->rrl_slip);
-    case OPT_LAMEDUCK:
-        o->lameduck = value;
-        return 0;
-    case OPT_USER:
-        o->user = value;
-        return 0;
-    case OPT_NAMESPACE:
-        o->namespace_name = value;
-        return 0;
-    case OPT_RESOLV_CONF:
-        o->resolv_conf = value;
-        return 0;
-    case OPT_NAMESERVER:
-        o->nameserver = value;
-        return 0;
-    case OPT_HTTP:
-        o->http = value;
-        return 0;
     case OPT_UPSTREAM:
         return list_add(&o->upstreams, name, value);
     case OPT_UPSTREAM_TIMEOUT:
@@ -330,28 +358,17 @@ static int apply(struct daemon_options *o, int opt, const char *name, const char
         return parse_ulong(name, value, 1000000, &o->max_concurrent);
     case OPT_CACHE_SIZE:
         return parse_ulong(name, value, 10000000, &o->cache_size);
-    case OPT_CACHE_MEMORY:
-        o->cache_memory = value;
-        return 0;
     case OPT_CACHE_MAX_TTL:
         return parse_ulong(name, value, 604800, &o->cache_max_ttl);
     case OPT_CACHE_MIN_TTL:
         return parse_ulong(name, value, 604800, &o->cache_min_ttl);
-    case OPT_SERVE_STALE:
-        o->serve_stale = value;
-        return 0;
-    case OPT_RELOAD_INTERVAL:
-        o->reload_interval = value;
-        return 0;
-    case OPT_MANIFEST_CACHE:
-        o->manifest_cache = value;
-        return 0;
     case OPT_CHECK:
     case OPT_DUMP:
     case OPT_STRICT:
     case OPT_LOG_QUERIES:
     case OPT_NO_SEARCH_EXPAND:
     case OPT_NO_AUTOPATH:
+    case OPT_KUBERNETES:
         return apply_switch(o, opt, name, value);
     default:
         return daemon_fail("unknown option %s", name);

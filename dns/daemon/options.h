@@ -52,6 +52,8 @@ struct daemon_options {
     unsigned long rrl_slip;      /* --rrl-slip N; default 2 */
     const char *lameduck;        /* --lameduck DURATION; default 5s */
     const char *user;            /* --user NAME: become it after binding, when root */
+    const char *kubeconfig;      /* --kubeconfig FILE: follow that cluster's API */
+    bool kubernetes;             /* --kubernetes: follow the API with in-cluster credentials */
     bool set[256];               /* options given on the command line */
 };
 

@@ -33,15 +33,8 @@ while [ $# -gt 0 ]; do
 done
 
 sh "$HERE/deps.sh"
-if [ -z "$SVCDNS_BIN" ]; then
-    (cd "$ROOT" && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-        cmake --build build --target svcdns >/dev/null)
-    SVCDNS_BIN=$ROOT/build/svcdns
-    MEASURED="svcdns built from $(sh "$HERE/version.sh")"
-else
-    MEASURED="$SVCDNS_BIN ($("$SVCDNS_BIN" --version 2>&1 | head -1))"
-fi
-SVCDNS_BIN=$(readlink -f "$SVCDNS_BIN")
+# shellcheck source=svcdns-bin.sh source-path=SCRIPTDIR
+source "$HERE/svcdns-bin.sh"
 
 DATA=$W/d10k
 if ! [ "$DATA/done" -nt "$HERE/gen-dataset.py" ]; then

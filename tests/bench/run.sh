@@ -50,15 +50,8 @@ done
 
 # ------------------------------------------------------------------ tools, svcdns, data
 sh "$HERE/deps.sh"
-if [ -z "$SVCDNS_BIN" ]; then
-    (cd "$ROOT" && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-        cmake --build build --target svcdns >/dev/null)
-    SVCDNS_BIN=$ROOT/build/svcdns
-    MEASURED="svcdns built from $(sh "$HERE/version.sh")"
-else
-    MEASURED="$SVCDNS_BIN ($("$SVCDNS_BIN" --version 2>&1 | head -1))"
-fi
-SVCDNS_BIN=$(readlink -f "$SVCDNS_BIN")
+# shellcheck source=svcdns-bin.sh source-path=SCRIPTDIR
+source "$HERE/svcdns-bin.sh"
 
 # shellcheck source=servers.sh source-path=SCRIPTDIR
 source "$HERE/servers.sh"

@@ -8,9 +8,19 @@ fixture that started it; a failing test shows the stderr of the processes it use
 import pytest
 
 import svcdns_e2e as e2e
+from fake_apiserver import FakeAPIServer
 
 BULK_BIG = 120  # endpoints of bulk/big: far over 1232 octets of A records
 BULK_MID = 60   # endpoints of bulk/mid: over 512 octets, under 1232
+
+
+def pytest_generate_tests(metafunc):
+    """A module that sets SERVER_SOURCES runs each test of the `server` fixture once per
+    source: "manifests" (the files) and "api" (the same objects listed and watched from a
+    fake API server)."""
+    if "source" in metafunc.fixturenames:
+        sources = getattr(metafunc.module, "SERVER_SOURCES", ("manifests",))
+        metafunc.parametrize("source", sources, indirect=True, scope="module")
 
 
 def pytest_configure(config):
@@ -106,10 +116,32 @@ def cluster_manifests(bulk_file):
 
 
 @pytest.fixture(scope="module")
-def server(cluster_manifests):
+def source(request):
+    return getattr(request, "param", "manifests")
+
+
+@pytest.fixture(scope="module")
+def server(cluster_manifests, source):
     """The cluster data on 127.0.0.1 (and [::1] when available), defaults otherwise
-    (--ttl 5, --pods insecure), one per test module."""
-    srv = e2e.Server(cluster_manifests, v6=e2e.have_ipv6_loopback(), label="cluster")
-    srv.start()
-    yield srv
-    srv.stop()
+    (--ttl 5, --pods insecure), one per test module: read from the manifests, or (source
+    "api") listed from a fake API server that holds the same objects."""
+    if source == "manifests":
+        srv = e2e.Server(cluster_manifests, v6=e2e.have_ipv6_loopback(), label="cluster")
+        srv.start()
+        yield srv
+        srv.stop()
+        return
+    api = FakeAPIServer()
+    for obj in e2e.manifest_objects(cluster_manifests):
+        api.create(obj)
+    api.start()
+    srv = e2e.Server(v6=e2e.have_ipv6_loopback(), label="cluster-api",
+                     extra_args=["--kubeconfig", api.kubeconfig()])
+    try:
+        srv.start()
+        srv.wait_synced()
+        yield srv
+        srv.stop()
+    finally:
+        srv.kill()
+        api.stop()

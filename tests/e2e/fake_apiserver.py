@@ -39,6 +39,7 @@ Standalone:  /usr/bin/python3 fake_apiserver.py --port 6443 --dir /tmp/fake-api 
 import argparse
 import atexit
 import base64
+import bisect
 import datetime
 import gzip
 import http.server
@@ -725,6 +726,7 @@ class FakeAPIServer:
             self.rv = INITIAL_RV
             self.compacted_rv = INITIAL_RV
             self._objects = {r: {} for r in RESOURCES}
+            self._order = {}      # resource -> (keys, etcd keys) of the live state, sorted
             self._history = []    # _history[i].rv == compacted_rv + 1 + i
             self._cond.notify_all()
 
@@ -748,6 +750,8 @@ class FakeAPIServer:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         obj = go_order(obj)
+        if type_ != "MODIFIED":
+            self._order.pop(resource, None)
         if type_ == "DELETED":
             self._objects[resource].pop(key, None)
         else:
@@ -1253,9 +1257,9 @@ class FakeAPIServer:
                 snap_rv = want if exact else self.rv
             else:
                 snap_rv = self.rv
-            state = (self._objects[resource] if snap_rv == self.rv
-                     else self._state_at(resource, snap_rv))
-            keys = sorted((k for k in state if self._skey(k) >= start), key=self._skey)
+            live = snap_rv == self.rv
+            state = self._objects[resource] if live else self._state_at(resource, snap_rv)
+            keys = self._keys_from(resource, state, live, start)
             items, last, i = [], None, 0
             for i, k in enumerate(keys):
                 o = state[k]
@@ -1270,7 +1274,8 @@ class FakeAPIServer:
             more = bool(limit) and i < len(keys)
             remaining = None
             if more and not query.get("labelSelector") and not query.get("fieldSelector"):
-                remaining = sum(1 for k in keys[i:] if match(state[k]))
+                remaining = len(keys) - i if not ns else sum(1 for k in keys[i:]
+                                                             if match(state[k]))
         md = {"resourceVersion": str(snap_rv)}
         if more:
             md["continue"] = encode_continue(snap_rv, self._skey(last) + "\x00")
@@ -1281,6 +1286,18 @@ class FakeAPIServer:
                 "items": [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
                           for o in items]}
         return reply(200, body)
+
+    def _keys_from(self, resource, state, live, start):
+        """The keys of state in list order, from the etcd key start on. The live state's order
+        is kept until an object comes or goes, so that a list of many pages does not sort
+        every object again for each page. Lock held."""
+        if not live:
+            return sorted((k for k in state if self._skey(k) >= start), key=self._skey)
+        if resource not in self._order:
+            keys = sorted(state, key=self._skey)
+            self._order[resource] = (keys, [self._skey(k) for k in keys])
+        keys, skeys = self._order[resource]
+        return keys[bisect.bisect_left(skeys, start):]
 
     @staticmethod
     def _skey(key):

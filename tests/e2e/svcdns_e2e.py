@@ -380,6 +380,20 @@ class Server(Process):
             raise ServerError(f"svcdns exited with status {self.returncode} after SIGTERM "
                               f"(expected 0)\ncommand: {self.describe()}\n{self.report()}")
 
+    def wait_synced(self, timeout=10.0):
+        """Waits until the zone apex answers NOERROR: with --kubernetes or --kubeconfig, every
+        kind has been listed (before that, cluster names get SERVFAIL). Raises otherwise."""
+        def synced():
+            try:
+                r = send_query(make_query(self.zone + ".", "SOA"), self.port, timeout=0.5)
+                return r.rcode() == dns.rcode.NOERROR
+            except Exception:  # noqa: BLE001 - not up yet
+                return False
+        if not wait_until(synced, timeout, interval=0.05):
+            raise ServerError(f"svcdns did not serve {self.zone} within {timeout} s\n"
+                              f"command: {self.describe()}\n{self.report()}")
+        return self
+
     def wait_for_log(self, text, timeout=5.0):
         """True once text is in the stderr, False after timeout seconds."""
         return bool(wait_until(lambda: text in self.stderr(), timeout, interval=0.05))
@@ -406,6 +420,67 @@ class Server(Process):
 
 
 _KV = re.compile(r"(\w+)=(\S+)")
+
+
+# ----------------------------------------------------------------------------------------
+# In a pod's place
+
+
+SERVICEACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def in_cluster_wrapper(sa_dir):
+    """An argv prefix that runs a command with sa_dir (token, ca.crt, as
+    FakeAPIServer.serviceaccount_dir() writes them) at a pod's fixed service account path,
+    in a mount namespace of its own: a tmpfs over /run (where /var/run points) there only,
+    the host's /run untouched. Needs root: the caller skips otherwise."""
+    if shutil.which("unshare") is None:
+        raise ServerError(f"unshare (util-linux) is missing; {INSTALL_HINT}")
+    script = (f"mount -t tmpfs svcdns-test /run && mkdir -p {SERVICEACCOUNT} && "
+              f"mount --bind {sa_dir} {SERVICEACCOUNT} && exec \"$@\"")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+
+
+# ----------------------------------------------------------------------------------------
+# Manifests as a cluster's API server would hold them
+
+
+def manifest_objects(paths):
+    """The objects of manifest files and directories (YAML or JSON, Lists unpacked), as
+    `kubectl apply` would put them in a cluster, each v1 Endpoints replaced by the
+    EndpointSlices the EndpointSliceMirroring controller makes of it (one per subset and
+    address family, notReadyAddresses as ready: false)."""
+    import yaml  # PyYAML (python3-yaml), only where manifests go to a fake API server
+    files = []
+    for p in map(pathlib.Path, paths):
+        files += sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml", ".json")) \
+            if p.is_dir() else [p]
+    out = []
+    for f in files:
+        for doc in yaml.safe_load_all(f.read_text()):
+            for obj in doc.get("items", []) if doc and doc.get("kind", "").endswith("List") \
+                    else [doc] if doc else []:
+                out += mirrored_slices(obj) if obj["kind"] == "Endpoints" else [obj]
+    return out
+
+
+def mirrored_slices(endpoints):
+    md = endpoints["metadata"]
+    slices = []
+    for i, subset in enumerate(endpoints.get("subsets") or []):
+        for family, kind in ((4, "IPv4"), (6, "IPv6")):
+            eps = [{"addresses": [a["ip"]], "conditions": {"ready": ready},
+                    **({"hostname": a["hostname"]} if a.get("hostname") else {})}
+                   for key, ready in (("addresses", True), ("notReadyAddresses", False))
+                   for a in subset.get(key) or [] if (":" in a["ip"]) == (family == 6)]
+            if eps:
+                slices.append({
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"name": f"{md['name']}-{i}-{kind.lower()}",
+                                 "namespace": md.get("namespace", "default"),
+                                 "labels": {"kubernetes.io/service-name": md["name"]}},
+                    "addressType": kind, "endpoints": eps, "ports": subset.get("ports", [])})
+    return slices
 
 
 # ----------------------------------------------------------------------------------------

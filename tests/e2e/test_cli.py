@@ -200,7 +200,7 @@ def test_dump_examples_matches_server():
 
 HELP_FLAGS = ["--manifests", "--listen", "--cluster-domain", "--service-cidr", "--ttl", "--pods",
               "--reload-interval", "--workers", "--config", "--check", "--dump", "--log-level", "--help",
-              "--version"]
+              "--version", "--kubernetes", "--kubeconfig"]
 
 
 def test_help():

@@ -8,6 +8,9 @@ import pytest
 
 from svcdns_e2e import assert_negative, records
 
+# The spec conformance runs on the files and again on the same objects from an API server.
+SERVER_SOURCES = ("manifests", "api")
+
 TTL = 5
 
 NXDOMAIN_NAMES = [

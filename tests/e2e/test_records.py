@@ -14,6 +14,9 @@ import pytest
 import svcdns_e2e as e2e
 from svcdns_e2e import assert_answer, assert_negative, records
 
+# The spec conformance runs on the files and again on the same objects from an API server.
+SERVER_SOURCES = ("manifests", "api")
+
 TTL = 5
 
 ECHO = "echo.default.svc.local."

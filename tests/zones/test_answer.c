@@ -540,6 +540,51 @@ END_TEST
 
 /* The SOA serial of a build is the newest manifest's time (the daemon keeps reloads from
  * going back: tests/e2e/test_reload.py). */
+/* Until every source has loaded, cluster names are SERVFAIL (EDE 14, Not Ready), never an
+ * NXDOMAIN a client would cache; reverse names go to the forwarder when there is one. */
+START_TEST(an_incomplete_store_answers_servfail)
+{
+    static uint8_t pkt[512], out[512];
+    struct dns_query q;
+    struct zones_answer_config cfg = {0};
+    size_t n = 0;
+    const char *names[] = {"web.prod.svc.local.", "nope.prod.svc.local.", "local.",
+                           "20.0.96.10.in-addr.arpa."};
+    zones_store_set_complete(store, false);
+    ck_assert(!zones_store_is_complete(store));
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t len = support_query_wire(pkt, sizeof(pkt), names[i], DNS_TYPE_A, 1, 7, 1232);
+        ck_assert_int_eq(dns_wire_parse_query(&q, pkt, len), DNS_PARSE_OK);
+        ck_assert_int_eq(zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL),
+                         ZONES_ANSWER_DONE);
+        ldns_pkt *reply = support_pkt_from_wire(out, n);
+        ck_assert_msg(ldns_pkt_get_rcode(reply) == LDNS_RCODE_SERVFAIL, "%s", names[i]);
+        ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
+        ck_assert_uint_eq(ldns_pkt_nscount(reply), 0);
+        ck_assert_mem_eq(out + n - 6, "\0\x0f\0\x02\0\x0e", 6); /* EDE option, code 14 */
+        ldns_pkt_free(reply);
+    }
+    cfg.fallthrough_reverse = true;
+    size_t len =
+        support_query_wire(pkt, sizeof(pkt), "20.0.96.10.in-addr.arpa.", DNS_TYPE_PTR, 1, 7, 0);
+    dns_wire_parse_query(&q, pkt, len);
+    ck_assert_int_eq(zones_answer_query(store, &cfg, &q, pkt, out, sizeof(out), &n, NULL),
+                     ZONES_ANSWER_NOT_OURS);
+    /* No client namespace either, so autopath does not run on half the data. */
+    struct zones_answer za = {.store = store};
+    struct dns_names iface = zones_answer_names(&za);
+    struct sockaddr_storage client;
+    uint8_t label[DNS_MAX_LABEL + 1];
+    ck_assert_int_eq(dns_addr_parse("10.244.3.3:40000", 53, &client), 0);
+    ck_assert(!iface.client_namespace(iface.self, &client, label));
+    zones_store_set_complete(store, true);
+    ck_assert(iface.client_namespace(iface.self, &client, label));
+    ldns_pkt *reply = ask("web.prod.svc.local.", DNS_TYPE_A);
+    ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+    ldns_pkt_free(reply);
+}
+END_TEST
+
 START_TEST(soa_serial_is_the_newest_manifest_time)
 {
     zones_objects_init(&objs);
@@ -584,6 +629,7 @@ Suite *answer_suite(void)
                         (int)(sizeof(any_cases) / sizeof(any_cases[0])));
     tcase_add_test(tc, names_tell_what_svcdns_is_the_authority_for);
     tcase_add_test(tc, dump_prints_each_record_once);
+    tcase_add_test(tc, an_incomplete_store_answers_servfail);
     suite_add_tcase(s, tc);
     tc = tcase_create("build");
     tcase_add_checked_fixture(tc, NULL, teardown_built);

@@ -1,11 +1,13 @@
-/* tests/zones/test_objects.c - zones/objects.c: IPs and CIDRs, and the object container.
- * ClusterIP assignment is the model's: tests/zones/test_model.c. */
+/* tests/zones/test_objects.c - zones/objects.c: IPs and CIDRs, the object container, and the
+ * copies of one object. ClusterIP assignment is the model's: tests/zones/test_model.c. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
 
+#include "zones/manifest.h"
 #include "zones/objects.h"
 
 /* ---- helpers ---- */
@@ -193,6 +195,176 @@ START_TEST(keeps_its_own_copy_of_error_file_names)
 }
 END_TEST
 
+/* ---- copies of one object ---- */
+
+static const char clone_manifest[] =
+    "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: prod}\n"
+    "spec:\n  clusterIPs: [10.96.0.7, fd00::7]\n  selector: {app: db}\n"
+    "  ports: [{name: pg, port: 5432}, {name: metrics, port: 9187, protocol: UDP}]\n"
+    "---\n"
+    "apiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: prod}\n"
+    "spec: {type: ExternalName, externalName: Example.COM.}\n"
+    "---\n"
+    "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\naddressType: IPv4\n"
+    "metadata:\n  name: db-abc\n  namespace: prod\n  labels: {kubernetes.io/service-name: db}\n"
+    "endpoints:\n"
+    "  - {addresses: [10.244.0.1], hostname: db-0, conditions: {ready: true}}\n"
+    "  - {addresses: [10.244.0.2], conditions: {ready: false}}\n"
+    "  - {addresses: [10.244.0.3, 10.244.0.4]}\n"
+    "ports: [{name: pg, port: 5432}]\n"
+    "---\n"
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: db-0, namespace: prod, labels: {app: db}}\n"
+    "spec: {hostname: db-0, subdomain: db}\n"
+    "status: {podIPs: [{ip: 10.244.0.1}, {ip: 'fd00::1'}]}\n"
+    "---\n"
+    "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n";
+
+static void load_clone_manifest(struct zones_objects *objs)
+{
+    zones_objects_init(objs);
+    ck_assert_uint_eq(
+        zones_manifest_load_buffer(objs, "clone.yaml", clone_manifest, strlen(clone_manifest)), 0);
+}
+
+/* Overwrites the source's strings, so a copy that still pointed into them would show it. */
+static void scribble(char *s)
+{
+    if (s != NULL)
+        memset(s, 'x', strlen(s));
+}
+
+static bool is_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] != 0)
+            return false;
+    }
+    return true;
+}
+
+START_TEST(clones_a_service_without_its_selector)
+{
+    struct zones_objects objs;
+    load_clone_manifest(&objs);
+    struct zones_service *svc = zones_objects_clone_service(&objs.services[0], 24);
+    const char *file = objs.services[0].where.file;
+    unsigned line = objs.services[0].where.line;
+    scribble(objs.services[0].name);
+    scribble(objs.services[0].ports[0].name);
+    zones_objects_free(&objs);
+    ck_assert_str_eq(svc->name, "db");
+    ck_assert_str_eq(svc->ns, "prod");
+    ck_assert_int_eq(svc->kind, ZONES_SVC_CLUSTER_IP);
+    ck_assert_uint_eq(svc->n_ips, 2);
+    ck_assert_str_eq(ip_text(&svc->ips[0]), "10.96.0.7");
+    ck_assert_str_eq(ip_text(&svc->ips[1]), "fd00::7");
+    ck_assert_uint_eq(svc->n_ports, 2);
+    ck_assert_str_eq(svc->ports[0].name, "pg");
+    ck_assert_str_eq(svc->ports[0].protocol, "tcp");
+    ck_assert_uint_eq(svc->ports[0].port, 5432);
+    ck_assert_str_eq(svc->ports[1].name, "metrics");
+    ck_assert_str_eq(svc->ports[1].protocol, "udp");
+    ck_assert_uint_eq(svc->ports[1].port, 9187);
+    ck_assert_uint_eq(svc->n_selector, 0);
+    ck_assert_ptr_null(svc->selector);
+    ck_assert_ptr_eq(svc->where.file, file); /* the pointer: the name itself is not copied */
+    ck_assert_uint_eq(svc->where.line, line);
+    ck_assert((uintptr_t)(svc + 1) % _Alignof(uint64_t) == 0);
+    ck_assert(is_zero(svc + 1, 24));
+    free(svc);
+}
+END_TEST
+
+START_TEST(clones_an_external_name)
+{
+    struct zones_objects objs;
+    load_clone_manifest(&objs);
+    struct zones_service *svc = zones_objects_clone_service(&objs.services[1], 0);
+    zones_objects_free(&objs);
+    ck_assert_int_eq(svc->kind, ZONES_SVC_EXTERNAL_NAME);
+    ck_assert_str_eq(svc->external_name, "example.com");
+    ck_assert_uint_eq(svc->n_ips, 0);
+    ck_assert_ptr_null(svc->ips);
+    ck_assert_uint_eq(svc->n_ports, 0);
+    free(svc);
+}
+END_TEST
+
+START_TEST(clones_a_slice_with_its_ready_endpoints_only)
+{
+    struct zones_objects objs;
+    load_clone_manifest(&objs);
+    ck_assert_uint_eq(objs.slices[0].n_endpoints, 3);
+    struct zones_slice *slice = zones_objects_clone_slice(&objs.slices[0], 8);
+    scribble(objs.slices[0].endpoints[0].hostname);
+    zones_objects_free(&objs);
+    ck_assert_str_eq(slice->name, "db-abc");
+    ck_assert_str_eq(slice->ns, "prod");
+    ck_assert_str_eq(slice->service, "db");
+    ck_assert_uint_eq(slice->n_endpoints, 2); /* 10.244.0.2 is not ready */
+    ck_assert_str_eq(slice->endpoints[0].hostname, "db-0");
+    ck_assert_uint_eq(slice->endpoints[0].n_ips, 1);
+    ck_assert_str_eq(ip_text(&slice->endpoints[0].ips[0]), "10.244.0.1");
+    ck_assert(slice->endpoints[0].ready);
+    ck_assert_ptr_null(slice->endpoints[1].hostname);
+    ck_assert_uint_eq(slice->endpoints[1].n_ips, 2);
+    ck_assert_str_eq(ip_text(&slice->endpoints[1].ips[1]), "10.244.0.4");
+    ck_assert(slice->endpoints[1].ready); /* no conditions: ready */
+    ck_assert_uint_eq(slice->n_ports, 1);
+    ck_assert_str_eq(slice->ports[0].name, "pg");
+    ck_assert(is_zero(slice + 1, 8));
+    free(slice);
+}
+END_TEST
+
+START_TEST(clones_a_pod_as_its_addresses)
+{
+    struct zones_objects objs;
+    load_clone_manifest(&objs);
+    struct zones_pod *pod = zones_objects_clone_pod(&objs.pods[0], 0);
+    scribble(objs.pods[0].ns);
+    zones_objects_free(&objs);
+    ck_assert_str_eq(pod->name, "db-0");
+    ck_assert_str_eq(pod->ns, "prod");
+    ck_assert_uint_eq(pod->n_ips, 2);
+    ck_assert_str_eq(ip_text(&pod->ips[1]), "fd00::1");
+    ck_assert(pod->ready);
+    ck_assert_uint_eq(pod->n_labels, 0);
+    ck_assert_ptr_null(pod->hostname);
+    ck_assert_ptr_null(pod->subdomain);
+    free(pod);
+}
+END_TEST
+
+START_TEST(clones_a_namespace)
+{
+    struct zones_objects objs;
+    load_clone_manifest(&objs);
+    struct zones_namespace *ns = zones_objects_clone_namespace(&objs.namespaces[0], 16);
+    scribble(objs.namespaces[0].name);
+    zones_objects_free(&objs);
+    ck_assert_str_eq(ns->name, "prod");
+    ck_assert(is_zero(ns + 1, 16));
+    free(ns);
+}
+END_TEST
+
+START_TEST(clones_an_empty_slice)
+{
+    char name[] = "e";
+    char ns[] = "default";
+    char service[] = "svc";
+    struct zones_slice empty = {.name = name, .ns = ns, .service = service};
+    struct zones_slice *slice = zones_objects_clone_slice(&empty, 0);
+    ck_assert_uint_eq(slice->n_endpoints, 0);
+    ck_assert_ptr_null(slice->endpoints);
+    ck_assert_uint_eq(slice->n_ports, 0);
+    ck_assert_str_eq(slice->service, "svc");
+    free(slice);
+}
+END_TEST
+
 Suite *objects_suite(void); /* for tests/zones/main.c */
 Suite *objects_suite(void)
 {
@@ -212,5 +384,13 @@ Suite *objects_suite(void)
     tcase_add_test(container, keeps_its_own_copy_of_error_file_names);
     suite_add_tcase(s, container);
 
+    TCase *clones = tcase_create("clones");
+    tcase_add_test(clones, clones_a_service_without_its_selector);
+    tcase_add_test(clones, clones_an_external_name);
+    tcase_add_test(clones, clones_a_slice_with_its_ready_endpoints_only);
+    tcase_add_test(clones, clones_a_pod_as_its_addresses);
+    tcase_add_test(clones, clones_a_namespace);
+    tcase_add_test(clones, clones_an_empty_slice);
+    suite_add_tcase(s, clones);
     return s;
 }

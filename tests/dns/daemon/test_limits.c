@@ -75,6 +75,7 @@ START_TEST(http_and_more_listeners_and_workers_are_reserved_for)
     struct daemon_fd_needs in = needs(20000, true);
     struct daemon_fd_plan base;
     struct daemon_fd_plan p;
+    size_t base_listeners = in.listeners;
     ck_assert_int_eq(daemon_limits_plan(&in, &base), 0);
     in.http = true;
     ck_assert_int_eq(daemon_limits_plan(&in, &p), 0);
@@ -83,6 +84,10 @@ START_TEST(http_and_more_listeners_and_workers_are_reserved_for)
     in.listeners = 3; /* a UDP and a TCP socket per worker each */
     ck_assert_int_eq(daemon_limits_plan(&in, &p), 0);
     ck_assert_uint_eq(p.reserved, base.reserved + 2 * 2 * in.workers);
+    in.listeners = base_listeners;
+    in.kubernetes = true; /* the API source's connections */
+    ck_assert_int_eq(daemon_limits_plan(&in, &p), 0);
+    ck_assert_uint_gt(p.reserved, base.reserved + 4);
 }
 END_TEST
 
