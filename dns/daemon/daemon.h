@@ -126,6 +126,15 @@ struct daemon {
     struct zones_kube *kube;
 };
 
+/* config.c. Reads the options and maps them into each module's config. Returns 0 to go on, 1
+ * to exit 0 (--help, --version), -1 to exit 2 (usage), -2 to exit 1. */
+int daemon_configure(struct daemon *d, int argc, char **argv);
+/* The server's config: workers and listen addresses (bound later). 0, or -1 after printing. */
+int daemon_configure_server(struct daemon *d);
+/* The upstreams from --upstream or else /etc/resolv.conf, less our own listen addresses
+ * (forwarding to ourselves would loop). None left turns forwarding off. */
+void daemon_choose_upstreams(struct daemon *d);
+
 /* reload.c. Loads every manifest into the model and its store; the summary goes to summary
  * when not NULL. Returns the number of manifest errors (with --strict and errors in the files,
  * nothing is loaded), or -1 when nothing could be. */
