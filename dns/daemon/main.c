@@ -1,10 +1,10 @@
 /* dns/daemon/main.c - svcdns: read the options, build the modules, run, tear down.
  *
  * A startup ladder (Knot's knotd main): options (options.c) are mapped into each module's
- * config (config.c), the manifests are loaded into the first snapshot (reload.c) and the Kubernetes API
- * source set up (kubernetes.c), the server binds its
- * sockets, the forwarder and cache are set up, and each worker thread builds its chain
- * (chain_new below). Shutdown runs the ladder backwards. Nothing here is on a query's path. */
+ * config (config.c), the manifests are loaded into the first snapshot (reload.c) and the Kubernetes
+ * API source set up (kubernetes.c), the server binds its sockets, the forwarder and cache are set
+ * up, and each worker thread builds its chain (chain_new below). Shutdown runs the ladder
+ * backwards. Nothing here is on a query's path. */
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>

@@ -4,7 +4,8 @@
 #include <check.h>
 
 /* Suites: one line each, added with the test file that defines it. */
-#define SUITES(X) X(addr) X(wire) X(chain) X(request) X(epoch) X(server) X(http) X(log) X(rrl) X(frame)
+#define SUITES(X)                                                                                  \
+    X(addr) X(wire) X(chain) X(request) X(epoch) X(server) X(http) X(log) X(rrl) X(frame)
 
 #define DECLARE(name) Suite *name##_suite(void);
 SUITES(DECLARE)
