@@ -214,12 +214,22 @@ static int bind_all(struct dns_server *srv)
 
 /* Slots. */
 
+bool dns_worker_slot_available(const struct worker *w)
+{
+    return w->free_slots != NULL || w->n_slots_touched < w->srv->cfg.udp_slots;
+}
+
 struct slot *dns_worker_slot_get(struct worker *w, bool tcp)
 {
-    struct slot *s = w->free_slots;
-    if (s == NULL || (tcp && w->tcp_slots >= w->tcp_slot_cap))
+    if (!dns_worker_slot_available(w) || (tcp && w->tcp_slots >= w->tcp_slot_cap))
         return NULL;
-    w->free_slots = s->next_free;
+    struct slot *s = w->free_slots;
+    if (s != NULL) {
+        w->free_slots = s->next_free;
+    } else { /* a slot no query has used yet: its pages are touched only now */
+        s = &w->slots[w->n_slots_touched++];
+        s->w = w;
+    }
     s->tcp = tcp;
     if (tcp)
         w->tcp_slots++;
@@ -469,16 +479,13 @@ static void on_udp_readable(uv_poll_t *poll, int status, int events)
 static int worker_alloc(struct worker *w)
 {
     const struct dns_server_config *cfg = &w->srv->cfg;
-    /* calloc of this size maps fresh pages: a slot costs memory only once a query touches it. */
+    /* calloc of this size maps fresh pages, and slots are handed out in order, the free ones
+     * again first (dns_worker_slot_get): a slot costs memory only once a query needs it. A
+     * free list threaded through all of them at the start touched a page of each, 5 MiB. */
     w->slots = calloc(cfg->udp_slots, sizeof(struct slot));
     w->udp_buf = malloc((size_t)UDP_CHUNK * UDP_BATCH);
     if (w->slots == NULL || w->udp_buf == NULL)
         return UV_ENOMEM;
-    for (unsigned i = cfg->udp_slots; i-- > 0;) {
-        w->slots[i].w = w;
-        w->slots[i].next_free = w->free_slots;
-        w->free_slots = &w->slots[i];
-    }
     /* A quarter of the pool stays for UDP, however many TCP clients pipeline. */
     w->tcp_slot_cap = cfg->udp_slots - cfg->udp_slots / 4;
     return 0;

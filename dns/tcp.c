@@ -172,7 +172,8 @@ void dns_tcp_on_wake(uv_idle_t *idle)
     if (link_is_empty(&w->starved))
         return;
     struct link *end = w->starved.prev;
-    for (bool last = false; !last && w->free_slots != NULL && w->tcp_slots < w->tcp_slot_cap;) {
+    for (bool last = false;
+         !last && dns_worker_slot_available(w) && w->tcp_slots < w->tcp_slot_cap;) {
         struct conn *c = CONTAINER_OF(w->starved.next, struct conn, starved);
         last = &c->starved == end;
         conn_unstarve(c);
