@@ -106,25 +106,48 @@ const char *zones_dom_show(const struct zones_dom_node *node, char *out, size_t 
     return out;
 }
 
-/* A path cut to ZONES_DOM_FIELD_CAP ends in "..."; the position in the diag still points the way.
- */
-static const char *mark_cut(char *out, int n)
+/* Field paths are built for every field read, error or not, so without printf. put() appends
+ * s at o, as far as it fits; a path cut to ZONES_DOM_FIELD_CAP ends in "...", and the position
+ * in the diag still points the way. */
+static size_t put(char *out, size_t o, const char *s)
 {
-    if (n < 0 || n >= ZONES_DOM_FIELD_CAP)
+    size_t n = strlen(s);
+    if (o < ZONES_DOM_FIELD_CAP - 1) {
+        size_t room = ZONES_DOM_FIELD_CAP - 1 - o;
+        memmove(out + o, s, n < room ? n : room);
+    }
+    return o + n;
+}
+
+static const char *finish(char *out, size_t len)
+{
+    if (len >= ZONES_DOM_FIELD_CAP)
         memcpy(out + ZONES_DOM_FIELD_CAP - 4, "...", 4);
+    else
+        out[len] = '\0';
     return out;
 }
 
 /* "spec" + "ports" -> "spec.ports"; "" + "kind" -> "kind". */
 const char *zones_dom_join(char *out, const char *path, const char *key)
 {
-    return mark_cut(
-        out, snprintf(out, ZONES_DOM_FIELD_CAP, "%s%s%s", path, path[0] != '\0' ? "." : "", key));
+    size_t o = put(out, 0, path);
+    if (path[0] != '\0')
+        o = put(out, o, ".");
+    return finish(out, put(out, o, key));
 }
 
 const char *zones_dom_item(char *out, const char *path, size_t index)
 {
-    return mark_cut(out, snprintf(out, ZONES_DOM_FIELD_CAP, "%s[%zu]", path, index));
+    char number[24];
+    size_t i = sizeof(number);
+    number[--i] = '\0';
+    number[--i] = ']';
+    do
+        number[--i] = (char)('0' + index % 10);
+    while ((index /= 10) != 0);
+    number[--i] = '[';
+    return finish(out, put(out, put(out, 0, path), number + i));
 }
 
 struct zones_dom_pair zones_dom_lookup(const struct zones_dom_node *map, const char *key)
