@@ -1,8 +1,9 @@
 /* zones/yaml.c - YAML (and JSON, which is YAML) into document trees, with limits.
  *
  * The buffer is cut into pieces at every line that starts with "---" (where libyaml would
- * start a new document anyway), and each piece gets a fresh libyaml parser, so a syntax error
- * costs only its own document. libyaml's events build a tree per document in an arena:
+ * start a new document anyway). A piece written in the plain block style of manifests is read
+ * by zones/yaml_fast.c straight into its tree; any other gets a fresh libyaml parser, so a
+ * syntax error costs only its own document. libyaml's events build a tree per document in an arena:
  * aliases point at their anchored node instead of copying it, and every node knows how many
  * nodes it stands for once aliases are expanded, which is how the limits in zones/manifest.h
  * stop a "billion laughs" before it costs memory or time. A syntax error is reported with its
@@ -16,6 +17,7 @@
 
 #include "dns/log.h"
 #include "zones/manifest.h"
+#include "zones/yaml_fast.h"
 
 struct anchor {
     const char *name;
@@ -77,6 +79,8 @@ struct parser {
     struct zones_dom_node *root;
     zones_yaml_document_fn on_document;
     void *ctx;
+    enum zones_yaml_mode mode;
+    struct zones_yaml_stats stats;
 };
 
 static void document_reset(struct parser *ld)
@@ -394,9 +398,33 @@ static void report_syntax(struct parser *ld, const yaml_parser_t *parser, const 
 
 /* ---- pieces and files ---- */
 
-/* Parses one piece of the file (normally one document) with its own libyaml parser. */
+/* The fast path: false when the piece is for libyaml. */
+static bool parse_piece_fast(struct parser *ld, const char *buf, size_t len, unsigned line_base)
+{
+    uint64_t room = ZONES_MANIFEST_MAX_NODES - ld->n_nodes; /* n_nodes passes it only to stop */
+    struct zones_yaml_fast_out out;
+    document_reset(ld);
+    enum zones_yaml_fast got = zones_yaml_fast_piece(&ld->arena, buf, len, line_base, room, &out);
+    if (got == ZONES_YAML_FAST_UNSUPPORTED) {
+        document_reset(ld);
+        return false;
+    }
+    ld->stats.fast++;
+    if (got == ZONES_YAML_FAST_DOCUMENT) {
+        ld->n_nodes += out.n_nodes;
+        ld->on_document(ld->ctx, ld->report, out.root);
+    }
+    document_reset(ld);
+    return true;
+}
+
+/* Parses one piece of the file (normally one document): on the fast path when it can be,
+ * else with its own libyaml parser. */
 static void parse_piece(struct parser *ld, const char *buf, size_t len, unsigned line_base)
 {
+    if (ld->mode == ZONES_YAML_FAST_FIRST && parse_piece_fast(ld, buf, len, line_base))
+        return;
+    ld->stats.libyaml++;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         log_error("zones", "msg=\"out of memory in libyaml\"");
@@ -430,6 +458,20 @@ static void parse_piece(struct parser *ld, const char *buf, size_t len, unsigned
     yaml_parser_delete(&parser);
 }
 
+/* The start of the line after the one at p, or end. */
+static const char *next_line(const char *p, const char *end)
+{
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c != '\n' && c != '\r' && c < 0xc2) /* the bytes a line break can start with */
+            continue;
+        size_t br = line_break(p, end);
+        if (br > 0)
+            return p + br;
+    }
+    return end;
+}
+
 static bool is_document_start(const char *p, const char *end)
 {
     return end - p >= 3 && memcmp(p, "---", 3) == 0 &&
@@ -461,23 +503,29 @@ static void parse_pieces(struct parser *ld, const char *buf, size_t len)
         }
         if (*p != '%')
             directives = NULL;
-        while (p < end && line_break(p, end) == 0)
-            p++;
-        if (p < end)
-            p += line_break(p, end);
+        p = next_line(p, end);
     }
     if (!ld->report->stop && piece < end)
         parse_piece(ld, piece, (size_t)(end - piece), piece_line);
 }
 
-void zones_yaml_parse(struct zones_report *report, const char *buf, size_t len,
-                      zones_yaml_document_fn on_document, void *ctx)
+struct zones_yaml_stats zones_yaml_parse_mode(struct zones_report *report, const char *buf,
+                                              size_t len, zones_yaml_document_fn on_document,
+                                              void *ctx, enum zones_yaml_mode mode)
 {
     struct parser ld;
     memset(&ld, 0, sizeof(ld));
     ld.report = report;
     ld.on_document = on_document;
     ld.ctx = ctx;
+    ld.mode = mode;
     parse_pieces(&ld, buf, len);
     document_reset(&ld);
+    return ld.stats;
+}
+
+void zones_yaml_parse(struct zones_report *report, const char *buf, size_t len,
+                      zones_yaml_document_fn on_document, void *ctx)
+{
+    zones_yaml_parse_mode(report, buf, len, on_document, ctx, ZONES_YAML_FAST_FIRST);
 }

@@ -4,7 +4,8 @@
 #include <check.h>
 
 /* Suites: one line each, added with the test file that defines it. */
-#define SUITES(X) X(manifest) X(objects) X(model) X(files) X(cache) X(answer) X(json) X(kubeconfig)
+#define SUITES(X)                                                                                  \
+    X(manifest) X(objects) X(model) X(files) X(cache) X(answer) X(json) X(kubeconfig) X(yaml)
 
 #define DECLARE(name) Suite *name##_suite(void);
 SUITES(DECLARE)
