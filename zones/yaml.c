@@ -10,6 +10,7 @@
  * position and what to do about libyaml's most common complaints. */
 #include "zones/yaml.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -418,11 +419,12 @@ static bool parse_piece_fast(struct parser *ld, const char *buf, size_t len, uns
     return true;
 }
 
-/* Parses one piece of the file (normally one document): on the fast path when it can be,
- * else with its own libyaml parser. */
-static void parse_piece(struct parser *ld, const char *buf, size_t len, unsigned line_base)
+/* Parses one piece of the file (normally one document): on the fast path when it can be
+ * (which needs it to hold printable ASCII and LF only), else with its own libyaml parser. */
+static void parse_piece(struct parser *ld, const char *buf, size_t len, unsigned line_base,
+                        bool ascii)
 {
-    if (ld->mode == ZONES_YAML_FAST_FIRST && parse_piece_fast(ld, buf, len, line_base))
+    if (ld->mode == ZONES_YAML_FAST_FIRST && ascii && parse_piece_fast(ld, buf, len, line_base))
         return;
     ld->stats.libyaml++;
     yaml_parser_t parser;
@@ -458,13 +460,32 @@ static void parse_piece(struct parser *ld, const char *buf, size_t len, unsigned
     yaml_parser_delete(&parser);
 }
 
-/* The start of the line after the one at p, or end. */
-static const char *next_line(const char *p, const char *end)
+/* Whether [p, end) holds printable ASCII only: ' ' to '~', eight bytes at a time (Hacker's
+ * Delight's "a byte less than n" and "a byte greater than n" on a word). */
+static bool printable(const char *p, const char *end)
 {
+    const uint64_t ones = 0x0101010101010101u;
+    for (uint64_t x; end - p >= 8; p += 8) {
+        memcpy(&x, p, 8);
+        if (((x - ones * 0x20) & ~x & ones * 0x80) || ((x + ones * (127 - 0x7e)) | x) & ones * 0x80)
+            return false;
+    }
     for (; p < end; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c != '\n' && c != '\r' && c < 0xc2) /* the bytes a line break can start with */
-            continue;
+        if ((unsigned char)(*p - 0x20) >= 0x5f)
+            return false;
+    }
+    return true;
+}
+
+/* The start of the line after the one at p, or end. *ascii is cleared when the line holds a
+ * byte other than printable ASCII (a line break other than LF counts). */
+static const char *next_line(const char *p, const char *end, bool *ascii)
+{
+    const char *lf = memchr(p, '\n', (size_t)(end - p));
+    if (*ascii && printable(p, lf != NULL ? lf : end))
+        return lf != NULL ? lf + 1 : end;
+    *ascii = false; /* then CR, NEL, LS and PS break lines too, as libyaml has it */
+    for (; p < end; p++) {
         size_t br = line_break(p, end);
         if (br > 0)
             return p + br;
@@ -489,6 +510,7 @@ static void parse_pieces(struct parser *ld, const char *buf, size_t len)
     const char *directives = NULL; /* the first of the %-lines just before this one */
     unsigned directives_line = 0;
     unsigned line = 0;
+    bool ascii = true; /* the piece so far holds printable ASCII and LF only */
     for (const char *p = buf; p < end && !ld->report->stop; line++) {
         if (*p == '%' && directives == NULL) {
             directives = p;
@@ -497,16 +519,17 @@ static void parse_pieces(struct parser *ld, const char *buf, size_t len)
             const char *cut = directives != NULL ? directives : p;
             unsigned cut_line = directives != NULL ? directives_line : line;
             if (cut > piece)
-                parse_piece(ld, piece, (size_t)(cut - piece), piece_line);
+                parse_piece(ld, piece, (size_t)(cut - piece), piece_line, ascii);
             piece = cut;
             piece_line = cut_line;
+            ascii = directives == NULL; /* a piece with directives is libyaml's anyway */
         }
         if (*p != '%')
             directives = NULL;
-        p = next_line(p, end);
+        p = next_line(p, end, &ascii);
     }
     if (!ld->report->stop && piece < end)
-        parse_piece(ld, piece, (size_t)(end - piece), piece_line);
+        parse_piece(ld, piece, (size_t)(end - piece), piece_line, ascii);
 }
 
 struct zones_yaml_stats zones_yaml_parse_mode(struct zones_report *report, const char *buf,

@@ -39,16 +39,11 @@ struct reader {
     uint64_t n_nodes, max_nodes;
 };
 
-/* The end of the line at p, or NULL when it holds a byte this reader leaves to libyaml: a
- * control character (tab and CR included), DEL, or anything outside ASCII. */
+/* The end of the line at p: its LF, or the end of the piece. */
 static const char *line_end(const char *p, const char *end)
 {
-    for (; p < end && *p != '\n'; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c >= 0x7f)
-            return NULL;
-    }
-    return p;
+    const char *lf = memchr(p, '\n', (size_t)(end - p));
+    return lf != NULL ? lf : end;
 }
 
 static bool blank_or_end(const char *p, const char *eol)
@@ -62,8 +57,6 @@ static bool seek(struct reader *r, const char *from, unsigned line_no)
     r->line_no = line_no;
     while (from < r->end) {
         const char *eol = line_end(from, r->end);
-        if (eol == NULL)
-            return !(r->bad = true);
         const char *c = from;
         while (c < eol && *c == ' ')
             c++;
@@ -94,12 +87,13 @@ static bool advance(struct reader *r)
 
 /* ---- nodes ---- */
 
+/* A node, and room for extra bytes after it (a scalar's text): one allocation. */
 static struct zones_dom_node *node_new(struct reader *r, enum zones_dom_kind kind, unsigned line_no,
-                                       unsigned col0)
+                                       unsigned col0, size_t extra)
 {
     if (++r->n_nodes > r->max_nodes)
         return NULL;
-    struct zones_dom_node *node = zones_arena_alloc(r->arena, sizeof(*node));
+    struct zones_dom_node *node = zones_arena_alloc(r->arena, sizeof(*node) + extra);
     memset(node, 0, sizeof(*node));
     node->kind = kind;
     node->weight = 1;
@@ -111,10 +105,10 @@ static struct zones_dom_node *node_new(struct reader *r, enum zones_dom_kind kin
 static struct zones_dom_node *scalar_new(struct reader *r, unsigned line_no, unsigned col0,
                                          size_t len, bool plain)
 {
-    struct zones_dom_node *node = node_new(r, ZONES_DOM_SCALAR, line_no, col0);
+    struct zones_dom_node *node = node_new(r, ZONES_DOM_SCALAR, line_no, col0, len + 1);
     if (node == NULL)
         return NULL;
-    node->text = zones_arena_alloc(r->arena, len + 1);
+    node->text = (char *)(node + 1);
     node->text[len] = '\0';
     node->len = len;
     node->plain = plain;
@@ -252,7 +246,7 @@ static struct zones_dom_node *empty_collection(struct reader *r, const char *p)
     if (p + 1 == r->eol || p[1] != close || !rest_is_empty(p + 2, r->eol))
         return NULL;
     return node_new(r, *p == '{' ? ZONES_DOM_MAP : ZONES_DOM_SEQ, r->line_no,
-                    (unsigned)(p - r->line));
+                    (unsigned)(p - r->line), 0);
 }
 
 /* A literal block scalar, "|" or "|-" as the value of a key at column n, with its lines below:
@@ -271,8 +265,6 @@ static struct zones_dom_node *literal(struct reader *r, const char *p, unsigned 
     const char *q = first;
     while (q < r->end) {
         const char *eol = line_end(q, r->end);
-        if (eol == NULL)
-            return NULL;
         const char *c = q;
         while (c < eol && *c == ' ')
             c++;
@@ -342,7 +334,7 @@ static struct zones_dom_node *block_mapping(struct reader *r, const char *key, u
     unsigned n = (unsigned)(key - r->line);
     if (depth + 1 >= ZONES_MANIFEST_MAX_DEPTH) /* room for a {} in it too */
         return NULL;
-    struct zones_dom_node *map = node_new(r, ZONES_DOM_MAP, r->line_no, n);
+    struct zones_dom_node *map = node_new(r, ZONES_DOM_MAP, r->line_no, n, 0);
     if (map == NULL)
         return NULL;
     for (;;) {
@@ -396,7 +388,7 @@ static struct zones_dom_node *block_list(struct reader *r, unsigned depth, bool 
     unsigned m = r->indent;
     if (depth + 1 >= ZONES_MANIFEST_MAX_DEPTH)
         return NULL;
-    struct zones_dom_node *list = node_new(r, ZONES_DOM_SEQ, r->line_no, m);
+    struct zones_dom_node *list = node_new(r, ZONES_DOM_SEQ, r->line_no, m, 0);
     if (list == NULL)
         return NULL;
     for (;;) {
@@ -450,7 +442,7 @@ enum zones_yaml_fast zones_yaml_fast_piece(struct zones_arena *arena, const char
     unsigned line_no = 0;
     if (len >= 3 && memcmp(buf, "---", 3) == 0) { /* its own line: "--- value" is libyaml's */
         const char *eol = line_end(buf, r.end);
-        if (eol == NULL || !blank_or_end(buf + 3, eol) || !rest_is_empty(buf + 3, eol))
+        if (!blank_or_end(buf + 3, eol) || !rest_is_empty(buf + 3, eol))
             return ZONES_YAML_FAST_UNSUPPORTED;
         from = eol < r.end ? eol + 1 : r.end;
         line_no = 1;

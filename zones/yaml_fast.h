@@ -22,7 +22,9 @@ struct zones_yaml_fast_out {
     uint64_t n_nodes; /* nodes made: the weight of the root */
 };
 
-/* buf: one piece, which starts with its "---" line if it has one and has no other; line_base:
+/* buf: one piece, which starts with its "---" line if it has one and has no other, and holds
+ * printable ASCII and LF only (zones/yaml.c sends any other to libyaml: tabs, CR, UTF-8, control
+ * bytes, which this reader leaves alone, so it need not check them again); line_base:
  * the file's lines before it. Nodes and strings come from arena. A piece that would make more
  * than max_nodes nodes, or nest deeper than ZONES_MANIFEST_MAX_DEPTH, is left to libyaml too
  * (which reports the limit). */
