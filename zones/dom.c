@@ -63,8 +63,17 @@ bool zones_dom_is_null(const struct zones_dom_node *node)
         return true;
     if (node->kind != ZONES_DOM_SCALAR || !node->plain)
         return false;
-    return node->len == 0 || strcmp(node->text, "~") == 0 || strcmp(node->text, "null") == 0 ||
-           strcmp(node->text, "Null") == 0 || strcmp(node->text, "NULL") == 0;
+    switch (node->len) { /* every plain scalar read asks: by length first */
+    case 0:
+        return true;
+    case 1:
+        return node->text[0] == '~';
+    case 4:
+        return memcmp(node->text, "null", 4) == 0 || memcmp(node->text, "Null", 4) == 0 ||
+               memcmp(node->text, "NULL", 4) == 0;
+    default:
+        return false;
+    }
 }
 
 const char *zones_dom_kind_name(enum zones_dom_kind kind)
@@ -157,7 +166,8 @@ struct zones_dom_pair zones_dom_lookup(const struct zones_dom_node *map, const c
     for (const struct zones_dom_node *k = map->first; k != NULL && k->next != NULL;
          k = k->next->next) {
         const struct zones_dom_node *name = zones_dom_deref(k);
-        if (name->kind != ZONES_DOM_SCALAR || name->len != key_len || strcmp(name->text, key) != 0)
+        if (name->kind != ZONES_DOM_SCALAR || name->len != key_len ||
+            memcmp(name->text, key, key_len) != 0)
             continue;
         if (pair.key != NULL) {
             pair.again = name;
