@@ -464,7 +464,7 @@ static void parse_piece(struct parser *ld, const char *buf, size_t len, unsigned
  * Delight's "a byte less than n" and "a byte greater than n" on a word). */
 static bool printable(const char *p, const char *end)
 {
-    const uint64_t ones = 0x0101010101010101u;
+    const uint64_t ones = 0x0101010101010101U;
     for (uint64_t x; end - p >= 8; p += 8) {
         memcpy(&x, p, 8);
         if (((x - ones * 0x20) & ~x & ones * 0x80) || ((x + ones * (127 - 0x7e)) | x) & ones * 0x80)

@@ -210,7 +210,7 @@ static struct zones_dom_node *double_quoted(struct reader *r, const char *p)
             continue;
         }
         s++;
-        *out++ = *s == 'n' ? '\n' : *s == 't' ? '\t' : *s;
+        *out++ = (char)(*s == 'n' ? '\n' : *s == 't' ? '\t' : *s);
     }
     return node;
 }
@@ -327,8 +327,42 @@ static struct zones_dom_node *line_value(struct reader *r, const char *p)
 static struct zones_dom_node *block_node(struct reader *r, unsigned depth);
 static struct zones_dom_node *block_list(struct reader *r, unsigned depth, bool indentless);
 
+/* The value of a key at column n whose ':' ends just before after; leaves r at the line after
+ * the value, which is no deeper than n. */
+/* NOLINTNEXTLINE(misc-no-recursion): nesting stops at ZONES_MANIFEST_MAX_DEPTH levels. */
+static struct zones_dom_node *mapping_value(struct reader *r, const char *after, unsigned n,
+                                            unsigned depth)
+{
+    const char *v = after;
+    while (v < r->eol && *v == ' ')
+        v++;
+    struct zones_dom_node *value;
+    if (v < r->eol && *v == '|') {
+        value = literal(r, v, n);
+    } else if (v < r->eol && *v != '#') {
+        value = line_value(r, v);
+        if (value != NULL && !advance(r))
+            return NULL;
+    } else {
+        /* "key:" alone: a null where libyaml puts it (just past the ':'), or the block on the
+         * lines after: deeper, or a list at the key's own column. */
+        unsigned null_line = r->line_no;
+        unsigned null_col = (unsigned)(after - r->line);
+        if (!advance(r))
+            return NULL;
+        if (!r->at_end && r->indent > n)
+            return block_node(r, depth + 1);
+        if (!r->at_end && r->indent == n && is_entry(r->content, r->eol))
+            return block_list(r, depth + 1, true);
+        return scalar_new(r, null_line, null_col, 0, true);
+    }
+    /* a deeper line after a value on the key's line: a multi-line scalar, or an error */
+    return value == NULL || (!r->at_end && r->indent > n) ? NULL : value;
+}
+
 /* A mapping whose first key starts at key on the current line; the others start lines at its
  * column. Returns at the first line that is less indented. */
+/* NOLINTNEXTLINE(misc-no-recursion): nesting stops at ZONES_MANIFEST_MAX_DEPTH levels. */
 static struct zones_dom_node *block_mapping(struct reader *r, const char *key, unsigned depth)
 {
     unsigned n = (unsigned)(key - r->line);
@@ -343,34 +377,9 @@ static struct zones_dom_node *block_mapping(struct reader *r, const char *key, u
         if (after == NULL)
             return NULL;
         struct zones_dom_node *k = scalar_at(r, key, key, (size_t)(text_end - key), true);
-        if (k == NULL)
+        struct zones_dom_node *value = k != NULL ? mapping_value(r, after, n, depth) : NULL;
+        if (value == NULL)
             return NULL;
-        const char *v = after;
-        while (v < r->eol && *v == ' ')
-            v++;
-        struct zones_dom_node *value;
-        if (v < r->eol && *v == '|') {
-            if ((value = literal(r, v, n)) == NULL || (!r->at_end && r->indent > n))
-                return NULL;
-        } else if (v < r->eol && *v != '#') {
-            if ((value = line_value(r, v)) == NULL || !advance(r) || (!r->at_end && r->indent > n))
-                return NULL; /* a deeper line after a value: a multi-line scalar, or an error */
-        } else {
-            /* "key:" alone: a null where libyaml puts it (just past the ':'), or the block on
-             * the lines after: deeper, or a list at the key's own column. */
-            unsigned null_line = r->line_no;
-            unsigned null_col = (unsigned)(after - r->line);
-            if (!advance(r))
-                return NULL;
-            if (!r->at_end && r->indent > n)
-                value = block_node(r, depth + 1);
-            else if (!r->at_end && r->indent == n && is_entry(r->content, r->eol))
-                value = block_list(r, depth + 1, true);
-            else
-                value = scalar_new(r, null_line, null_col, 0, true);
-            if (value == NULL)
-                return NULL;
-        }
         add(map, k);
         add(map, value);
         if (r->at_end || r->indent < n)
@@ -381,8 +390,23 @@ static struct zones_dom_node *block_mapping(struct reader *r, const char *key, u
     }
 }
 
+/* An item of a list at column m, which starts at p after its "- "; leaves r at the line after
+ * it. */
+/* NOLINTNEXTLINE(misc-no-recursion): nesting stops at ZONES_MANIFEST_MAX_DEPTH levels. */
+static struct zones_dom_node *list_item(struct reader *r, const char *p, unsigned m, unsigned depth)
+{
+    const char *text_end = NULL;
+    if (key_at(r, p, &text_end) != NULL)
+        return block_mapping(r, p, depth + 1);
+    struct zones_dom_node *item = line_value(r, p);
+    if (item == NULL || !advance(r) || (!r->at_end && r->indent > m))
+        return NULL;
+    return item;
+}
+
 /* A list whose first "-" starts the current line's content. indentless: the value of a key
  * at the same column, which a line there that is no entry ends. */
+/* NOLINTNEXTLINE(misc-no-recursion): nesting stops at ZONES_MANIFEST_MAX_DEPTH levels. */
 static struct zones_dom_node *block_list(struct reader *r, unsigned depth, bool indentless)
 {
     unsigned m = r->indent;
@@ -397,14 +421,7 @@ static struct zones_dom_node *block_list(struct reader *r, unsigned depth, bool 
             p++;
         if (p == r->eol || *p == '#' || is_entry(p, r->eol))
             return NULL; /* an item on the lines below, or a list in a list: libyaml's */
-        const char *text_end = NULL;
-        struct zones_dom_node *item;
-        if (key_at(r, p, &text_end) != NULL) {
-            item = block_mapping(r, p, depth + 1);
-        } else if ((item = line_value(r, p)) != NULL) {
-            if (!advance(r) || (!r->at_end && r->indent > m))
-                return NULL;
-        }
+        struct zones_dom_node *item = list_item(r, p, m, depth);
         if (item == NULL)
             return NULL;
         add(list, item);
@@ -418,6 +435,7 @@ static struct zones_dom_node *block_list(struct reader *r, unsigned depth, bool 
 }
 
 /* The block that starts at the current line. */
+/* NOLINTNEXTLINE(misc-no-recursion): nesting stops at ZONES_MANIFEST_MAX_DEPTH levels. */
 static struct zones_dom_node *block_node(struct reader *r, unsigned depth)
 {
     const char *text_end = NULL;
