@@ -29,7 +29,8 @@ typedef bool (*zones_kubehttp_data_fn)(void *ctx, long status, const char *data,
 /* The end of a request, whatever it was; the request is gone when this returns. */
 typedef void (*zones_kubehttp_done_fn)(void *ctx, const struct zones_kubehttp_result *result);
 
-/* Keeps conn until zones_kubehttp_free(). Returns 0, or -1 with why in err. */
+/* Keeps conn until zones_kubehttp_free(). Returns 0, or -1 with why in err (libcurl.so.4
+ * cannot be opened, say). */
 int zones_kubehttp_new(struct zones_kubehttp **out, const struct zones_kubeconfig *conn,
                        const char *user_agent, char *err, size_t err_cap);
 /* Drops the requests in flight without calling them back. NULL is a no-op. */
@@ -50,7 +51,8 @@ void zones_kubehttp_wakeup(struct zones_kubehttp *h);
 /* The token is read again before the next request (a 401 may mean it rotated). */
 void zones_kubehttp_token_rejected(struct zones_kubehttp *h);
 
-/* s escaped for a URL's query; free with free(). */
+/* s escaped for a URL's query; free with free(). Only once a client was made (libcurl is
+ * opened by the first zones_kubehttp_new()). */
 char *zones_kubehttp_escape(const char *s);
 
 #endif

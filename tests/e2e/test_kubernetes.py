@@ -136,6 +136,26 @@ def test_first_sync_serves_every_kind(api):
     assert 300 <= int(q["timeoutSeconds"]) < 600, q
 
 
+def mapped_libraries(srv):
+    """The shared objects srv has mapped, by file name."""
+    maps = open(f"/proc/{srv.proc.pid}/maps").read()
+    return {os.path.basename(line.split()[-1]) for line in maps.splitlines()
+            if ".so" in line.split()[-1]}
+
+
+def test_libcurl_is_opened_only_for_the_api_source(api):
+    # A server of manifests never maps libcurl and what it pulls in (zones/kubehttp.c opens
+    # it when an API source starts); one that follows the API does, and serves.
+    with e2e.Server([e2e.SOURCE / "examples"], label="svcdns-files") as files:
+        assert files.query("echo.default.svc.local.", "A").answer
+        libs = mapped_libraries(files)
+        assert not any(name.startswith("libcurl") for name in libs), sorted(libs)
+        assert any(name.startswith("libldns") for name in libs), sorted(libs)  # maps are read
+    with svcdns(api) as srv:
+        assert_answer(srv.query("echo.default.svc.local.", "A"), "A", ["10.96.0.50"])
+        assert any(name.startswith("libcurl") for name in mapped_libraries(srv))
+
+
 def test_lists_3000_services_in_pages(api):
     api.bulk(3000, 30)
     with svcdns(api) as srv:
