@@ -29,8 +29,8 @@ static const char *const fast_cases[] = {
     "--- # first\na: 1\n", /* a comment on the "---" line */
     "# a comment\n\n---\n\n# another\nkind: Service   # trailing\nspec:\n  type: ClusterIP\n",
     /* lists: indented, and at the key's own column (as kubectl writes them) */
-    "spec:\n  ports:\n  - name: http\n    port: 80\n  - name: dns\n    port: 53\n    "
-    "protocol: UDP\n  selector:\n    app: echo\n",
+    ("spec:\n  ports:\n  - name: http\n    port: 80\n  - name: dns\n    port: 53\n    "
+     "protocol: UDP\n  selector:\n    app: echo\n"),
     "spec:\n  ports:\n    - port: 80\n      name: http\n",
     "items:\n- kind: Service\n  metadata:\n    name: a\n- kind: Pod\n",
     "a:\n- x\n- 'y'\n- \"z\"\n- {}\n- []\nb: 2\n",
