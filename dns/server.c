@@ -214,21 +214,18 @@ static int bind_all(struct dns_server *srv)
 
 /* Slots. */
 
-bool dns_worker_slot_available(const struct worker *w)
-{
-    return w->free_slots != NULL || w->n_slots_touched < w->srv->cfg.udp_slots;
-}
-
 struct slot *dns_worker_slot_get(struct worker *w, bool tcp)
 {
-    if (!dns_worker_slot_available(w) || (tcp && w->tcp_slots >= w->tcp_slot_cap))
+    if (tcp && w->tcp_slots >= w->tcp_slot_cap)
         return NULL;
     struct slot *s = w->free_slots;
     if (s != NULL) {
         w->free_slots = s->next_free;
-    } else { /* a slot no query has used yet: its pages are touched only now */
+    } else if (w->n_slots_touched < w->n_slots) { /* its pages are touched only now */
         s = &w->slots[w->n_slots_touched++];
         s->w = w;
+    } else {
+        return NULL;
     }
     s->tcp = tcp;
     if (tcp)
@@ -486,6 +483,7 @@ static int worker_alloc(struct worker *w)
     w->udp_buf = malloc((size_t)UDP_CHUNK * UDP_BATCH);
     if (w->slots == NULL || w->udp_buf == NULL)
         return UV_ENOMEM;
+    w->n_slots = cfg->udp_slots;
     /* A quarter of the pool stays for UDP, however many TCP clients pipeline. */
     w->tcp_slot_cap = cfg->udp_slots - cfg->udp_slots / 4;
     return 0;

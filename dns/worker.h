@@ -100,6 +100,7 @@ struct worker {
     uint8_t *udp_buf; /* one recvmmsg batch; every datagram is copied out before the next */
     struct slot *slots;
     struct slot *free_slots;
+    unsigned n_slots;                          /* in slots */
     unsigned n_slots_touched;                  /* slots[0, n) have been handed out at least once */
     unsigned tcp_slots, tcp_slot_cap;          /* TCP may never take the slots UDP needs */
     struct link fresh, open, closing, starved; /* connections: see dns/tcp.c */
@@ -127,9 +128,13 @@ struct dns_server {
     bool loop_init, ran, stopping;
 };
 
-/* dns/server.c: whether a slot is free (TCP's share aside); a free slot, or NULL (none left,
- * or TCP at its share). */
-bool dns_worker_slot_available(const struct worker *w);
+/* Whether a slot is free (TCP's share aside). */
+static inline bool dns_worker_slot_available(const struct worker *w)
+{
+    return w->free_slots != NULL || w->n_slots_touched < w->n_slots;
+}
+
+/* dns/server.c: a free slot, or NULL (none left, or TCP at its share). */
 struct slot *dns_worker_slot_get(struct worker *w, bool tcp);
 void dns_worker_slot_put(struct slot *s);
 /* Before s's reply is sent: notes how much of the slot's buffers the reply took. */
