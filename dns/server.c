@@ -280,6 +280,8 @@ void dns_worker_request_init(struct slot *s, uint8_t *pkt, size_t len, enum dns_
     /* Field by field: the request is some 5 KB (the alias's buffers), and what the chain reads
      * it sets itself (dns_chain_handle); clearing it all cost a sixth of a query. */
     struct dns_request *req = &s->req;
+    if (len > DNS_SLOT_KEEP) /* a long query: the slot's pages go back when it is free */
+        s->large = true;
     req->pkt = pkt;
     req->pkt_len = len;
     req->ans = s->reply + 2;
@@ -394,7 +396,6 @@ static void on_udp_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf,
         return;
     }
     memcpy(s->query, buf->base, (size_t)nread);
-    s->large = (size_t)nread > DNS_SLOT_KEEP;
     s->udp = udp;
     size_t i = (size_t)(udp - w->udp);
     dns_worker_request_init(s, s->query, (size_t)nread, DNS_PROTO_UDP, addr, &w->srv->local[i],
@@ -464,7 +465,6 @@ static void on_udp_readable(uv_poll_t *poll, int status, int events)
         struct sockaddr_storage local;
         datagram_destination(&msgs[k].msg_hdr, port, &local);
         memcpy(s->query, iov[k].iov_base, len);
-        s->large = len > DNS_SLOT_KEEP;
         s->udp = NULL;
         s->udp_fd = w->udp_fd[i];
         dns_worker_request_init(s, s->query, len, DNS_PROTO_UDP, (const struct sockaddr *)&peers[k],

@@ -139,7 +139,7 @@ struct slot *dns_worker_slot_get(struct worker *w, bool tcp);
 void dns_worker_slot_put(struct slot *s);
 /* Before s's reply is sent: notes how much of the slot's buffers the reply took. */
 void dns_worker_slot_note_reply(struct slot *s);
-/* Readies s's request for dns_chain_handle(). */
+/* Readies s's request for dns_chain_handle(); a query longer than DNS_SLOT_KEEP marks s large. */
 void dns_worker_request_init(struct slot *s, uint8_t *pkt, size_t len, enum dns_proto proto,
                              const struct sockaddr *peer, const struct sockaddr_storage *local,
                              void (*send)(struct dns_request *));

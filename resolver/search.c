@@ -108,10 +108,10 @@ static bool answer_short_name(void *self, struct dns_request *req)
     struct dns_name target;
     if (!short_name_target(search, req, &target) || follow(search, req, &target) < 0)
         return false;
-    size_t n = search->names.answer(search->names.self, &req->q, req->pkt, req->ans, req->ans_cap);
-    req->ans_len = n >= DNS_HEADER_SIZE ? n
-                                        : dns_wire_error_reply(req->ans, req->ans_cap, &req->q,
-                                                               req->pkt, DNS_RCODE_SERVFAIL, 0, -1);
+    req->ans_len =
+        search->names.answer(search->names.self, &req->q, req->pkt, req->ans, req->ans_cap);
+    if (req->ans_len < DNS_HEADER_SIZE)
+        dns_chain_reply_error(req, DNS_RCODE_SERVFAIL, -1);
     return true;
 }
 

@@ -181,7 +181,7 @@ static const char *key_at(const struct reader *r, const char *p, const char **te
     return NULL;
 }
 
-/* After a value: nothing but spaces, and a comment after one of them. */
+/* After a value (or an indicator): nothing but spaces, and a comment after one of them. */
 static bool rest_is_empty(const char *p, const char *eol)
 {
     const char *q = p;
@@ -255,8 +255,7 @@ static struct zones_dom_node *empty_collection(struct reader *r, const char *p)
 static struct zones_dom_node *literal(struct reader *r, const char *p, unsigned n)
 {
     bool strip = p + 1 < r->eol && p[1] == '-';
-    if (!blank_or_end(p + 1 + strip, r->eol) || !rest_is_empty(p + 1 + strip, r->eol) ||
-        r->eol == r->end)
+    if (!rest_is_empty(p + 1 + strip, r->eol) || r->eol == r->end)
         return NULL;
     const char *first = r->eol + 1;
     unsigned indent = 0;
@@ -460,7 +459,7 @@ enum zones_yaml_fast zones_yaml_fast_piece(struct zones_arena *arena, const char
     unsigned line_no = 0;
     if (len >= 3 && memcmp(buf, "---", 3) == 0) { /* its own line: "--- value" is libyaml's */
         const char *eol = line_end(buf, r.end);
-        if (!blank_or_end(buf + 3, eol) || !rest_is_empty(buf + 3, eol))
+        if (!rest_is_empty(buf + 3, eol))
             return ZONES_YAML_FAST_UNSUPPORTED;
         from = eol < r.end ? eol + 1 : r.end;
         line_no = 1;
